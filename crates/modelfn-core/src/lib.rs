@@ -1,0 +1,17 @@
+//! Domain types of modelfn: function names, the `modelfn.toml` manifest, invocations,
+//! the `Runtime`/`Instance` traits that execution hides behind, and `InvokeError`.
+//!
+//! This crate knows no HTTP and no async runtime: the gateway, the scheduler and the
+//! runtimes all speak in these types.
+
+pub mod error;
+pub mod invocation;
+pub mod manifest;
+pub mod name;
+pub mod runtime;
+
+pub use error::InvokeError;
+pub use invocation::{Invocation, InvocationOutput};
+pub use manifest::{Manifest, ManifestError, ModelSpec, RuntimeKind};
+pub use name::{FunctionName, NameError};
+pub use runtime::{BoxFuture, FunctionSpec, Instance, Runtime};

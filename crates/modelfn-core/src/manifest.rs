@@ -1,0 +1,227 @@
+//! The `modelfn.toml` manifest: what a function is, how it runs, and its limits.
+//!
+//! Unknown fields are rejected with a message naming them (a typo must never be
+//! silently ignored), and every value is checked once here, at deploy time.
+
+use crate::name::FunctionName;
+use serde::{Deserialize, Serialize};
+
+/// The file name a function package carries at its root.
+pub const MANIFEST_FILE: &str = "modelfn.toml";
+
+/// Lambda's defaults and bounds for memory (MB) and timeout (ms).
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
+pub const MEMORY_MB_RANGE: (u32, u32) = (128, 10240);
+pub const TIMEOUT_MS_RANGE: (u64, u64) = (1, 900_000);
+
+/// A parsed and validated manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The function's name (the deploy command may override it).
+    pub name: FunctionName,
+    /// How the function runs.
+    pub runtime: RuntimeKind,
+    /// Free text shown by `describe`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Memory size in MB, as on Lambda (default 128).
+    #[serde(default = "default_memory")]
+    pub memory_mb: u32,
+    /// Per-invocation timeout in milliseconds, as on Lambda (default 3000).
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// The model, for `runtime = "onnx"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSpec>,
+}
+
+/// The runtimes this build can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// An ONNX model served natively by modelfn.
+    Onnx,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Onnx => "onnx",
+        }
+    }
+}
+
+/// An ONNX model and the shape of its requests and answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The model file, relative to the package root.
+    pub file: String,
+    /// Input names in the order of the model's feature columns.
+    pub inputs: Vec<String>,
+    /// Class names by class index; empty for regressors or to answer the model's own labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The output holding the predicted label or value (default: the model's first output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_output: Option<String>,
+    /// The output holding class probabilities (default: the model's second output, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability_output: Option<String>,
+}
+
+fn default_memory() -> u32 {
+    DEFAULT_MEMORY_MB
+}
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{MANIFEST_FILE}: {0}")]
+    Parse(String),
+    #[error("{MANIFEST_FILE}: {0}")]
+    Invalid(String),
+}
+
+impl Manifest {
+    /// Parses and validates a manifest from TOML text.
+    pub fn from_toml(text: &str) -> Result<Manifest, ManifestError> {
+        let m: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Parse(one_line(&e.to_string())))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Writes the manifest back as TOML (what the registry stores).
+    pub fn to_toml(&self) -> String {
+        // Serializing plain structs of strings and numbers cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks every value against its bounds.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let invalid = |m: String| Err(ManifestError::Invalid(m));
+        let (lo, hi) = MEMORY_MB_RANGE;
+        if !(lo..=hi).contains(&self.memory_mb) {
+            return invalid(format!(
+                "memory_mb = {} is out of range: use {lo} to {hi}",
+                self.memory_mb
+            ));
+        }
+        let (lo, hi) = TIMEOUT_MS_RANGE;
+        if !(lo..=hi).contains(&self.timeout_ms) {
+            return invalid(format!(
+                "timeout_ms = {} is out of range: use {lo} to {hi}",
+                self.timeout_ms
+            ));
+        }
+        match (self.runtime, &self.model) {
+            (RuntimeKind::Onnx, None) => invalid(
+                "runtime \"onnx\" needs a [model] table naming the model file and its inputs"
+                    .into(),
+            ),
+            (RuntimeKind::Onnx, Some(model)) => model.validate(),
+        }
+    }
+}
+
+impl ModelSpec {
+    fn validate(&self) -> Result<(), ManifestError> {
+        let invalid = |m: String| Err(ManifestError::Invalid(m));
+        if let Err(reason) = check_relative_path(&self.file) {
+            return invalid(format!("model.file = {:?}: {reason}", self.file));
+        }
+        if self.inputs.is_empty() {
+            return invalid("model.inputs must name at least one input".into());
+        }
+        if let Some(bad) = self.inputs.iter().find(|s| s.trim().is_empty()) {
+            return invalid(format!("model.inputs has an empty name ({bad:?})"));
+        }
+        if let Some(dup) = first_duplicate(&self.inputs) {
+            return invalid(format!("model.inputs names '{dup}' twice"));
+        }
+        if let Some(dup) = first_duplicate(&self.labels) {
+            return invalid(format!("model.labels names '{dup}' twice"));
+        }
+        Ok(())
+    }
+}
+
+/// A path inside the package: relative, no `..`, not empty.
+pub fn check_relative_path(p: &str) -> Result<(), &'static str> {
+    if p.is_empty() {
+        return Err("the path is empty");
+    }
+    if p.starts_with('/') || p.starts_with('\\') {
+        return Err("the path must be relative to the package root");
+    }
+    if p.split(['/', '\\']).any(|c| c == "..") {
+        return Err("the path must stay inside the package (no '..')");
+    }
+    Ok(())
+}
+
+fn first_duplicate(items: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .find(|s| !seen.insert(s.as_str()))
+        .map(String::as_str)
+}
+
+/// TOML errors span several lines (a source excerpt); keep the message and position on one.
+fn one_line(msg: &str) -> String {
+    let mut parts = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^'));
+    let head = parts.next().unwrap_or("").to_string();
+    let rest: Vec<&str> = parts.collect();
+    if rest.is_empty() {
+        head
+    } else {
+        format!("{head}: {}", rest.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IRIS: &str = r#"
+name = "iris"
+runtime = "onnx"
+[model]
+file = "model.onnx"
+inputs = ["sl", "sw", "pl", "pw"]
+labels = ["setosa", "versicolor", "virginica"]
+"#;
+
+    #[test]
+    fn defaults_follow_lambda() {
+        let m = Manifest::from_toml(IRIS).unwrap();
+        assert_eq!(m.memory_mb, 128);
+        assert_eq!(m.timeout_ms, 3000);
+        assert_eq!(m.model.as_ref().unwrap().inputs.len(), 4);
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let m = Manifest::from_toml(IRIS).unwrap();
+        assert_eq!(Manifest::from_toml(&m.to_toml()).unwrap(), m);
+    }
+
+    #[test]
+    fn paths_must_stay_inside() {
+        assert!(check_relative_path("model.onnx").is_ok());
+        assert!(check_relative_path("models/a.onnx").is_ok());
+        assert!(check_relative_path("/etc/passwd").is_err());
+        assert!(check_relative_path("a/../../b").is_err());
+        assert!(check_relative_path("").is_err());
+    }
+}

@@ -1,0 +1,43 @@
+//! The seam between scheduling and execution: a `Runtime` starts `Instance`s of a
+//! function version, and an `Instance` runs invocations.
+//!
+//! Futures are boxed `std` futures so that this crate needs no async runtime.
+
+use crate::{Invocation, InvocationOutput, InvokeError, Manifest};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything a runtime needs to start a function version.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub manifest: Manifest,
+    /// The version number this spec belongs to (1, 2, ...).
+    pub version: u64,
+    /// The unpacked, read-only package directory.
+    pub code_dir: PathBuf,
+    /// SHA-256 of the package, hex.
+    pub code_sha256: String,
+}
+
+/// Something that can start instances of functions of one runtime kind.
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts (initializes) one instance: the cold start.
+    fn start(
+        &self,
+        spec: Arc<FunctionSpec>,
+    ) -> BoxFuture<'_, Result<Arc<dyn Instance>, InvokeError>>;
+}
+
+/// A started, warm instance of a function version.
+pub trait Instance: Send + Sync + 'static {
+    /// Runs one invocation.
+    fn invoke(
+        &self,
+        invocation: Invocation,
+    ) -> BoxFuture<'_, Result<InvocationOutput, InvokeError>>;
+}

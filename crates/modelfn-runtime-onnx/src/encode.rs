@@ -1,0 +1,115 @@
+//! Answers as JSON: `{"prediction": ..., "probabilities": {...}}` for one row,
+//! `{"predictions": [...]}` for a batch, in request order.
+
+use crate::model::{Label, Prediction, RowAnswer};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use std::sync::Arc;
+
+struct Row<'a> {
+    answer: &'a RowAnswer,
+    classes: &'a [Arc<str>],
+}
+
+struct Probabilities<'a> {
+    values: &'a [f32],
+    classes: &'a [Arc<str>],
+}
+
+impl Serialize for Prediction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Prediction::Label(Label::Int(i)) => s.serialize_i64(*i),
+            Prediction::Label(Label::Str(l)) => s.serialize_str(l),
+            Prediction::Value(v) => s.serialize_f64(*v),
+        }
+    }
+}
+
+impl Serialize for Probabilities<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.values.len()))?;
+        for (class, p) in self.classes.iter().zip(self.values) {
+            map.serialize_entry(&**class, p)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let probs = self.answer.probabilities.as_deref();
+        let mut map = s.serialize_map(Some(1 + probs.is_some() as usize))?;
+        map.serialize_entry("prediction", &self.answer.prediction)?;
+        if let Some(values) = probs {
+            map.serialize_entry(
+                "probabilities",
+                &Probabilities {
+                    values,
+                    classes: self.classes,
+                },
+            )?;
+        }
+        map.end()
+    }
+}
+
+struct Batch<'a> {
+    answers: &'a [RowAnswer],
+    classes: &'a [Arc<str>],
+}
+
+impl Serialize for Batch<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        let rows: Vec<Row> = self
+            .answers
+            .iter()
+            .map(|answer| Row {
+                answer,
+                classes: self.classes,
+            })
+            .collect();
+        map.serialize_entry("predictions", &rows)?;
+        map.end()
+    }
+}
+
+/// Writes the answers of one request.
+pub fn encode(answers: &[RowAnswer], classes: &[Arc<str>], batch: bool) -> Vec<u8> {
+    let result = match (batch, answers) {
+        (false, [one]) => serde_json::to_vec(&Row {
+            answer: one,
+            classes,
+        }),
+        _ => serde_json::to_vec(&Batch { answers, classes }),
+    };
+    // Serializing strings and finite numbers into memory cannot fail.
+    result.unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_and_batch() {
+        let classes: Vec<Arc<str>> = vec!["no".into(), "yes".into()];
+        let a = RowAnswer {
+            prediction: Prediction::Label(Label::Str("yes".into())),
+            probabilities: Some(vec![0.25, 0.75]),
+        };
+        assert_eq!(
+            String::from_utf8(encode(std::slice::from_ref(&a), &classes, false)).unwrap(),
+            r#"{"prediction":"yes","probabilities":{"no":0.25,"yes":0.75}}"#
+        );
+        let v = RowAnswer {
+            prediction: Prediction::Value(1.5),
+            probabilities: None,
+        };
+        assert_eq!(
+            String::from_utf8(encode(&[v.clone(), v], &[], true)).unwrap(),
+            r#"{"predictions":[{"prediction":1.5},{"prediction":1.5}]}"#
+        );
+    }
+}

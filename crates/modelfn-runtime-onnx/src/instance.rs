@@ -1,0 +1,247 @@
+//! The ONNX `Runtime`: each instance owns one loaded model on its own thread. Requests
+//! wait in a bounded queue; the thread takes every request waiting (up to a row limit)
+//! and runs them as one batch, so concurrency turns into batching with no added delay.
+
+use crate::decode::decode;
+use crate::encode::encode;
+use crate::library::{LibraryConfig, OrtLibrary};
+use crate::model::{LoadedModel, RowAnswer, SessionTuning};
+use bytes::Bytes;
+use modelfn_core::{
+    BoxFuture, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError, Runtime,
+};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+/// Tuning of ONNX instances.
+#[derive(Debug, Clone)]
+pub struct OnnxConfig {
+    /// Where ONNX Runtime comes from.
+    pub library: LibraryConfig,
+    /// Threads inside one model run.
+    pub intra_threads: usize,
+    /// Most rows merged into one model run.
+    pub max_batch_rows: usize,
+    /// Most requests waiting for one instance; more are refused with 429.
+    pub queue_depth: usize,
+}
+
+impl Default for OnnxConfig {
+    fn default() -> Self {
+        OnnxConfig {
+            library: LibraryConfig::default(),
+            intra_threads: 1,
+            max_batch_rows: 256,
+            queue_depth: 4096,
+        }
+    }
+}
+
+/// Starts ONNX instances.
+pub struct OnnxRuntime {
+    config: OnnxConfig,
+}
+
+impl OnnxRuntime {
+    pub fn new(config: OnnxConfig) -> Self {
+        OnnxRuntime { config }
+    }
+
+    /// Loads ONNX Runtime now (instead of at the first model), to report a missing library early.
+    pub fn preload(&self) -> Result<OrtLibrary, String> {
+        OrtLibrary::start(&self.config.library)
+    }
+}
+
+impl Runtime for OnnxRuntime {
+    fn start(
+        &self,
+        spec: Arc<FunctionSpec>,
+    ) -> BoxFuture<'_, Result<Arc<dyn Instance>, InvokeError>> {
+        Box::pin(async move {
+            let instance = OnnxInstance::start(spec, self.config.clone()).await?;
+            Ok(Arc::new(instance) as Arc<dyn Instance>)
+        })
+    }
+}
+
+struct Job {
+    values: Vec<f32>,
+    rows: usize,
+    deadline: Option<Instant>,
+    reply: oneshot::Sender<Result<Vec<RowAnswer>, InvokeError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// One loaded model and the thread that runs it.
+pub struct OnnxInstance {
+    jobs: SyncSender<Job>,
+    permits: Arc<Semaphore>,
+    inputs: Vec<String>,
+    classes: Arc<[Arc<str>]>,
+}
+
+impl OnnxInstance {
+    async fn start(
+        spec: Arc<FunctionSpec>,
+        config: OnnxConfig,
+    ) -> Result<OnnxInstance, InvokeError> {
+        let model_spec =
+            spec.manifest.model.clone().ok_or_else(|| {
+                InvokeError::InitFailed("the manifest has no [model] table".into())
+            })?;
+        let path = spec.code_dir.join(&model_spec.file);
+        if !path.is_file() {
+            return Err(InvokeError::InitFailed(format!(
+                "model.file = {:?} is not in the package",
+                model_spec.file
+            )));
+        }
+        let (jobs, queue) = sync_channel::<Job>(config.queue_depth);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let name = format!("onnx-{}", spec.manifest.name);
+        let spec_for_thread = model_spec.clone();
+        std::thread::Builder::new()
+            .name(name.chars().take(15).collect())
+            .spawn(move || {
+                let loaded = OrtLibrary::start(&config.library).and_then(|lib| {
+                    LoadedModel::load(
+                        &lib.environment,
+                        &path,
+                        &spec_for_thread,
+                        SessionTuning {
+                            intra_threads: config.intra_threads,
+                        },
+                    )
+                });
+                match loaded {
+                    Ok(model) => {
+                        let _ = ready_tx.send(Ok(model.classes().clone()));
+                        serve(model, queue, config.max_batch_rows);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| InvokeError::Internal(format!("cannot start a model thread: {e}")))?;
+        let classes = ready_rx
+            .await
+            .map_err(|_| InvokeError::Internal("the model thread stopped while loading".into()))?
+            .map_err(InvokeError::InitFailed)?;
+        Ok(OnnxInstance {
+            jobs,
+            permits: Arc::new(Semaphore::new(config.queue_depth)),
+            inputs: model_spec.inputs,
+            classes,
+        })
+    }
+}
+
+impl Instance for OnnxInstance {
+    fn invoke(&self, inv: Invocation) -> BoxFuture<'_, Result<InvocationOutput, InvokeError>> {
+        Box::pin(async move {
+            let rows = decode(&inv.body, inv.content_type.as_deref(), &self.inputs)?;
+            let permit =
+                self.permits
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| InvokeError::Throttled {
+                        message: "the model's queue is full".into(),
+                        retry_after: std::time::Duration::from_secs(1),
+                    })?;
+            let (reply, answer) = oneshot::channel();
+            let job = Job {
+                values: rows.values,
+                rows: rows.count,
+                deadline: inv.deadline,
+                reply,
+                _permit: permit,
+            };
+            match self.jobs.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    return Err(InvokeError::Throttled {
+                        message: "the model's queue is full".into(),
+                        retry_after: std::time::Duration::from_secs(1),
+                    })
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(InvokeError::Unavailable(
+                        "the model instance has stopped".into(),
+                    ))
+                }
+            }
+            let answers = answer.await.map_err(|_| {
+                InvokeError::Unavailable("the model instance stopped during the request".into())
+            })??;
+            Ok(InvocationOutput {
+                body: Bytes::from(encode(&answers, &self.classes, rows.batch)),
+                content_type: "application/json",
+            })
+        })
+    }
+}
+
+/// The model thread: takes every waiting job, runs them as one batch, answers each.
+fn serve(mut model: LoadedModel, queue: Receiver<Job>, max_rows: usize) {
+    let features = model.features();
+    let mut values: Vec<f32> = Vec::new();
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        let mut rows = jobs[0].rows;
+        while rows < max_rows {
+            match queue.try_recv() {
+                Ok(job) => {
+                    rows += job.rows;
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        // Callers that gave up (timed out, disconnected) are not computed for.
+        let now = Instant::now();
+        jobs.retain(|j| !j.reply.is_closed() && j.deadline.is_none_or(|d| d > now));
+        if jobs.is_empty() {
+            continue;
+        }
+        if jobs.len() == 1 {
+            if let Some(job) = jobs.pop() {
+                let result = model.run(&job.values, job.rows).map_err(model_error);
+                let _ = job.reply.send(result);
+            }
+            continue;
+        }
+        values.clear();
+        for j in &jobs {
+            values.extend_from_slice(&j.values);
+        }
+        let total: usize = jobs.iter().map(|j| j.rows).sum();
+        debug_assert_eq!(values.len(), total * features);
+        match model.run(&values, total) {
+            Ok(mut answers) => {
+                // Hand each caller its own rows, in order.
+                for job in jobs.into_iter().rev() {
+                    let mine = answers.split_off(answers.len() - job.rows);
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            Err(_) => {
+                // Attribute a failure to the request that causes it.
+                for job in jobs {
+                    let result = model.run(&job.values, job.rows).map_err(model_error);
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+fn model_error(message: String) -> InvokeError {
+    InvokeError::Function {
+        error_type: "ModelError".into(),
+        message,
+    }
+}
