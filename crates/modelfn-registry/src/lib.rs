@@ -1,1 +1,45 @@
-pub fn x() {}
+//! Where functions live: metadata (which functions exist, their versions and manifests)
+//! and artifacts (the uploaded packages, content-addressed), each behind a trait so that
+//! the embedded defaults (SQLite, a local directory) can be swapped for PostgreSQL and S3.
+
+pub mod artifacts;
+pub mod metadata;
+pub mod package;
+
+pub use artifacts::{ArtifactStore, LocalArtifactStore};
+pub use metadata::{FunctionRecord, MetadataStore, NewVersion, SqliteMetadataStore};
+pub use package::{PackageLimits, UnpackedPackage};
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The uploaded package is unusable (the client's fault).
+    #[error("{0}")]
+    InvalidPackage(String),
+    /// The package is over a size limit (the client's fault).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The database or the disk failed (the platform's fault).
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl From<sqlx::Error> for RegistryError {
+    fn from(e: sqlx::Error) -> Self {
+        RegistryError::Storage(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for RegistryError {
+    fn from(e: std::io::Error) -> Self {
+        RegistryError::Storage(e.to_string())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -440,10 +440,12 @@ fn check_input(session: &Session, features: usize) -> Result<bool, String> {
             let f64_input = match ty {
                 TensorElementType::Float32 => false,
                 TensorElementType::Float64 => true,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "the model's input '{}' is a tensor of {other}; modelfn feeds float or double",
                     input.name()
-                )),
+                ))
+                }
             };
             if shape.len() == 2 && shape[1] > 0 && shape[1] as usize != features {
                 return Err(format!(

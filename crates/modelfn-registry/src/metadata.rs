@@ -1,0 +1,169 @@
+//! Metadata: which functions exist and their versions, in SQLite by default
+//! (sqlx, with migrations embedded in the binary).
+
+use crate::{now_ms, RegistryError};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+
+/// A function at its latest version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionRecord {
+    pub name: String,
+    pub version: u64,
+    pub runtime: String,
+    /// The manifest as TOML.
+    pub manifest: String,
+    pub code_sha256: String,
+    pub code_size: u64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// What a deploy records.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub name: String,
+    pub runtime: String,
+    pub manifest: String,
+    pub code_sha256: String,
+    pub code_size: u64,
+}
+
+/// The metadata store.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Adds a version and makes it the function's latest, creating the function if needed.
+    async fn put_version(&self, v: NewVersion) -> Result<FunctionRecord, RegistryError>;
+    async fn get(&self, name: &str) -> Result<Option<FunctionRecord>, RegistryError>;
+    async fn list(&self) -> Result<Vec<FunctionRecord>, RegistryError>;
+    /// Deletes a function and its versions; answers whether it existed.
+    async fn delete(&self, name: &str) -> Result<bool, RegistryError>;
+}
+
+/// SQLite, the embedded default.
+pub struct SqliteMetadataStore {
+    pool: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const SELECT: &str = "SELECT f.name, f.latest_version, v.runtime, v.manifest, v.code_sha256, v.code_size, f.created_at_ms, f.updated_at_ms
+     FROM functions f JOIN function_versions v ON v.function = f.name AND v.version = f.latest_version";
+
+impl SqliteMetadataStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, RegistryError> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| RegistryError::Storage(format!("migrating {}: {e}", path.display())))?;
+        Ok(SqliteMetadataStore { pool })
+    }
+}
+
+fn record(row: &sqlx::sqlite::SqliteRow) -> FunctionRecord {
+    FunctionRecord {
+        name: row.get(0),
+        version: row.get::<i64, _>(1) as u64,
+        runtime: row.get(2),
+        manifest: row.get(3),
+        code_sha256: row.get(4),
+        code_size: row.get::<i64, _>(5) as u64,
+        created_at_ms: row.get(6),
+        updated_at_ms: row.get(7),
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadataStore {
+    async fn put_version(&self, v: NewVersion) -> Result<FunctionRecord, RegistryError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT latest_version FROM functions WHERE name = ?")
+                .bind(&v.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let version = match current {
+            Some(n) => {
+                // Versions are never reused, even after the latest is replaced.
+                let max: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(version), 0) FROM function_versions WHERE function = ?",
+                )
+                .bind(&v.name)
+                .fetch_one(&mut *tx)
+                .await?;
+                max.max(n) + 1
+            }
+            None => {
+                sqlx::query("INSERT INTO functions (name, latest_version, created_at_ms, updated_at_ms) VALUES (?, 0, ?, ?)")
+                    .bind(&v.name)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                1
+            }
+        };
+        sqlx::query(
+            "INSERT INTO function_versions (function, version, runtime, manifest, code_sha256, code_size, created_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&v.name)
+        .bind(version)
+        .bind(&v.runtime)
+        .bind(&v.manifest)
+        .bind(&v.code_sha256)
+        .bind(v.code_size as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE functions SET latest_version = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(version)
+            .bind(now)
+            .bind(&v.name)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!("{SELECT} WHERE f.name = ?"))
+            .bind(&v.name)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(record(&row))
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<FunctionRecord>, RegistryError> {
+        let row = sqlx::query(&format!("{SELECT} WHERE f.name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(record))
+    }
+
+    async fn list(&self) -> Result<Vec<FunctionRecord>, RegistryError> {
+        let rows = sqlx::query(&format!("{SELECT} ORDER BY f.name"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(record).collect())
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, RegistryError> {
+        let done = sqlx::query("DELETE FROM functions WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,209 @@
+//! Function packages: a gzip-compressed tar of the function directory, with
+//! `modelfn.toml` at its root. Unpacking refuses anything that could escape the target
+//! directory (absolute paths, `..`, links, devices) and enforces the size limits.
+
+use crate::RegistryError;
+use flate2::read::GzDecoder;
+use std::io::Read;
+use std::path::{Component, Path};
+
+/// Size limits for packages, as on Lambda (50 MB compressed, 250 MB unpacked).
+#[derive(Debug, Clone, Copy)]
+pub struct PackageLimits {
+    pub max_compressed_bytes: u64,
+    pub max_unpacked_bytes: u64,
+}
+
+impl Default for PackageLimits {
+    fn default() -> Self {
+        PackageLimits {
+            max_compressed_bytes: 50 * 1024 * 1024,
+            max_unpacked_bytes: 250 * 1024 * 1024,
+        }
+    }
+}
+
+/// What unpacking found.
+#[derive(Debug, Clone)]
+pub struct UnpackedPackage {
+    pub files: usize,
+    pub unpacked_bytes: u64,
+}
+
+fn invalid(msg: impl Into<String>) -> RegistryError {
+    RegistryError::InvalidPackage(msg.into())
+}
+
+/// Megabytes with one decimal, for messages.
+pub fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1_048_576.0)
+}
+
+/// Checks the compressed size against the limit.
+pub fn check_compressed(len: u64, limits: &PackageLimits) -> Result<(), RegistryError> {
+    if len > limits.max_compressed_bytes {
+        return Err(RegistryError::TooLarge(format!(
+            "the package is {} compressed; the limit is {}",
+            mb(len),
+            mb(limits.max_compressed_bytes)
+        )));
+    }
+    Ok(())
+}
+
+/// Unpacks `archive` (tar.gz) into `dest`, which must exist and be empty.
+pub fn unpack(
+    archive: &[u8],
+    dest: &Path,
+    limits: &PackageLimits,
+) -> Result<UnpackedPackage, RegistryError> {
+    check_compressed(archive.len() as u64, limits)?;
+    if archive.len() < 2 || archive[0] != 0x1f || archive[1] != 0x8b {
+        return Err(invalid(
+            "the package is not a gzip-compressed tar archive (make one with `tar -czf fn.tar.gz -C DIR .`, or use `modelfn deploy DIR`)",
+        ));
+    }
+    let mut tar = tar::Archive::new(GzDecoder::new(archive));
+    let mut total: u64 = 0;
+    let mut files = 0;
+    let entries = tar
+        .entries()
+        .map_err(|e| invalid(format!("the package cannot be read: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| invalid(format!("the package is corrupt: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| invalid(format!("a file name in the package is unreadable: {e}")))?
+            .into_owned();
+        let shown = path.display().to_string();
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(invalid(format!(
+                "the package path {shown:?} leaves the package (absolute or '..')"
+            )));
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            std::fs::create_dir_all(dest.join(&path))?;
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(invalid(format!(
+                "the package entry {shown:?} is a link or special file; packages hold only files and directories"
+            )));
+        }
+        let size = entry.header().size().unwrap_or(0);
+        total = total.saturating_add(size);
+        if total > limits.max_unpacked_bytes {
+            return Err(RegistryError::TooLarge(format!(
+                "the package unpacks to more than {} (the limit); {shown:?} brought it over",
+                mb(limits.max_unpacked_bytes)
+            )));
+        }
+        let target = dest.join(&path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut out = std::fs::File::create(&target)?;
+        // Copy at most the declared size: a lying header cannot overrun the limit.
+        let copied = std::io::copy(&mut (&mut entry).take(size), &mut out)
+            .map_err(|e| invalid(format!("the package is corrupt at {shown:?}: {e}")))?;
+        if copied != size {
+            return Err(invalid(format!("the package is truncated at {shown:?}")));
+        }
+        files += 1;
+    }
+    Ok(UnpackedPackage {
+        files,
+        unpacked_bytes: total,
+    })
+}
+
+/// Packs a directory into tar.gz (what `modelfn deploy DIR` uploads). Skips `.git`,
+/// `__pycache__` and `target` directories.
+pub fn pack_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(enc);
+    builder.follow_symlinks(true);
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if p.is_dir() {
+                if !matches!(name, ".git" | "__pycache__" | "target") {
+                    stack.push(p);
+                }
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        let rel = f.strip_prefix(dir).unwrap_or(&f);
+        builder.append_path_with_name(&f, rel)?;
+    }
+    builder.into_inner()?.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(enc);
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            // set_path refuses '..'; write the raw name to test the unpacker's own check.
+            let raw = &mut h.as_old_mut().name;
+            raw[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn unpacks_files_and_counts_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = targz(&[("modelfn.toml", b"x"), ("sub/model.onnx", b"12345")]);
+        let u = unpack(&a, dir.path(), &PackageLimits::default()).unwrap();
+        assert_eq!((u.files, u.unpacked_bytes), (2, 6));
+        assert_eq!(
+            std::fs::read(dir.path().join("sub/model.onnx")).unwrap(),
+            b"12345"
+        );
+    }
+
+    #[test]
+    fn refuses_escapes_garbage_and_oversize() {
+        let dir = tempfile::tempdir().unwrap();
+        let lim = PackageLimits::default();
+        let e = unpack(&targz(&[("../evil", b"x")]), dir.path(), &lim).unwrap_err();
+        assert!(e.to_string().contains("leaves the package"), "{e}");
+        let e = unpack(&targz(&[("/etc/evil", b"x")]), dir.path(), &lim).unwrap_err();
+        assert!(e.to_string().contains("leaves the package"), "{e}");
+        let e = unpack(b"PK\x03\x04 zip", dir.path(), &lim).unwrap_err();
+        assert!(e.to_string().contains("not a gzip-compressed tar"), "{e}");
+        let small = PackageLimits {
+            max_compressed_bytes: 1 << 20,
+            max_unpacked_bytes: 3,
+        };
+        let e = unpack(&targz(&[("big", b"12345")]), dir.path(), &small).unwrap_err();
+        assert!(matches!(e, RegistryError::TooLarge(_)), "{e}");
+        let tiny = PackageLimits {
+            max_compressed_bytes: 10,
+            max_unpacked_bytes: 1 << 20,
+        };
+        let e = unpack(&targz(&[("a", b"1")]), dir.path(), &tiny).unwrap_err();
+        assert!(e.to_string().contains("compressed; the limit is"), "{e}");
+    }
+}

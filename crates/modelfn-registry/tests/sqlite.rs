@@ -1,0 +1,41 @@
+//! The SQLite metadata store against a real database file: versions, reopen, delete.
+
+use modelfn_registry::{MetadataStore, NewVersion, SqliteMetadataStore};
+
+fn v(name: &str, sha: &str) -> NewVersion {
+    NewVersion {
+        name: name.into(),
+        runtime: "onnx".into(),
+        manifest: format!("name = \"{name}\""),
+        code_sha256: sha.into(),
+        code_size: 10,
+    }
+}
+
+#[tokio::test]
+async fn versions_survive_reopening_and_delete_cascades() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("meta.db");
+    {
+        let s = SqliteMetadataStore::open(&db).await.unwrap();
+        assert_eq!(s.put_version(v("iris", "a")).await.unwrap().version, 1);
+        let r = s.put_version(v("iris", "b")).await.unwrap();
+        assert_eq!((r.version, r.code_sha256.as_str()), (2, "b"));
+        s.put_version(v("digits", "c")).await.unwrap();
+    }
+    let s = SqliteMetadataStore::open(&db).await.unwrap();
+    let names: Vec<String> = s
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["digits", "iris"]);
+    assert_eq!(s.get("iris").await.unwrap().unwrap().version, 2);
+    assert!(s.delete("iris").await.unwrap());
+    assert!(!s.delete("iris").await.unwrap());
+    assert!(s.get("iris").await.unwrap().is_none());
+    // A function deployed again after delete starts over, as on Lambda.
+    assert_eq!(s.put_version(v("iris", "d")).await.unwrap().version, 1);
+}
