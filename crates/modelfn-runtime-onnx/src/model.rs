@@ -396,7 +396,7 @@ fn place<K: PartialEq>(keys: &[K], kv: Vec<(K, f32)>) -> Vec<f32> {
 }
 
 fn check_len(got: usize, rows: usize, what: &str) -> Result<(), String> {
-    if got < rows || (rows > 0 && got % rows != 0) {
+    if got < rows || (rows > 0 && !got.is_multiple_of(rows)) {
         Err(format!(
             "the model's {what} output has {got} values for {rows} rows"
         ))

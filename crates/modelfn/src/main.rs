@@ -1,1 +1,32 @@
-fn main() {}
+//! `modelfn`: the command line. `serve` and `demo` run the server; the other commands
+//! talk to a running server over HTTP.
+
+mod cli;
+mod client;
+mod config;
+mod demo;
+mod server;
+mod table;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("modelfn: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("modelfn: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The admin API: deploy, list, describe and delete functions. Every route requires
+//! `Authorization: Bearer <admin token>`.
+
+use crate::error::{body_rejection, ApiError};
+use crate::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use modelfn_core::FunctionName;
+use serde::Deserialize;
+
+/// Refuses admin requests without the right bearer token.
+pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(token) if constant_time_eq(token.as_bytes(), state.config.admin_token.as_bytes()) => next.run(req).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "the admin token is wrong").into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "the admin API needs `Authorization: Bearer <token>`; the token is in the server's data directory (admin-token)",
+        )
+        .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployParams {
+    /// Deploy under this name instead of the manifest's.
+    pub name: Option<String>,
+}
+
+const PACKAGE_TYPES: &[&str] = &[
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-tar",
+    "application/x-compressed-tar",
+    "application/octet-stream",
+];
+
+/// `POST /v1/functions[?name=NAME]` with a tar.gz package as the body.
+pub async fn deploy(
+    State(state): State<AppState>,
+    params: Result<Query<DeployParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ct = modelfn_core::invocation::normalize_media_type(ct);
+        if !PACKAGE_TYPES.contains(&ct.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                format!("a package is uploaded as application/gzip (a tar.gz), not {ct}"),
+            ));
+        }
+    }
+    let body = body.map_err(|e| body_rejection(e, state.config.max_package_bytes))?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the request body is empty; upload the function as a tar.gz (`modelfn deploy DIR` does it for you)",
+        ));
+    }
+    let name = params
+        .name
+        .map(|n| FunctionName::parse(&n))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let outcome = state.control.deploy(body.to_vec(), name).await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(outcome)).into_response())
+}
+
+/// `GET /v1/functions`
+pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let functions = state.control.list().await?;
+    Ok(Json(serde_json::json!({ "functions": functions })).into_response())
+}
+
+/// `GET /v1/functions/{name}`
+pub async fn describe(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.control.describe(&name).await?).into_response())
+}
+
+/// `DELETE /v1/functions/{name}`
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.control.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,141 @@
+//! The one place where errors become HTTP responses:
+//! `{"error": {"type": "...", "message": "..."}}` with a status that says whose fault it is
+//! (4xx the client's, 502/504 the function's, 5xx the platform's).
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use modelfn_control::ControlError;
+use modelfn_core::InvokeError;
+use serde::Serialize;
+
+/// `{"error": {"type": ..., "message": ...}}`, fields in that order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+    /// Set when the function itself failed (`x-modelfn-function-error: Unhandled`).
+    pub function_error: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            retry_after_secs: None,
+            function_error: false,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
+    }
+}
+
+impl From<InvokeError> for ApiError {
+    fn from(e: InvokeError) -> Self {
+        let kind = e.kind();
+        let message = e.to_string();
+        let (status, function_error) = match &e {
+            InvokeError::InvalidInput(_) => (StatusCode::BAD_REQUEST, false),
+            InvokeError::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, false),
+            InvokeError::FunctionNotFound(_) => (StatusCode::NOT_FOUND, false),
+            InvokeError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, false),
+            InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, true),
+            InvokeError::InitFailed(_) | InvokeError::Function { .. } => {
+                (StatusCode::BAD_GATEWAY, true)
+            }
+            InvokeError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, false),
+            InvokeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, false),
+        };
+        let mut err = ApiError::new(status, kind, message);
+        err.function_error = function_error;
+        if let InvokeError::Throttled { retry_after, .. } = e {
+            err.retry_after_secs = Some(retry_after.as_secs().max(1));
+        }
+        err
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let (status, kind) = match &e {
+            ControlError::InvalidPackage(_) => (StatusCode::BAD_REQUEST, "InvalidPackage"),
+            ControlError::InvalidManifest(_) => (StatusCode::BAD_REQUEST, "InvalidManifest"),
+            ControlError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PackageTooLarge"),
+            ControlError::InitFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InitError"),
+            ControlError::NotFound(_) => (StatusCode::NOT_FOUND, "FunctionNotFound"),
+            ControlError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
+        };
+        ApiError::new(status, kind, e.to_string())
+    }
+}
+
+/// A body that could not be read: too large (413) or broken.
+pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLarge",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    } else {
+        ApiError::bad_request(format!("the request body could not be read: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() && !self.function_error {
+            tracing::error!(status = %self.status, kind = self.kind, message = %self.message, "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind,
+                message: &self.message,
+            },
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.function_error {
+            resp.headers_mut().insert(
+                "x-modelfn-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// Any path no route matches.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("no route for {}", uri.path()),
+    )
+}

@@ -1,0 +1,172 @@
+//! The native invoke API.
+//!
+//! - `POST /v1/functions/{name}/invoke`: the body is the event (JSON or, for models, CSV).
+//! - `GET /v1/functions/{name}/invoke?sl=6.9&...`: query parameters become a JSON object
+//!   event, numbers parsed (`sl=6.9` → `6.9`), other values kept as strings, repeated
+//!   keys gathered into arrays.
+
+use crate::error::{body_rejection, ApiError};
+use crate::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use modelfn_core::Invocation;
+use serde_json::{Map, Number, Value};
+
+/// `POST /v1/functions/{name}/invoke`
+pub async fn invoke_post(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let (body, content_type) = form_to_json(body, content_type)?;
+    run(
+        &state,
+        &name,
+        Invocation::new(new_request_id(), body, content_type),
+    )
+    .await
+}
+
+/// `GET /v1/functions/{name}/invoke?...`
+pub async fn invoke_get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let event = query_event(query.as_deref().unwrap_or(""))?;
+    let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    run(
+        &state,
+        &name,
+        Invocation::new(new_request_id(), body, Some("application/json")),
+    )
+    .await
+}
+
+/// A form body (what `curl -d` sends by default) is read like a query string; one that
+/// holds JSON (`curl -d '{"a": 1}'` without a content type) is read as JSON.
+fn form_to_json(
+    body: Bytes,
+    content_type: Option<&str>,
+) -> Result<(Bytes, Option<&str>), ApiError> {
+    let is_form = content_type
+        .map(modelfn_core::invocation::normalize_media_type)
+        .is_some_and(|ct| ct == "application/x-www-form-urlencoded");
+    if !is_form {
+        return Ok((body, content_type));
+    }
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'{') | Some(b'[')) {
+        return Ok((body, Some("application/json")));
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the form body is not UTF-8"))?;
+    let event = query_event(text)?;
+    Ok((
+        Bytes::from(serde_json::to_vec(&event).unwrap_or_default()),
+        Some("application/json"),
+    ))
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, ApiError> {
+    let request_id = inv.request_id.clone();
+    let result = state.control.invoke(name, inv).await;
+    let mut resp = match result {
+        Ok((output, report)) => {
+            tracing::debug!(%request_id, function = name, cold = report.cold_start, duration_us = report.duration.as_micros() as u64, "invoked");
+            let mut resp = (StatusCode::OK, output.body).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(output.content_type),
+            );
+            h.insert("x-modelfn-version", HeaderValue::from(report.version));
+            h.insert(
+                "x-modelfn-cold-start",
+                HeaderValue::from_static(if report.cold_start { "true" } else { "false" }),
+            );
+            if let Some(init) = report.init_duration {
+                if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", init.as_secs_f64() * 1e3)) {
+                    h.insert("x-modelfn-init-duration-ms", v);
+                }
+            }
+            resp
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-modelfn-request-id", v);
+    }
+    Ok(resp)
+}
+
+/// Builds the event of a GET from its query string.
+pub fn query_event(query: &str) -> Result<Value, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad_request(format!("the query string is malformed: {e}")))?;
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        let value = parse_scalar(&v);
+        match map.get_mut(&k) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(prev) => {
+                let first = prev.take();
+                *prev = Value::Array(vec![first, value]);
+            }
+            None => {
+                map.insert(k, value);
+            }
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+/// `"6.9"` → `6.9`; anything that is not a plain finite number stays a string.
+fn parse_scalar(v: &str) -> Value {
+    let t = v.trim();
+    let numeric = !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+    if numeric {
+        if let Some(n) = t
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .and_then(Number::from_f64)
+        {
+            return Value::Number(n);
+        }
+    }
+    Value::String(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn query_strings_become_events() {
+        assert_eq!(
+            query_event("sl=6.9&sw=3.1&pl=5.1&pw=2.3").unwrap(),
+            json!({"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3})
+        );
+        assert_eq!(
+            query_event("num=test&x=1&x=2&inf=inf&e=").unwrap(),
+            json!({"num": "test", "x": [1.0, 2.0], "inf": "inf", "e": ""})
+        );
+        assert_eq!(query_event("").unwrap(), json!({}));
+    }
+}

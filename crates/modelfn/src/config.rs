@@ -1,0 +1,191 @@
+//! Server configuration as one typed struct, in layers: defaults, then a TOML file
+//! (`--config`), then `MODELFN_*` environment variables, then flags (clap reads the last
+//! two, flags winning). Checked once at start; a bad value exits with a clear message.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Flags (and their environment variables) of `serve` and `demo`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (use port 0 for any free port).
+    #[arg(long, env = "MODELFN_LISTEN")]
+    pub listen: Option<String>,
+    /// Where metadata, artifacts and the admin token live.
+    #[arg(long, env = "MODELFN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML configuration file.
+    #[arg(long, env = "MODELFN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Path to libonnxruntime.so (default: found or installed automatically).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_library: Option<PathBuf>,
+    /// Stop when standard input closes (for tests and supervisors that own the process).
+    #[arg(long, hide = true)]
+    pub exit_with_stdin: bool,
+}
+
+/// The configuration file's fields; every one is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    max_invoke_body_bytes: Option<usize>,
+    max_package_mb: Option<u64>,
+    max_unpacked_mb: Option<u64>,
+    ort_library: Option<PathBuf>,
+    install_onnxruntime: Option<bool>,
+    log: Option<String>,
+}
+
+/// The resolved server configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_invoke_body_bytes: usize,
+    pub max_package_bytes: u64,
+    pub max_unpacked_bytes: u64,
+    pub ort_library: Option<PathBuf>,
+    /// Whether a missing ONNX Runtime may be installed with pip.
+    pub install_onnxruntime: bool,
+    /// A tracing filter (`RUST_LOG` syntax).
+    pub log: String,
+    pub exit_with_stdin: bool,
+}
+
+/// `$MODELFN_DATA_DIR`, else `$XDG_DATA_HOME/modelfn`, else `~/.local/share/modelfn`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("modelfn");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/modelfn"),
+        None => PathBuf::from("modelfn-data"),
+    }
+}
+
+impl ServeConfig {
+    fn defaults() -> ServeConfig {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: default_data_dir(),
+            max_invoke_body_bytes: 6 * 1024 * 1024,
+            max_package_bytes: 50 * 1024 * 1024,
+            max_unpacked_bytes: 250 * 1024 * 1024,
+            ort_library: None,
+            install_onnxruntime: true,
+            log: "info".into(),
+            exit_with_stdin: false,
+        }
+    }
+
+    /// Resolves the layers for these flags.
+    pub fn load(args: &ServeArgs) -> Result<ServeConfig> {
+        let file = match &args.config {
+            Some(path) => Some(read_file(path)?),
+            None => None,
+        };
+        Self::resolve(file, args)
+    }
+
+    fn resolve(file: Option<FileConfig>, args: &ServeArgs) -> Result<ServeConfig> {
+        let mut c = Self::defaults();
+        let mut listen = None;
+        if let Some(f) = file {
+            listen = f.listen;
+            if let Some(v) = f.data_dir {
+                c.data_dir = v;
+            }
+            if let Some(v) = f.max_invoke_body_bytes {
+                c.max_invoke_body_bytes = v;
+            }
+            if let Some(v) = f.max_package_mb {
+                c.max_package_bytes = v * 1024 * 1024;
+            }
+            if let Some(v) = f.max_unpacked_mb {
+                c.max_unpacked_bytes = v * 1024 * 1024;
+            }
+            c.ort_library = f.ort_library;
+            if let Some(v) = f.install_onnxruntime {
+                c.install_onnxruntime = v;
+            }
+            if let Some(v) = f.log {
+                c.log = v;
+            }
+        }
+        if let Some(v) = &args.listen {
+            listen = Some(v.clone());
+        }
+        if let Some(v) = &args.data_dir {
+            c.data_dir = v.clone();
+        }
+        if let Some(v) = &args.ort_library {
+            c.ort_library = Some(v.clone());
+        }
+        c.exit_with_stdin = args.exit_with_stdin;
+        if let Some(l) = listen {
+            c.listen = l
+                .parse()
+                .with_context(|| format!("listen = {l:?} is not an address like 127.0.0.1:8080"))?;
+        }
+        if c.max_invoke_body_bytes == 0 {
+            bail!("max_invoke_body_bytes must be more than 0");
+        }
+        if c.max_package_bytes == 0 || c.max_unpacked_bytes == 0 {
+            bail!("max_package_mb and max_unpacked_mb must be more than 0");
+        }
+        Ok(c)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in the configuration file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let file: FileConfig =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nmax_package_mb = 10\n").unwrap();
+        let c = ServeConfig::resolve(Some(file), &ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.max_package_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.max_invoke_body_bytes, 6 * 1024 * 1024);
+        let file: FileConfig = toml::from_str("listen = \"127.0.0.1:9000\"").unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ServeConfig::resolve(Some(file), &args)
+                .unwrap()
+                .listen
+                .port(),
+            0
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = toml::from_str::<FileConfig>("listn = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `listn`"), "{e}");
+        let args = ServeArgs {
+            listen: Some("localhost".into()),
+            ..Default::default()
+        };
+        let e = ServeConfig::resolve(None, &args).unwrap_err().to_string();
+        assert!(e.contains("\"localhost\" is not an address"), "{e}");
+    }
+}

@@ -1,0 +1,195 @@
+//! Wiring: opens the stores, builds the runtimes, scheduler, control plane and router,
+//! restores deployed functions, and serves until SIGTERM/SIGINT (finishing requests in
+//! flight).
+
+use crate::config::ServeConfig;
+use anyhow::{Context, Result};
+use modelfn_control::ControlPlane;
+use modelfn_core::{Runtime, RuntimeKind};
+use modelfn_gateway::{router, AppState, GatewayConfig};
+use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
+use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
+use modelfn_scheduler::Scheduler;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// The admin token's file in the data directory.
+pub const TOKEN_FILE: &str = "admin-token";
+
+pub fn init_tracing(cfg: &ServeConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub control: Arc<ControlPlane>,
+    pub token_path: std::path::PathBuf,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Waits until the server has shut down.
+    pub async fn wait(self) -> Result<()> {
+        self.task
+            .await
+            .context("the server task failed")?
+            .context("serving HTTP")?;
+        eprintln!("modelfn: stopped");
+        Ok(())
+    }
+}
+
+/// Reads the admin token, creating it (mode 0600) on first start.
+fn admin_token(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
+    let token = hex::encode(bytes);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    Ok(token)
+}
+
+/// Starts everything and begins serving; returns once the listener is bound.
+pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+    let token = admin_token(&cfg.data_dir)?;
+    let meta = SqliteMetadataStore::open(&cfg.data_dir.join("modelfn.db"))
+        .await
+        .context("opening the metadata database")?;
+    let limits = PackageLimits {
+        max_compressed_bytes: cfg.max_package_bytes,
+        max_unpacked_bytes: cfg.max_unpacked_bytes,
+    };
+    let artifacts = LocalArtifactStore::new(cfg.data_dir.join("artifacts"), limits)
+        .context("opening the artifact store")?;
+
+    let onnx = Arc::new(OnnxRuntime::new(OnnxConfig {
+        library: LibraryConfig {
+            path: cfg.ort_library.clone(),
+            data_dir: Some(cfg.data_dir.clone()),
+            allow_pip: cfg.install_onnxruntime,
+        },
+        ..OnnxConfig::default()
+    }));
+    // Find (or install) ONNX Runtime now, so that a missing library is reported at start
+    // and the first cold start does not pay for it.
+    let preload = onnx.clone();
+    tokio::task::spawn_blocking(move || match preload.preload() {
+        Ok(lib) => tracing::info!("ONNX Runtime ready: {}", lib.path.display()),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("modelfn: {e}");
+        }
+    });
+    let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
+    runtimes.insert(RuntimeKind::Onnx, onnx);
+    let scheduler = Arc::new(Scheduler::new(runtimes));
+    let control = Arc::new(ControlPlane::new(
+        Arc::new(meta),
+        Arc::new(artifacts),
+        scheduler,
+    ));
+    let restored = control
+        .restore()
+        .await
+        .context("restoring deployed functions")?;
+
+    let mut gw = GatewayConfig::new(token);
+    gw.max_invoke_body_bytes = cfg.max_invoke_body_bytes;
+    gw.max_package_bytes = cfg.max_package_bytes as usize;
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = router(AppState {
+        control: control.clone(),
+        config: Arc::new(gw),
+        ready: ready.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    ready.store(true, Ordering::Release);
+    let token_path = cfg.data_dir.join(TOKEN_FILE);
+    println!("modelfn listening on http://{addr}");
+    println!(
+        "data directory {} ({restored} functions restored); admin token in {}",
+        cfg.data_dir.display(),
+        token_path.display()
+    );
+    let _ = std::io::stdout().flush();
+
+    let exit_with_stdin = cfg.exit_with_stdin;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal(exit_with_stdin))
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        control,
+        token_path,
+        task,
+    })
+}
+
+/// Resolves on SIGINT, SIGTERM or (when asked) the end of standard input.
+async fn shutdown_signal(exit_with_stdin: bool) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
+    };
+    let stdin_closed = async {
+        if exit_with_stdin {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 64];
+            let mut stdin = tokio::io::stdin();
+            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+        } else {
+            std::future::pending::<()>().await
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+        _ = stdin_closed => {},
+    }
+    eprintln!("modelfn: shutting down, finishing requests in flight");
+}

@@ -1,0 +1,114 @@
+//! Human-readable tables for `list` and `describe`.
+
+use serde_json::Value;
+
+fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        s.truncate(s.trim_end().len());
+        s + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out += &line(r.clone());
+    }
+    out
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+pub fn functions(list: &Value) -> String {
+    let empty = vec![];
+    let rows: Vec<Vec<String>> = list
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|f| {
+            vec![
+                s(&f["name"]),
+                s(&f["version"]),
+                s(&f["runtime"]),
+                format!("{} MB", s(&f["memory_mb"])),
+                format!("{} ms", s(&f["timeout_ms"])),
+                s(&f["stats"]["state"]),
+                s(&f["stats"]["invocations"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no functions deployed\n".into();
+    }
+    render(
+        &[
+            "NAME",
+            "VERSION",
+            "RUNTIME",
+            "MEMORY",
+            "TIMEOUT",
+            "STATE",
+            "INVOCATIONS",
+        ],
+        &rows,
+    )
+}
+
+pub fn describe(f: &Value) -> String {
+    let mut rows = vec![
+        vec!["name".into(), s(&f["name"])],
+        vec!["version".into(), s(&f["version"])],
+        vec!["runtime".into(), s(&f["runtime"])],
+        vec!["description".into(), s(&f["description"])],
+        vec!["memory".into(), format!("{} MB", s(&f["memory_mb"]))],
+        vec!["timeout".into(), format!("{} ms", s(&f["timeout_ms"]))],
+        vec![
+            "code".into(),
+            format!(
+                "sha256:{} ({} bytes)",
+                s(&f["code_sha256"]),
+                s(&f["code_size"])
+            ),
+        ],
+    ];
+    if let Some(m) = f.get("model") {
+        rows.push(vec!["model file".into(), s(&m["file"])]);
+        let inputs: Vec<String> = m["inputs"]
+            .as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default();
+        rows.push(vec!["inputs".into(), inputs.join(", ")]);
+        if let Some(labels) = m["labels"].as_array() {
+            rows.push(vec![
+                "labels".into(),
+                labels.iter().map(s).collect::<Vec<_>>().join(", "),
+            ]);
+        }
+    }
+    if let Some(st) = f.get("stats") {
+        rows.push(vec!["state".into(), s(&st["state"])]);
+        rows.push(vec!["invocations".into(), s(&st["invocations"])]);
+        rows.push(vec!["errors".into(), s(&st["errors"])]);
+        rows.push(vec!["cold starts".into(), s(&st["cold_starts"])]);
+        rows.push(vec![
+            "last init".into(),
+            format!("{} ms", s(&st["last_init_duration_ms"])),
+        ]);
+    }
+    render(&["FIELD", "VALUE"], &rows)
+}
