@@ -174,13 +174,24 @@ fn first_duplicate(items: &[String]) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// TOML errors span several lines (a source excerpt); keep the message and position on one.
+/// TOML errors span several lines (a source excerpt); keep the position and the message
+/// on one: `line 3, column 1: unknown field ...`.
 fn one_line(msg: &str) -> String {
+    let is_excerpt = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with('|')
+            || t.split_once(" |")
+                .is_some_and(|(n, _)| n.bytes().all(|b| b.is_ascii_digit()))
+    };
     let mut parts = msg
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^'));
-    let head = parts.next().unwrap_or("").to_string();
+        .filter(|l| !l.is_empty() && !is_excerpt(l));
+    let head = parts
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("TOML parse error at ")
+        .to_string();
     let rest: Vec<&str> = parts.collect();
     if rest.is_empty() {
         head
