@@ -14,6 +14,7 @@ fn bench(c: &mut Criterion) {
         path: std::env::var_os("ORT_DYLIB_PATH").map(Into::into),
         data_dir: None,
         allow_pip: true,
+        ..Default::default()
     })
     .expect("ONNX Runtime");
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");

@@ -23,6 +23,23 @@ pub struct LibraryConfig {
     pub data_dir: Option<PathBuf>,
     /// Whether a missing library may be installed with pip.
     pub allow_pip: bool,
+    /// Where pip installs it (default: [`cache_dir`]).
+    pub cache_dir: Option<PathBuf>,
+    /// The Python used to find or install `onnxruntime` (default: `$MODELFN_PYTHON` or `python3`).
+    pub python: Option<String>,
+}
+
+impl LibraryConfig {
+    fn cache(&self) -> Option<PathBuf> {
+        self.cache_dir.clone().or_else(cache_dir)
+    }
+
+    fn python(&self) -> String {
+        self.python
+            .clone()
+            .or_else(|| std::env::var("MODELFN_PYTHON").ok())
+            .unwrap_or_else(|| "python3".to_string())
+    }
 }
 
 /// A started ONNX Runtime environment and where its library came from.
@@ -71,16 +88,16 @@ pub fn locate(cfg: &LibraryConfig) -> Result<PathBuf, String> {
     if let Some(found) = search_paths(cfg).into_iter().find(|p| p.is_file()) {
         return Ok(found);
     }
-    if let Some(found) = python_onnxruntime() {
+    if let Some(found) = python_onnxruntime(&cfg.python()) {
         return Ok(found);
     }
-    let Some(cache) = cache_dir() else {
+    let Some(cache) = cfg.cache() else {
         return Err(missing("no cache directory (set HOME or XDG_CACHE_HOME)"));
     };
     if !cfg.allow_pip {
         return Err(missing("installing it with pip is turned off"));
     }
-    install_with_pip(&cache)
+    install_with_pip(&cfg.python(), &cache)
 }
 
 fn missing(why: &str) -> String {
@@ -104,7 +121,7 @@ fn search_paths(cfg: &LibraryConfig) -> Vec<PathBuf> {
         .iter()
         .flat_map(|d| [d.join(LIB_NAME), d.join("libonnxruntime.so")])
         .collect();
-    if let Some(c) = cache_dir() {
+    if let Some(c) = cfg.cache() {
         paths.push(pip_target(&c).join("onnxruntime/capi").join(LIB_NAME));
     }
     paths
@@ -122,13 +139,9 @@ fn pip_target(cache: &Path) -> PathBuf {
     cache.join(format!("onnxruntime-{ORT_VERSION}"))
 }
 
-fn python() -> String {
-    std::env::var("MODELFN_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
 /// Asks an installed Python where its `onnxruntime` package keeps the library.
-fn python_onnxruntime() -> Option<PathBuf> {
-    let out = Command::new(python())
+fn python_onnxruntime(python: &str) -> Option<PathBuf> {
+    let out = Command::new(python)
         .args([
             "-c",
             "import os, onnxruntime; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))",
@@ -153,7 +166,7 @@ fn python_onnxruntime() -> Option<PathBuf> {
     libs.pop()
 }
 
-fn install_with_pip(cache: &Path) -> Result<PathBuf, String> {
+fn install_with_pip(python: &str, cache: &Path) -> Result<PathBuf, String> {
     let target = pip_target(cache);
     let staging = cache.join(format!(
         "onnxruntime-{ORT_VERSION}.partial-{}",
@@ -165,7 +178,7 @@ fn install_with_pip(cache: &Path) -> Result<PathBuf, String> {
     );
     std::fs::create_dir_all(cache)
         .map_err(|e| missing(&format!("cannot create {}: {e}", cache.display())))?;
-    let status = Command::new(python())
+    let status = Command::new(python)
         .args([
             "-m",
             "pip",
@@ -178,7 +191,7 @@ fn install_with_pip(cache: &Path) -> Result<PathBuf, String> {
         .arg(&staging)
         .arg(format!("onnxruntime=={ORT_VERSION}"))
         .status()
-        .map_err(|e| missing(&format!("could not run `{} -m pip`: {e}", python())))?;
+        .map_err(|e| missing(&format!("could not run `{python} -m pip`: {e}")))?;
     if !status.success() {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(missing(&format!(
@@ -213,5 +226,30 @@ mod tests {
         let err = locate(&cfg).unwrap_err();
         assert!(err.contains("ORT_DYLIB_PATH"), "{err}");
         assert!(err.contains("/nonexistent/libonnxruntime.so"), "{err}");
+    }
+
+    fn nowhere(allow_pip: bool, cache: &Path) -> LibraryConfig {
+        LibraryConfig {
+            path: None,
+            data_dir: Some(cache.join("data")),
+            allow_pip,
+            cache_dir: Some(cache.to_path_buf()),
+            python: Some("/nonexistent/python3".into()),
+        }
+    }
+
+    #[test]
+    fn no_library_and_no_pip_is_one_error_naming_the_fix() {
+        let cache = std::env::temp_dir().join(format!("modelfn-libtest-{}", std::process::id()));
+        let err = locate(&nowhere(false, &cache)).unwrap_err();
+        assert!(err.contains("pip install onnxruntime==1.31.1"), "{err}");
+        assert!(err.contains("ORT_DYLIB_PATH"), "{err}");
+        let err = locate(&nowhere(true, &cache)).unwrap_err();
+        assert!(
+            err.contains("could not run `/nonexistent/python3 -m pip`"),
+            "{err}"
+        );
+        assert!(err.contains("pip install onnxruntime==1.31.1"), "{err}");
+        let _ = std::fs::remove_dir_all(&cache);
     }
 }

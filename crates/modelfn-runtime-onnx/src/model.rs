@@ -220,34 +220,12 @@ impl LoadedModel {
                     };
                 }
                 ProbKind::ZipMapInt => {
-                    let maps = value
-                        .try_extract_sequence::<DynMapValueType>()
-                        .map_err(err)?;
-                    let first = maps.first().ok_or("the ZipMap output is empty")?;
-                    let mut keys: Vec<i64> = first
-                        .try_extract_key_values::<i64, f32>()
-                        .map_err(err)?
-                        .into_iter()
-                        .map(|(k, _)| k)
-                        .collect();
-                    keys.sort_unstable();
-                    count = keys.len();
-                    self.zipmap_int_keys = keys;
+                    self.zipmap_int_keys = zipmap_keys(value)?;
+                    count = self.zipmap_int_keys.len();
                 }
                 ProbKind::ZipMapStr => {
-                    let maps = value
-                        .try_extract_sequence::<DynMapValueType>()
-                        .map_err(err)?;
-                    let first = maps.first().ok_or("the ZipMap output is empty")?;
-                    let mut keys: Vec<String> = first
-                        .try_extract_key_values::<String, f32>()
-                        .map_err(err)?
-                        .into_iter()
-                        .map(|(k, _)| k)
-                        .collect();
-                    keys.sort();
-                    count = keys.len();
-                    self.zipmap_str_keys = keys;
+                    self.zipmap_str_keys = zipmap_keys(value)?;
+                    count = self.zipmap_str_keys.len();
                 }
             }
         }
@@ -359,29 +337,50 @@ impl LoadedModel {
                     a.probabilities = Some(chunk.to_vec());
                 }
             }
-            ProbKind::ZipMapInt => {
-                let maps = value
-                    .try_extract_sequence::<DynMapValueType>()
-                    .map_err(err)?;
-                check_len(maps.len(), rows, "probability")?;
-                for (a, m) in answers.iter_mut().zip(&maps) {
-                    let kv = m.try_extract_key_values::<i64, f32>().map_err(err)?;
-                    a.probabilities = Some(place(&self.zipmap_int_keys, kv));
-                }
-            }
-            ProbKind::ZipMapStr => {
-                let maps = value
-                    .try_extract_sequence::<DynMapValueType>()
-                    .map_err(err)?;
-                check_len(maps.len(), rows, "probability")?;
-                for (a, m) in answers.iter_mut().zip(&maps) {
-                    let kv = m.try_extract_key_values::<String, f32>().map_err(err)?;
-                    a.probabilities = Some(place(&self.zipmap_str_keys, kv));
-                }
-            }
+            ProbKind::ZipMapInt => zipmap_rows(value, &self.zipmap_int_keys, &mut answers)?,
+            ProbKind::ZipMapStr => zipmap_rows(value, &self.zipmap_str_keys, &mut answers)?,
         }
         Ok(answers)
     }
+}
+
+/// The class keys of a ZipMap output (a sequence of maps), sorted.
+fn zipmap_keys<K>(value: &ort::value::DynValue) -> Result<Vec<K>, String>
+where
+    K: ort::value::IntoTensorElementType + Clone + std::hash::Hash + Eq + Ord,
+{
+    let maps = value
+        .try_extract_sequence::<DynMapValueType>()
+        .map_err(err)?;
+    let first = maps.first().ok_or("the ZipMap output is empty")?;
+    let mut keys: Vec<K> = first
+        .try_extract_key_values::<K, f32>()
+        .map_err(err)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// Reads one map of a ZipMap output per answer into its probabilities.
+fn zipmap_rows<K>(
+    value: &ort::value::DynValue,
+    keys: &[K],
+    answers: &mut [RowAnswer],
+) -> Result<(), String>
+where
+    K: ort::value::IntoTensorElementType + Clone + std::hash::Hash + Eq,
+{
+    let maps = value
+        .try_extract_sequence::<DynMapValueType>()
+        .map_err(err)?;
+    check_len(maps.len(), answers.len(), "probability")?;
+    for (a, m) in answers.iter_mut().zip(&maps) {
+        let kv = m.try_extract_key_values::<K, f32>().map_err(err)?;
+        a.probabilities = Some(place(keys, kv));
+    }
+    Ok(())
 }
 
 /// Puts each (class, probability) pair at its class's position.

@@ -17,6 +17,7 @@ fn library() -> OrtLibrary {
         path: std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from),
         data_dir: None,
         allow_pip: true,
+        ..Default::default()
     };
     OrtLibrary::start(&cfg).expect("ONNX Runtime must be available for the parity tests")
 }

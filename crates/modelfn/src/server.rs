@@ -97,6 +97,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
             path: cfg.ort_library.clone(),
             data_dir: Some(cfg.data_dir.clone()),
             allow_pip: cfg.install_onnxruntime,
+            ..Default::default()
         },
         ..OnnxConfig::default()
     }));

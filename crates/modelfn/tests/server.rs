@@ -254,38 +254,33 @@ fn failed_deploys_leave_the_old_version_serving_and_restarts_keep_everything() {
     };
     assert_eq!(ask(&url).0, 200);
 
-    // A model that does not load.
-    let broken = work.path().join("broken");
-    copy_dir(&example("iris"), &broken);
-    std::fs::write(broken.join("model.onnx"), b"definitely not onnx").unwrap();
-    let (ok, _, err) = s.cli(&["deploy", broken.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("does not load in ONNX Runtime"), "{err}");
-    // A manifest with a typo.
-    let typo = work.path().join("typo");
-    copy_dir(&example("iris"), &typo);
-    let m = std::fs::read_to_string(typo.join("modelfn.toml")).unwrap();
-    std::fs::write(
-        typo.join("modelfn.toml"),
-        m.replace("timeout_ms", "timeout_msec"),
-    )
-    .unwrap();
-    let (ok, _, err) = s.cli(&["deploy", typo.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("unknown field `timeout_msec`"), "{err}");
-    // A manifest whose labels disagree with the model.
-    let labels = work.path().join("labels");
-    copy_dir(&example("iris"), &labels);
-    std::fs::write(
-        labels.join("modelfn.toml"),
-        m.replace("\"virginica\"", "\"virginica\", \"extra\""),
-    )
-    .unwrap();
-    let (ok, _, err) = s.cli(&["deploy", labels.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(
-        err.contains("model.labels names 4 classes but the model has 3"),
-        "{err}"
+    // A copy of the iris example with one file changed.
+    let m = std::fs::read_to_string(example("iris").join("modelfn.toml")).unwrap();
+    let variant = |name: &str, file: &str, contents: &[u8]| {
+        let d = work.path().join(name);
+        copy_dir(&example("iris"), &d);
+        std::fs::write(d.join(file), contents).unwrap();
+        d
+    };
+    let refused = |dir: &Path, why: &str| {
+        let (ok, _, err) = s.cli(&["deploy", dir.to_str().unwrap()]);
+        assert!(!ok, "{} was deployed", dir.display());
+        assert!(err.contains(why), "{err}");
+    };
+    // A model that does not load; a manifest with a typo; labels that disagree with the model.
+    refused(
+        &variant("broken", "model.onnx", b"definitely not onnx"),
+        "does not load in ONNX Runtime",
+    );
+    let typo = m.replace("timeout_ms", "timeout_msec");
+    refused(
+        &variant("typo", "modelfn.toml", typo.as_bytes()),
+        "unknown field `timeout_msec`",
+    );
+    let labels = m.replace("\"virginica\"", "\"virginica\", \"extra\"");
+    refused(
+        &variant("labels", "modelfn.toml", labels.as_bytes()),
+        "model.labels names 4 classes but the model has 3",
     );
 
     let (code, body) = ask(&url);
@@ -299,13 +294,12 @@ fn failed_deploys_leave_the_old_version_serving_and_restarts_keep_everything() {
     // Same code again: unchanged. A real change: version 2.
     let (_, out, _) = s.cli(&["deploy", example("iris").to_str().unwrap()]);
     assert!(out.starts_with("unchanged iris version 1"), "{out}");
-    let v2 = work.path().join("v2");
-    copy_dir(&example("iris"), &v2);
-    std::fs::write(
-        v2.join("modelfn.toml"),
-        m.replace("timeout_ms = 3000", "timeout_ms = 5000"),
-    )
-    .unwrap();
+    let v2 = variant(
+        "v2",
+        "modelfn.toml",
+        m.replace("timeout_ms = 3000", "timeout_ms = 5000")
+            .as_bytes(),
+    );
     let (_, out, _) = s.cli(&["deploy", v2.to_str().unwrap()]);
     assert!(out.starts_with("deployed iris version 2"), "{out}");
     s.deploy(&example("digits"));
@@ -400,4 +394,22 @@ fn cold_start_is_reported_once_then_warm() {
     let second = headers(&url);
     assert!(second.contains("x-modelfn-cold-start: false"), "{second}");
     assert!(!second.contains("x-modelfn-init-duration-ms"), "{second}");
+}
+
+#[test]
+fn without_onnx_runtime_the_server_runs_and_deploys_say_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &["--ort-library", "/nonexistent/libonnxruntime.so"],
+    );
+    assert_eq!(curl(&[&format!("{}/healthz", s.url)]).0, 200);
+    let (ok, _, err) = s.cli(&["deploy", example("iris").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("ORT_DYLIB_PATH") && err.contains("/nonexistent/libonnxruntime.so"),
+        "{err}"
+    );
+    let (_, out, _) = s.cli(&["list"]);
+    assert!(out.contains("no functions deployed"), "{out}");
 }
