@@ -16,7 +16,7 @@ fn examples_dir(given: Option<PathBuf>) -> Result<PathBuf> {
     }
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     if source.is_dir() {
-        return Ok(source);
+        return Ok(source.canonicalize().unwrap_or(source));
     }
     bail!("no examples directory found: pass --examples DIR")
 }
