@@ -5,11 +5,16 @@
 //! started from it before anything is recorded; only then is the new version written and
 //! swapped in. A failure at any step leaves the previous version serving.
 
+use modelfn_core::manifest::parse_layer_ref;
 use modelfn_core::manifest::MANIFEST_FILE;
 use modelfn_core::{
     FunctionName, FunctionSpec, Invocation, InvocationOutput, InvokeError, Manifest, ModelSpec,
 };
-use modelfn_registry::{ArtifactStore, FunctionRecord, MetadataStore, NewVersion, RegistryError};
+use modelfn_registry::package::mb;
+use modelfn_registry::{
+    ArtifactStore, FunctionRecord, LayerRecord, LayerRef, MetadataStore, NewVersion, PackageLimits,
+    RegistryError,
+};
 use modelfn_scheduler::{FunctionStats, InvocationReport, Scheduler};
 use serde::Serialize;
 use std::sync::Arc;
@@ -32,6 +37,9 @@ pub enum ControlError {
     /// No such function.
     #[error("function '{0}' does not exist")]
     NotFound(String),
+    /// No such layer (version), or no such saved event.
+    #[error("{0}")]
+    Missing(String),
     /// The platform failed (database, disk).
     #[error("{0}")]
     Storage(String),
@@ -63,6 +71,13 @@ pub struct FunctionInfo {
     pub updated_at_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerRef>,
+    /// Code and layers unpacked, in bytes, against the limit.
+    pub total_unpacked_size: u64,
+    pub unpacked_size_limit: u64,
     /// Live counters (absent when the function is recorded but could not be restored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<FunctionStats>,
@@ -79,11 +94,45 @@ pub struct DeployOutcome {
     pub validated_in_ms: Option<f64>,
 }
 
+/// Size limits of packages and layers (Lambda's: 50 MB compressed for a function
+/// package, 250 MB unpacked for a function with all its layers).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub function: PackageLimits,
+    pub layer: PackageLimits,
+    /// The function's code plus every layer, unpacked.
+    pub total_unpacked_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let mb = 1024 * 1024;
+        Limits {
+            function: PackageLimits::default(),
+            layer: PackageLimits {
+                max_compressed_bytes: 250 * mb,
+                max_unpacked_bytes: 250 * mb,
+            },
+            total_unpacked_bytes: 250 * mb,
+        }
+    }
+}
+
+/// A published layer and how its sizes compare with the limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    #[serde(flatten)]
+    pub layer: LayerRecord,
+    pub compressed_limit: u64,
+    pub unpacked_limit: u64,
+}
+
 /// The control plane. Share it behind an `Arc`.
 pub struct ControlPlane {
     meta: Arc<dyn MetadataStore>,
     artifacts: Arc<dyn ArtifactStore>,
     scheduler: Arc<Scheduler>,
+    limits: Limits,
     deploys: tokio::sync::Mutex<()>,
 }
 
@@ -92,11 +141,13 @@ impl ControlPlane {
         meta: Arc<dyn MetadataStore>,
         artifacts: Arc<dyn ArtifactStore>,
         scheduler: Arc<Scheduler>,
+        limits: Limits,
     ) -> Self {
         ControlPlane {
             meta,
             artifacts,
             scheduler,
+            limits,
             deploys: tokio::sync::Mutex::new(()),
         }
     }
@@ -111,10 +162,12 @@ impl ControlPlane {
         let mut restored = 0;
         for rec in self.meta.list().await? {
             match self.spec_of(&rec).await {
-                Ok(spec) => {
-                    self.scheduler.install(Arc::new(spec));
-                    restored += 1;
-                }
+                Ok(spec) => match self.scheduler.install(Arc::new(spec)) {
+                    Ok(()) => restored += 1,
+                    Err(e) => {
+                        tracing::error!(function = %rec.name, error = %e, "could not restore function")
+                    }
+                },
                 Err(e) => {
                     tracing::error!(function = %rec.name, error = %e, "could not restore function")
                 }
@@ -127,12 +180,95 @@ impl ControlPlane {
         let manifest = Manifest::from_toml(&rec.manifest)
             .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
         let code_dir = self.artifacts.code_dir(&rec.code_sha256).await?;
+        let mut layers = Vec::new();
+        for l in &rec.layers {
+            layers.push(self.artifacts.code_dir(&l.code_sha256).await?);
+        }
         Ok(FunctionSpec {
             manifest,
             version: rec.version,
             code_dir,
             code_sha256: rec.code_sha256.clone(),
+            layers,
         })
+    }
+
+    /// Resolves a manifest's layer references to recorded layer versions.
+    async fn resolve_layers(&self, manifest: &Manifest) -> Result<Vec<LayerRef>, ControlError> {
+        let mut out = Vec::new();
+        for r in &manifest.layers {
+            let (name, version) = parse_layer_ref(r).map_err(ControlError::InvalidManifest)?;
+            let rec = self.meta.get_layer(name.as_str(), version).await?.ok_or_else(|| {
+                ControlError::InvalidManifest(match version {
+                    Some(v) => format!("layer '{name}' has no version {v} (publish it with `modelfn layer publish {name} ...`)"),
+                    None => format!("layer '{name}' does not exist (publish it with `modelfn layer publish {name} --requirements requirements.txt`)"),
+                })
+            })?;
+            out.push(LayerRef {
+                name: rec.name,
+                version: rec.version,
+                code_sha256: rec.code_sha256,
+                unpacked_size: rec.unpacked_size,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Publishes a layer (tar.gz of its directory) as a new version.
+    pub async fn publish_layer(
+        &self,
+        name: &FunctionName,
+        archive: Vec<u8>,
+        description: &str,
+    ) -> Result<LayerInfo, ControlError> {
+        let compressed = archive.len() as u64;
+        let (digest, _dir, unpacked) = self
+            .artifacts
+            .put_package(archive, self.limits.layer)
+            .await?;
+        let layer = self
+            .meta
+            .put_layer(
+                name.as_str(),
+                &digest,
+                compressed,
+                unpacked.unpacked_bytes,
+                description,
+            )
+            .await?;
+        tracing::info!(layer = %name, version = layer.version, "layer published");
+        Ok(LayerInfo {
+            layer,
+            compressed_limit: self.limits.layer.max_compressed_bytes,
+            unpacked_limit: self.limits.layer.max_unpacked_bytes,
+        })
+    }
+
+    pub async fn list_layers(&self) -> Result<Vec<LayerRecord>, ControlError> {
+        Ok(self.meta.list_layers().await?)
+    }
+
+    /// Saves a named test event for a function.
+    pub async fn save_event(
+        &self,
+        function: &str,
+        name: &FunctionName,
+        body: &[u8],
+    ) -> Result<(), ControlError> {
+        self.describe(function).await?;
+        Ok(self.meta.put_event(function, name.as_str(), body).await?)
+    }
+
+    pub async fn event(&self, function: &str, name: &str) -> Result<Vec<u8>, ControlError> {
+        self.describe(function).await?;
+        self.meta.get_event(function, name).await?.ok_or_else(|| {
+            ControlError::Missing(format!("function '{function}' has no saved event '{name}'"))
+        })
+    }
+
+    pub async fn list_events(&self, function: &str) -> Result<Vec<String>, ControlError> {
+        self.describe(function).await?;
+        Ok(self.meta.list_events(function).await?)
     }
 
     /// Deploys a package (tar.gz with `modelfn.toml` at its root) as a new version.
@@ -141,7 +277,10 @@ impl ControlPlane {
         archive: Vec<u8>,
         name: Option<FunctionName>,
     ) -> Result<DeployOutcome, ControlError> {
-        let (digest, code_dir, unpacked) = self.artifacts.put_package(archive).await?;
+        let (digest, code_dir, unpacked) = self
+            .artifacts
+            .put_package(archive, self.limits.function)
+            .await?;
         let manifest_path = code_dir.join(MANIFEST_FILE);
         let text = tokio::fs::read_to_string(&manifest_path)
             .await
@@ -167,9 +306,33 @@ impl ControlPlane {
         let manifest_toml = manifest.to_toml();
 
         let _guard = self.deploys.lock().await;
+        let layers = self.resolve_layers(&manifest).await?;
+        let total: u64 =
+            unpacked.unpacked_bytes + layers.iter().map(|l| l.unpacked_size).sum::<u64>();
+        if total > self.limits.total_unpacked_bytes {
+            let parts: Vec<String> =
+                std::iter::once(format!("code {}", mb(unpacked.unpacked_bytes)))
+                    .chain(
+                        layers.iter().map(|l| {
+                            format!("layer {}:{} {}", l.name, l.version, mb(l.unpacked_size))
+                        }),
+                    )
+                    .collect();
+            return Err(ControlError::TooLarge(format!(
+                "the function and its layers unpack to {} ({}); the limit is {}",
+                mb(total),
+                parts.join(", "),
+                mb(self.limits.total_unpacked_bytes)
+            )));
+        }
+        let mut layer_dirs = Vec::new();
+        for l in &layers {
+            layer_dirs.push(self.artifacts.code_dir(&l.code_sha256).await?);
+        }
         if let Some(current) = self.meta.get(&name).await? {
             if current.code_sha256 == digest
                 && current.manifest == manifest_toml
+                && current.layers == layers
                 && self.scheduler.spec(&name).is_some()
             {
                 return Ok(DeployOutcome {
@@ -184,13 +347,14 @@ impl ControlPlane {
             version: 0,
             code_dir,
             code_sha256: digest.clone(),
+            layers: layer_dirs,
         };
         let took = self
             .scheduler
             .validate(Arc::new(spec.clone()))
             .await
             .map_err(|e| match e {
-                InvokeError::InitFailed(m) => ControlError::InitFailed(m),
+                InvokeError::InitFailed(f) => ControlError::InitFailed(f.to_string()),
                 other => ControlError::InitFailed(other.to_string()),
             })?;
         let rec = self
@@ -201,10 +365,13 @@ impl ControlPlane {
                 manifest: manifest_toml,
                 code_sha256: digest,
                 code_size: unpacked.unpacked_bytes,
+                layers,
             })
             .await?;
         spec.version = rec.version;
-        self.scheduler.install(Arc::new(spec));
+        self.scheduler
+            .install(Arc::new(spec))
+            .map_err(|e| ControlError::Storage(e.to_string()))?;
         tracing::info!(function = %name, version = rec.version, "deployed");
         Ok(DeployOutcome {
             created: true,
@@ -223,7 +390,12 @@ impl ControlPlane {
                 .unwrap_or_default(),
             memory_mb: manifest.as_ref().map(|m| m.memory_mb).unwrap_or_default(),
             timeout_ms: manifest.as_ref().map(|m| m.timeout_ms).unwrap_or_default(),
+            handler: manifest.as_ref().and_then(|m| m.handler.clone()),
             model: manifest.and_then(|m| m.model),
+            total_unpacked_size: rec.code_size
+                + rec.layers.iter().map(|l| l.unpacked_size).sum::<u64>(),
+            unpacked_size_limit: self.limits.total_unpacked_bytes,
+            layers: rec.layers,
             name: rec.name,
             version: rec.version,
             runtime: rec.runtime,

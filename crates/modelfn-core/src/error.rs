@@ -2,7 +2,41 @@
 //!
 //! The gateway turns these into HTTP responses in exactly one place.
 
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// A function's own failure, in Lambda's standard error format:
+/// `{"errorType": ..., "errorMessage": ..., "stackTrace": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionError {
+    #[serde(default)]
+    pub error_type: String,
+    #[serde(default)]
+    pub error_message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack_trace: Vec<String>,
+}
+
+impl FunctionError {
+    pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> Self {
+        FunctionError {
+            error_type: error_type.into(),
+            error_message: error_message.into(),
+            stack_trace: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for FunctionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.error_type.is_empty() {
+            f.write_str(&self.error_message)
+        } else {
+            write!(f, "{}: {}", self.error_type, self.error_message)
+        }
+    }
+}
 
 /// Why an invocation did not produce an answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -31,12 +65,13 @@ pub enum InvokeError {
     /// The function ran past its timeout.
     #[error("Task timed out after {:.2} seconds", .0.as_secs_f64())]
     Timeout(Duration),
-    /// The function could not start (a model that fails to load, a bad package).
+    /// The function could not start (a model that fails to load, an import that fails).
     #[error("{0}")]
-    InitFailed(String),
-    /// The function ran and failed (a handler's exception, a model that errors on this input).
-    #[error("{error_type}: {message}")]
-    Function { error_type: String, message: String },
+    InitFailed(FunctionError),
+    /// The function ran and failed (a handler's exception, a crash, a model that errors on
+    /// this input).
+    #[error("{0}")]
+    Function(FunctionError),
 
     // --- the platform's fault ---
     /// The server is shutting down or the function is being replaced.
@@ -57,10 +92,29 @@ impl InvokeError {
             InvokeError::Throttled { .. } => "TooManyRequestsException",
             InvokeError::Timeout(_) => "Timeout",
             InvokeError::InitFailed(_) => "InitError",
-            InvokeError::Function { .. } => "FunctionError",
+            InvokeError::Function(_) => "FunctionError",
             InvokeError::Unavailable(_) => "ServiceUnavailable",
             InvokeError::Internal(_) => "InternalError",
         }
+    }
+}
+
+impl InvokeError {
+    /// A failure of the function itself, as Lambda reports it to callers; `None` when the
+    /// client or the platform failed instead.
+    pub fn function_error(&self) -> Option<FunctionError> {
+        match self {
+            InvokeError::Function(e) | InvokeError::InitFailed(e) => Some(e.clone()),
+            InvokeError::Timeout(_) => {
+                Some(FunctionError::new("Sandbox.Timedout", self.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// An init failure with a message only (`Runtime.InitError`).
+    pub fn init(message: impl Into<String>) -> Self {
+        InvokeError::InitFailed(FunctionError::new("Runtime.InitError", message))
     }
 }
 

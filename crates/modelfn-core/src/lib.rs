@@ -6,12 +6,14 @@
 
 pub mod error;
 pub mod invocation;
+pub mod logs;
 pub mod manifest;
 pub mod name;
 pub mod runtime;
 
-pub use error::InvokeError;
+pub use error::{FunctionError, InvokeError};
 pub use invocation::{Invocation, InvocationOutput};
-pub use manifest::{Manifest, ManifestError, ModelSpec, RuntimeKind};
+pub use logs::{LogSink, LogStream};
+pub use manifest::{Manifest, ManifestError, ModelSpec, RuntimeClient, RuntimeKind};
 pub use name::{FunctionName, NameError};
 pub use runtime::{BoxFuture, FunctionSpec, Instance, Runtime};

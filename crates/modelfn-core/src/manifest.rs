@@ -5,6 +5,7 @@
 
 use crate::name::FunctionName;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The file name a function package carries at its root.
 pub const MANIFEST_FILE: &str = "modelfn.toml";
@@ -35,6 +36,29 @@ pub struct Manifest {
     /// The model, for `runtime = "onnx"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSpec>,
+    /// `module.function` for `python3` (`lambda_function.lambda_handler`); passed as
+    /// `_HANDLER` to `provided` runtimes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// Which Runtime API client runs a `python3` handler (default: modelfn's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_client: Option<RuntimeClient>,
+    /// The function's own environment variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    /// Layers, in order: `"name"` (the latest version) or `"name:version"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
+}
+
+/// The Runtime API client inside a `python3` function process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeClient {
+    /// The small stdlib-only client modelfn ships.
+    Modelfn,
+    /// The official `awslambdaric` package (it must be in a layer or installed).
+    Awslambdaric,
 }
 
 /// The runtimes this build can run.
@@ -43,12 +67,18 @@ pub struct Manifest {
 pub enum RuntimeKind {
     /// An ONNX model served natively by modelfn.
     Onnx,
+    /// A Python `lambda_handler(event, context)`, through the Lambda Runtime API.
+    Python3,
+    /// An executable `bootstrap` in any language, through the Lambda Runtime API.
+    Provided,
 }
 
 impl RuntimeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RuntimeKind::Onnx => "onnx",
+            RuntimeKind::Python3 => "python3",
+            RuntimeKind::Provided => "provided",
         }
     }
 }
@@ -120,12 +150,42 @@ impl Manifest {
                 self.timeout_ms
             ));
         }
-        match (self.runtime, &self.model) {
-            (RuntimeKind::Onnx, None) => invalid(
-                "runtime \"onnx\" needs a [model] table naming the model file and its inputs"
-                    .into(),
-            ),
-            (RuntimeKind::Onnx, Some(model)) => model.validate(),
+        for key in self.environment.keys() {
+            check_env_name(key).map_err(ManifestError::Invalid)?;
+        }
+        for layer in &self.layers {
+            parse_layer_ref(layer).map_err(ManifestError::Invalid)?;
+        }
+        let rt = self.runtime.as_str();
+        match self.runtime {
+            RuntimeKind::Onnx => {
+                if self.handler.is_some() || self.runtime_client.is_some() {
+                    return invalid("handler and runtime_client are for the python3 and provided runtimes, not onnx".into());
+                }
+                match &self.model {
+                    None => invalid("runtime \"onnx\" needs a [model] table naming the model file and its inputs".into()),
+                    Some(model) => model.validate(),
+                }
+            }
+            RuntimeKind::Python3 | RuntimeKind::Provided => {
+                if self.model.is_some() {
+                    return invalid(format!(
+                        "a [model] table is for runtime \"onnx\", not \"{rt}\""
+                    ));
+                }
+                if self.runtime == RuntimeKind::Provided && self.runtime_client.is_some() {
+                    return invalid("runtime_client is for the python3 runtime; a provided runtime brings its own client in bootstrap".into());
+                }
+                match (&self.handler, self.runtime) {
+                    (None, RuntimeKind::Python3) => invalid(
+                        "runtime \"python3\" needs handler = \"module.function\" (for example \"lambda_function.lambda_handler\")".into(),
+                    ),
+                    (Some(h), RuntimeKind::Python3) if !valid_python_handler(h) => invalid(format!(
+                        "handler = {h:?} is not \"module.function\" (for example \"lambda_function.lambda_handler\")"
+                    )),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 }
@@ -150,6 +210,63 @@ impl ModelSpec {
         }
         Ok(())
     }
+}
+
+fn valid_python_handler(h: &str) -> bool {
+    let ident = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match h.rsplit_once('.') {
+        Some((module, func)) => ident(func) && module.split(['.', '/']).all(ident),
+        None => false,
+    }
+}
+
+/// Environment variables the platform sets itself, which a manifest may not override.
+pub const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_EXECUTION_ENV",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+fn check_env_name(key: &str) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(format!("environment variable name {key:?} must be letters, digits and '_', not starting with a digit"));
+    }
+    if key.starts_with("AWS_LAMBDA_") || key.starts_with("MODELFN_") || RESERVED_ENV.contains(&key)
+    {
+        return Err(format!(
+            "environment variable {key} is reserved: modelfn sets it"
+        ));
+    }
+    Ok(())
+}
+
+/// `"name"` or `"name:version"` → (name, version).
+pub fn parse_layer_ref(s: &str) -> Result<(FunctionName, Option<u64>), String> {
+    let (name, version) = match s.split_once(':') {
+        Some((n, v)) => {
+            let v: u64 = v.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
+                format!("layer {s:?}: the version after ':' must be a number from 1")
+            })?;
+            (n, Some(v))
+        }
+        None => (s, None),
+    };
+    let name = FunctionName::parse(name).map_err(|e| format!("layer {s:?}: {}", e.reason))?;
+    Ok((name, version))
 }
 
 /// A path inside the package: relative, no `..`, not empty.
@@ -225,6 +342,25 @@ labels = ["setosa", "versicolor", "virginica"]
     fn round_trips_through_toml() {
         let m = Manifest::from_toml(IRIS).unwrap();
         assert_eq!(Manifest::from_toml(&m.to_toml()).unwrap(), m);
+    }
+
+    #[test]
+    fn python_handlers_and_layers() {
+        let m = Manifest::from_toml(
+            "name = \"f\"\nruntime = \"python3\"\nhandler = \"lambda_function.lambda_handler\"\nlayers = [\"sklearn\", \"pillow:2\"]\n[environment]\nMODEL = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.layers.len(), 2);
+        assert!(valid_python_handler("pkg.sub.module.handler"));
+        assert!(valid_python_handler("src/app.handler"));
+        assert!(!valid_python_handler("handler"));
+        assert!(!valid_python_handler("a..b"));
+        assert_eq!(parse_layer_ref("pillow:2").unwrap().1, Some(2));
+        assert!(parse_layer_ref("pillow:0").is_err());
+        assert!(check_env_name("AWS_LAMBDA_FUNCTION_NAME").is_err());
+        assert!(check_env_name("MODELFN_TOKEN").is_err());
+        assert!(check_env_name("1X").is_err());
+        assert!(check_env_name("AWS_ENDPOINT_URL").is_ok());
     }
 
     #[test]

@@ -22,10 +22,18 @@ pub struct FunctionSpec {
     pub code_dir: PathBuf,
     /// SHA-256 of the package, hex.
     pub code_sha256: String,
+    /// The unpacked directories of the function's layers, in manifest order.
+    pub layers: Vec<PathBuf>,
 }
 
 /// Something that can start instances of functions of one runtime kind.
 pub trait Runtime: Send + Sync + 'static {
+    /// Whether one instance serves many invocations at once (an ONNX model) rather than
+    /// one at a time (a function process, as on Lambda).
+    fn shared_instances(&self) -> bool {
+        false
+    }
+
     /// Starts (initializes) one instance: the cold start.
     fn start(
         &self,
@@ -40,4 +48,15 @@ pub trait Instance: Send + Sync + 'static {
         &self,
         invocation: Invocation,
     ) -> BoxFuture<'_, Result<InvocationOutput, InvokeError>>;
+
+    /// False once the instance cannot serve again (its process died or was killed); the
+    /// scheduler then drops it and starts a fresh one.
+    fn healthy(&self) -> bool {
+        true
+    }
+
+    /// Peak memory of the instance in MB, if known (for `REPORT` lines).
+    fn max_memory_used_mb(&self) -> Option<u64> {
+        None
+    }
 }

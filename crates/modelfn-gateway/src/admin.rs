@@ -52,14 +52,8 @@ const PACKAGE_TYPES: &[&str] = &[
     "application/octet-stream",
 ];
 
-/// `POST /v1/functions[?name=NAME]` with a tar.gz package as the body.
-pub async fn deploy(
-    State(state): State<AppState>,
-    params: Result<Query<DeployParams>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+/// Refuses uploads whose content type is not one a tar.gz is sent as.
+pub fn require_package(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(ct) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -73,6 +67,18 @@ pub async fn deploy(
             ));
         }
     }
+    Ok(())
+}
+
+/// `POST /v1/functions[?name=NAME]` with a tar.gz package as the body.
+pub async fn deploy(
+    State(state): State<AppState>,
+    params: Result<Query<DeployParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    require_package(&headers)?;
     let body = body.map_err(|e| body_rejection(e, state.config.max_package_bytes))?;
     if body.is_empty() {
         return Err(ApiError::bad_request(

@@ -1,12 +1,17 @@
-//! The one place where errors become HTTP responses:
-//! `{"error": {"type": "...", "message": "..."}}` with a status that says whose fault it is
-//! (4xx the client's, 502/504 the function's, 5xx the platform's).
+//! The one place where errors become HTTP responses.
+//!
+//! - The client's or the platform's failures: `{"error": {"type": "...", "message": "..."}}`
+//!   with a 4xx or 5xx status that says whose fault it is.
+//! - The function's own failures (a handler's exception, a crash, a timeout, a failed
+//!   init, a model error): as Lambda's Invoke reports them, HTTP 200 with
+//!   `x-modelfn-function-error: Unhandled` and Lambda's error JSON as the body
+//!   (`{"errorType": ..., "errorMessage": ..., "stackTrace": [...]}`).
 
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use modelfn_control::ControlError;
-use modelfn_core::InvokeError;
+use modelfn_core::{FunctionError, InvokeError};
 use serde::Serialize;
 
 /// `{"error": {"type": ..., "message": ...}}`, fields in that order.
@@ -29,8 +34,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub message: String,
     pub retry_after_secs: Option<u64>,
-    /// Set when the function itself failed (`x-modelfn-function-error: Unhandled`).
-    pub function_error: bool,
+    /// Set when the function itself failed: answered as Lambda does.
+    pub function_error: Option<Box<FunctionError>>,
 }
 
 impl ApiError {
@@ -40,7 +45,7 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after_secs: None,
-            function_error: false,
+            function_error: None,
         }
     }
 
@@ -51,22 +56,19 @@ impl ApiError {
 
 impl From<InvokeError> for ApiError {
     fn from(e: InvokeError) -> Self {
-        let kind = e.kind();
-        let message = e.to_string();
-        let (status, function_error) = match &e {
-            InvokeError::InvalidInput(_) => (StatusCode::BAD_REQUEST, false),
-            InvokeError::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, false),
-            InvokeError::FunctionNotFound(_) => (StatusCode::NOT_FOUND, false),
-            InvokeError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, false),
-            InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, true),
-            InvokeError::InitFailed(_) | InvokeError::Function { .. } => {
-                (StatusCode::BAD_GATEWAY, true)
+        let status = match &e {
+            InvokeError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            InvokeError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            InvokeError::FunctionNotFound(_) => StatusCode::NOT_FOUND,
+            InvokeError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            InvokeError::Timeout(_) | InvokeError::InitFailed(_) | InvokeError::Function(_) => {
+                StatusCode::OK
             }
-            InvokeError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, false),
-            InvokeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, false),
+            InvokeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            InvokeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let mut err = ApiError::new(status, kind, message);
-        err.function_error = function_error;
+        let mut err = ApiError::new(status, e.kind(), e.to_string());
+        err.function_error = e.function_error().map(Box::new);
         if let InvokeError::Throttled { retry_after, .. } = e {
             err.retry_after_secs = Some(retry_after.as_secs().max(1));
         }
@@ -82,6 +84,7 @@ impl From<ControlError> for ApiError {
             ControlError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PackageTooLarge"),
             ControlError::InitFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InitError"),
             ControlError::NotFound(_) => (StatusCode::NOT_FOUND, "FunctionNotFound"),
+            ControlError::Missing(_) => (StatusCode::NOT_FOUND, "NotFound"),
             ControlError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
         };
         ApiError::new(status, kind, e.to_string())
@@ -103,7 +106,15 @@ pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() && !self.function_error {
+        if let Some(fe) = &self.function_error {
+            let mut resp = (StatusCode::OK, axum::Json(&**fe)).into_response();
+            resp.headers_mut().insert(
+                "x-modelfn-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            return resp;
+        }
+        if self.status.is_server_error() {
             tracing::error!(status = %self.status, kind = self.kind, message = %self.message, "request failed");
         }
         let body = ErrorBody {
@@ -116,12 +127,6 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after_secs {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.function_error {
-            resp.headers_mut().insert(
-                "x-modelfn-function-error",
-                HeaderValue::from_static("Unhandled"),
-            );
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

@@ -6,12 +6,14 @@
 //!
 //! - [`invoke`]: the native invoke API, `POST|GET /v1/functions/{name}/invoke`;
 //! - [`admin`]: deploy, list, describe, delete under `/v1/functions`, behind the admin token;
+//! - [`ops`]: layers, logs and saved test events, behind the admin token too;
 //! - [`health`]: `/healthz` and `/readyz`.
 
 pub mod admin;
 pub mod error;
 pub mod health;
 pub mod invoke;
+pub mod ops;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -31,6 +33,8 @@ pub struct GatewayConfig {
     pub max_invoke_body_bytes: usize,
     /// Largest deploy upload (the package limit, 50 MB, by default).
     pub max_package_bytes: usize,
+    /// Largest layer upload (250 MB by default).
+    pub max_layer_bytes: usize,
 }
 
 impl GatewayConfig {
@@ -39,6 +43,7 @@ impl GatewayConfig {
             admin_token: admin_token.into(),
             max_invoke_body_bytes: 6 * 1024 * 1024,
             max_package_bytes: 50 * 1024 * 1024,
+            max_layer_bytes: 250 * 1024 * 1024,
         }
     }
 }
@@ -48,23 +53,33 @@ impl GatewayConfig {
 pub struct AppState {
     pub control: Arc<ControlPlane>,
     pub config: Arc<GatewayConfig>,
+    pub logs: Arc<modelfn_telemetry::LogStore>,
     /// Set once the registry has been restored and the server takes traffic.
     pub ready: Arc<AtomicBool>,
 }
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
+    let token = axum::middleware::from_fn_with_state(state.clone(), admin::require_token);
     let admin = Router::new()
         .route("/v1/functions", get(admin::list).post(admin::deploy))
         .route(
             "/v1/functions/{name}",
             get(admin::describe).delete(admin::delete),
         )
+        .route("/v1/functions/{name}/logs", get(ops::logs))
+        .route("/v1/functions/{name}/events", get(ops::list_events))
+        .route(
+            "/v1/functions/{name}/events/{event}",
+            get(ops::get_event).put(ops::save_event),
+        )
         .layer(DefaultBodyLimit::max(state.config.max_package_bytes))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            admin::require_token,
-        ));
+        .route_layer(token.clone());
+    let layers = Router::new()
+        .route("/v1/layers", get(ops::list_layers))
+        .route("/v1/layers/{name}", post(ops::publish_layer))
+        .layer(DefaultBodyLimit::max(state.config.max_layer_bytes))
+        .route_layer(token);
     let invoke = Router::new()
         .route(
             "/v1/functions/{name}/invoke",
@@ -73,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
     Router::new()
         .merge(admin)
+        .merge(layers)
         .merge(invoke)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

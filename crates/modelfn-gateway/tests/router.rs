@@ -47,10 +47,10 @@ impl Instance for FakeInstance {
                     message: "slow down".into(),
                     retry_after: Duration::from_secs(2),
                 }),
-                b"fail" => Err(InvokeError::Function {
-                    error_type: "ModelError".into(),
-                    message: "boom".into(),
-                }),
+                b"fail" => Err(InvokeError::Function(modelfn_core::FunctionError::new(
+                    "ModelError",
+                    "boom",
+                ))),
                 _ => Ok(InvocationOutput {
                     body: inv.body,
                     content_type: "application/json",
@@ -65,10 +65,12 @@ async fn app(dir: &std::path::Path) -> axum::Router {
     let artifacts = LocalArtifactStore::new(dir.join("a"), PackageLimits::default()).unwrap();
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(Fake));
+    let logs = Arc::new(modelfn_telemetry::LogStore::new(None).unwrap());
     let control = Arc::new(ControlPlane::new(
         Arc::new(meta),
         Arc::new(artifacts),
-        Arc::new(Scheduler::new(rt)),
+        Arc::new(Scheduler::new(rt, logs.clone())),
+        modelfn_control::Limits::default(),
     ));
     let pkg = dir.join("pkg");
     std::fs::create_dir_all(&pkg).unwrap();
@@ -81,6 +83,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
     router(AppState {
         control,
         config: Arc::new(GatewayConfig::new("secret")),
+        logs,
         ready: Arc::new(AtomicBool::new(true)),
     })
 }
@@ -116,18 +119,20 @@ async fn outcomes_map_to_statuses_in_one_place() {
     assert_eq!(headers["retry-after"], "2");
     assert_eq!(body["error"]["type"], "TooManyRequestsException");
 
+    // The function's own failures answer as Lambda does: 200, a marker, its error.
     let (status, headers, body) = post(&app, "fail").await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY);
-    assert_eq!(headers["x-modelfn-function-error"], "Unhandled");
-    assert_eq!(body["error"]["message"], "ModelError: boom");
-
-    let (status, headers, body) = post(&app, "sleep").await;
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["x-modelfn-function-error"], "Unhandled");
     assert_eq!(
-        body["error"]["message"],
-        "Task timed out after 0.20 seconds"
+        body,
+        serde_json::json!({"errorType": "ModelError", "errorMessage": "boom"})
     );
+
+    let (status, headers, body) = post(&app, "sleep").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-modelfn-function-error"], "Unhandled");
+    assert_eq!(body["errorType"], "Sandbox.Timedout");
+    assert_eq!(body["errorMessage"], "Task timed out after 0.20 seconds");
 }
 
 #[tokio::test]

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 /// Stores packages by content and hands out their unpacked directories.
 #[async_trait]
 pub trait ArtifactStore: Send + Sync + 'static {
-    /// Stores a package, unpacks it, and answers its digest (hex SHA-256) and code directory.
+    /// Stores a package, unpacks it within `limits`, and answers its digest (hex SHA-256)
+    /// and code directory.
     async fn put_package(
         &self,
         archive: Vec<u8>,
+        limits: PackageLimits,
     ) -> Result<(String, PathBuf, UnpackedPackage), RegistryError>;
     /// The unpacked directory of a stored package (unpacking it again if it is missing).
     async fn code_dir(&self, digest: &str) -> Result<PathBuf, RegistryError>;
@@ -31,6 +33,11 @@ impl LocalArtifactStore {
         let root = root.into();
         std::fs::create_dir_all(root.join("blobs/sha256"))?;
         std::fs::create_dir_all(root.join("code"))?;
+        // Code must be reachable by the unprivileged user functions run as.
+        for dir in [root.clone(), root.join("code")] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        }
         Ok(LocalArtifactStore { root, limits })
     }
 
@@ -58,6 +65,10 @@ fn unpack_atomically(
     let parent = dest.parent().unwrap_or(Path::new("."));
     let tmp = unique_tmp(parent, "code");
     std::fs::create_dir_all(&tmp)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    }
     let result = unpack(archive, &tmp, limits);
     match result {
         Ok(info) => {
@@ -79,10 +90,11 @@ impl ArtifactStore for LocalArtifactStore {
     async fn put_package(
         &self,
         archive: Vec<u8>,
+        limits: PackageLimits,
     ) -> Result<(String, PathBuf, UnpackedPackage), RegistryError> {
         let blob_dir = self.root.join("blobs/sha256");
         let code = self.root.join("code");
-        let limits = self.limits;
+
         tokio::task::spawn_blocking(move || {
             let digest = hex::encode(Sha256::digest(&archive));
             let dest = code.join(&digest);
@@ -124,6 +136,7 @@ impl ArtifactStore for LocalArtifactStore {
             let archive = std::fs::read(&blob).map_err(|e| {
                 RegistryError::Storage(format!("artifact {} is missing: {e}", blob.display()))
             })?;
+            // Restoring what was accepted once: only the store's own (widest) limits apply.
             unpack_atomically(&archive, &dest, &limits)?;
             Ok(dest)
         })

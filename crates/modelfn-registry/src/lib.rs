@@ -7,7 +7,9 @@ pub mod metadata;
 pub mod package;
 
 pub use artifacts::{ArtifactStore, LocalArtifactStore};
-pub use metadata::{FunctionRecord, MetadataStore, NewVersion, SqliteMetadataStore};
+pub use metadata::{
+    FunctionRecord, LayerRecord, LayerRef, MetadataStore, NewVersion, SqliteMetadataStore,
+};
 pub use package::{PackageLimits, UnpackedPackage};
 
 /// Why a registry operation failed.

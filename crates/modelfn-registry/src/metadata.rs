@@ -20,6 +20,29 @@ pub struct FunctionRecord {
     pub code_size: u64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The layer versions the function was deployed with.
+    pub layers: Vec<LayerRef>,
+}
+
+/// A layer version a function uses.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerRef {
+    pub name: String,
+    pub version: u64,
+    pub code_sha256: String,
+    pub unpacked_size: u64,
+}
+
+/// A published layer version.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LayerRecord {
+    pub name: String,
+    pub version: u64,
+    pub code_sha256: String,
+    pub compressed_size: u64,
+    pub unpacked_size: u64,
+    pub description: String,
+    pub created_at_ms: i64,
 }
 
 /// What a deploy records.
@@ -30,6 +53,7 @@ pub struct NewVersion {
     pub manifest: String,
     pub code_sha256: String,
     pub code_size: u64,
+    pub layers: Vec<LayerRef>,
 }
 
 /// The metadata store.
@@ -41,6 +65,32 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<FunctionRecord>, RegistryError>;
     /// Deletes a function and its versions; answers whether it existed.
     async fn delete(&self, name: &str) -> Result<bool, RegistryError>;
+
+    /// Records a new version of a layer.
+    async fn put_layer(
+        &self,
+        name: &str,
+        code_sha256: &str,
+        compressed_size: u64,
+        unpacked_size: u64,
+        description: &str,
+    ) -> Result<LayerRecord, RegistryError>;
+    /// A layer version (the latest when `version` is `None`).
+    async fn get_layer(
+        &self,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Option<LayerRecord>, RegistryError>;
+    /// Every version of every layer.
+    async fn list_layers(&self) -> Result<Vec<LayerRecord>, RegistryError>;
+
+    /// Saves (or replaces) a named test event of a function.
+    async fn put_event(&self, function: &str, name: &str, body: &[u8])
+        -> Result<(), RegistryError>;
+    async fn get_event(&self, function: &str, name: &str)
+        -> Result<Option<Vec<u8>>, RegistryError>;
+    /// The names of a function's saved events.
+    async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError>;
 }
 
 /// SQLite, the embedded default.
@@ -50,7 +100,7 @@ pub struct SqliteMetadataStore {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-const SELECT: &str = "SELECT f.name, f.latest_version, v.runtime, v.manifest, v.code_sha256, v.code_size, f.created_at_ms, f.updated_at_ms
+const SELECT: &str = "SELECT f.name, f.latest_version, v.runtime, v.manifest, v.code_sha256, v.code_size, f.created_at_ms, f.updated_at_ms, v.layers
      FROM functions f JOIN function_versions v ON v.function = f.name AND v.version = f.latest_version";
 
 impl SqliteMetadataStore {
@@ -83,8 +133,23 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> FunctionRecord {
         code_size: row.get::<i64, _>(5) as u64,
         created_at_ms: row.get(6),
         updated_at_ms: row.get(7),
+        layers: serde_json::from_str(&row.get::<String, _>(8)).unwrap_or_default(),
     }
 }
+
+fn layer_record(row: &sqlx::sqlite::SqliteRow) -> LayerRecord {
+    LayerRecord {
+        name: row.get(0),
+        version: row.get::<i64, _>(1) as u64,
+        code_sha256: row.get(2),
+        compressed_size: row.get::<i64, _>(3) as u64,
+        unpacked_size: row.get::<i64, _>(4) as u64,
+        description: row.get(5),
+        created_at_ms: row.get(6),
+    }
+}
+
+const SELECT_LAYER: &str = "SELECT name, version, code_sha256, compressed_size, unpacked_size, description, created_at_ms FROM layer_versions";
 
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
@@ -118,8 +183,8 @@ impl MetadataStore for SqliteMetadataStore {
             }
         };
         sqlx::query(
-            "INSERT INTO function_versions (function, version, runtime, manifest, code_sha256, code_size, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO function_versions (function, version, runtime, manifest, code_sha256, code_size, created_at_ms, layers)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&v.name)
         .bind(version)
@@ -128,6 +193,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(&v.code_sha256)
         .bind(v.code_size as i64)
         .bind(now)
+        .bind(serde_json::to_string(&v.layers).unwrap_or_else(|_| "[]".into()))
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE functions SET latest_version = ?, updated_at_ms = ? WHERE name = ?")
@@ -165,5 +231,110 @@ impl MetadataStore for SqliteMetadataStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_layer(
+        &self,
+        name: &str,
+        code_sha256: &str,
+        compressed_size: u64,
+        unpacked_size: u64,
+        description: &str,
+    ) -> Result<LayerRecord, RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM layer_versions WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO layer_versions (name, version, code_sha256, compressed_size, unpacked_size, description, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(name)
+            .bind(version)
+            .bind(code_sha256)
+            .bind(compressed_size as i64)
+            .bind(unpacked_size as i64)
+            .bind(description)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!("{SELECT_LAYER} WHERE name = ? AND version = ?"))
+            .bind(name)
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(layer_record(&row))
+    }
+
+    async fn get_layer(
+        &self,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Option<LayerRecord>, RegistryError> {
+        let row = match version {
+            Some(v) => {
+                sqlx::query(&format!("{SELECT_LAYER} WHERE name = ? AND version = ?"))
+                    .bind(name)
+                    .bind(v as i64)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "{SELECT_LAYER} WHERE name = ? ORDER BY version DESC LIMIT 1"
+                ))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        Ok(row.as_ref().map(layer_record))
+    }
+
+    async fn list_layers(&self) -> Result<Vec<LayerRecord>, RegistryError> {
+        let rows = sqlx::query(&format!("{SELECT_LAYER} ORDER BY name, version"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(layer_record).collect())
+    }
+
+    async fn put_event(
+        &self,
+        function: &str,
+        name: &str,
+        body: &[u8],
+    ) -> Result<(), RegistryError> {
+        sqlx::query("INSERT INTO test_events (function, name, body, created_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT(function, name) DO UPDATE SET body = excluded.body, created_at_ms = excluded.created_at_ms")
+            .bind(function)
+            .bind(name)
+            .bind(body)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_event(
+        &self,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT body FROM test_events WHERE function = ? AND name = ?")
+                .bind(function)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM test_events WHERE function = ? ORDER BY name")
+                .bind(function)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

@@ -87,6 +87,7 @@ pub fn unpack(
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             std::fs::create_dir_all(dest.join(&path))?;
+            set_mode(&dest.join(&path), 0o755)?;
             continue;
         }
         if !kind.is_file() {
@@ -113,12 +114,21 @@ pub fn unpack(
         if copied != size {
             return Err(invalid(format!("the package is truncated at {shown:?}")));
         }
+        // Keep the executable bit (a `bootstrap`, a layer's bin/), nothing else: code is
+        // readable by the unprivileged function user and writable by no one but modelfn.
+        let exec = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
+        set_mode(&target, if exec { 0o755 } else { 0o644 })?;
         files += 1;
     }
     Ok(UnpackedPackage {
         files,
         unpacked_bytes: total,
     })
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// Packs a directory into tar.gz (what `modelfn deploy DIR` uploads). Skips `.git`,
@@ -160,7 +170,11 @@ mod tests {
         for (name, data) in entries {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
-            h.set_mode(0o644);
+            h.set_mode(if name.ends_with("bootstrap") {
+                0o700
+            } else {
+                0o600
+            });
             h.set_entry_type(tar::EntryType::Regular);
             // set_path refuses '..'; write the raw name to test the unpacker's own check.
             let raw = &mut h.as_old_mut().name;

@@ -8,7 +8,8 @@ use crate::library::{LibraryConfig, OrtLibrary};
 use crate::model::{LoadedModel, RowAnswer, SessionTuning};
 use bytes::Bytes;
 use modelfn_core::{
-    BoxFuture, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError, Runtime,
+    BoxFuture, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError,
+    Runtime,
 };
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -56,6 +57,10 @@ impl OnnxRuntime {
 }
 
 impl Runtime for OnnxRuntime {
+    fn shared_instances(&self) -> bool {
+        true
+    }
+
     fn start(
         &self,
         spec: Arc<FunctionSpec>,
@@ -88,13 +93,14 @@ impl OnnxInstance {
         spec: Arc<FunctionSpec>,
         config: OnnxConfig,
     ) -> Result<OnnxInstance, InvokeError> {
-        let model_spec =
-            spec.manifest.model.clone().ok_or_else(|| {
-                InvokeError::InitFailed("the manifest has no [model] table".into())
-            })?;
+        let model_spec = spec
+            .manifest
+            .model
+            .clone()
+            .ok_or_else(|| InvokeError::init("the manifest has no [model] table"))?;
         let path = spec.code_dir.join(&model_spec.file);
         if !path.is_file() {
-            return Err(InvokeError::InitFailed(format!(
+            return Err(InvokeError::init(format!(
                 "model.file = {:?} is not in the package",
                 model_spec.file
             )));
@@ -130,7 +136,7 @@ impl OnnxInstance {
         let classes = ready_rx
             .await
             .map_err(|_| InvokeError::Internal("the model thread stopped while loading".into()))?
-            .map_err(InvokeError::InitFailed)?;
+            .map_err(InvokeError::init)?;
         Ok(OnnxInstance {
             jobs,
             permits: Arc::new(Semaphore::new(config.queue_depth)),
@@ -240,8 +246,5 @@ fn serve(mut model: LoadedModel, queue: Receiver<Job>, max_rows: usize) {
 }
 
 fn model_error(message: String) -> InvokeError {
-    InvokeError::Function {
-        error_type: "ModelError".into(),
-        message,
-    }
+    InvokeError::Function(FunctionError::new("ModelError", message))
 }

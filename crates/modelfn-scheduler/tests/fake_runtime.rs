@@ -1,25 +1,35 @@
-//! The scheduler with a fake runtime: cold then warm starts, timeouts, init failures.
+//! The scheduler with a fake runtime under paused time: cold then warm starts, shared and
+//! exclusive pools, timeouts, dead instances, init failures with backoff, and the
+//! START/END/REPORT lines.
 
 use bytes::Bytes;
 use modelfn_core::{
-    BoxFuture, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError, Manifest,
-    Runtime, RuntimeKind,
+    BoxFuture, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError, LogSink,
+    LogStream, Manifest, Runtime, RuntimeKind,
 };
 use modelfn_scheduler::Scheduler;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Starts instances that echo the body after sleeping for the number of ms it holds.
+/// Starts instances that sleep for the number of ms in the body, then echo it; the body
+/// `die` makes the instance unhealthy.
 struct Fake {
     starts: Arc<AtomicUsize>,
     fail_first_starts: usize,
+    shared: bool,
 }
 
-struct Echo;
+struct Echo {
+    dead: AtomicBool,
+}
 
 impl Runtime for Fake {
+    fn shared_instances(&self) -> bool {
+        self.shared
+    }
+
     fn start(
         &self,
         _spec: Arc<FunctionSpec>,
@@ -28,9 +38,11 @@ impl Runtime for Fake {
             let n = self.starts.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(5)).await;
             if n < self.fail_first_starts {
-                return Err(InvokeError::InitFailed("model is broken".into()));
+                return Err(InvokeError::init("model is broken"));
             }
-            Ok(Arc::new(Echo) as Arc<dyn Instance>)
+            Ok(Arc::new(Echo {
+                dead: AtomicBool::new(false),
+            }) as Arc<dyn Instance>)
         })
     }
 }
@@ -38,6 +50,13 @@ impl Runtime for Fake {
 impl Instance for Echo {
     fn invoke(&self, inv: Invocation) -> BoxFuture<'_, Result<InvocationOutput, InvokeError>> {
         Box::pin(async move {
+            if &inv.body[..] == b"die" {
+                self.dead.store(true, Ordering::SeqCst);
+                return Err(InvokeError::Function(modelfn_core::FunctionError::new(
+                    "Runtime.ExitError",
+                    "exited",
+                )));
+            }
             let ms: u64 = std::str::from_utf8(&inv.body).unwrap().parse().unwrap();
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(InvocationOutput {
@@ -45,6 +64,23 @@ impl Instance for Echo {
                 content_type: "text/plain",
             })
         })
+    }
+
+    fn healthy(&self) -> bool {
+        !self.dead.load(Ordering::SeqCst)
+    }
+
+    fn max_memory_used_mb(&self) -> Option<u64> {
+        Some(42)
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl LogSink for Recorder {
+    fn line(&self, _f: &str, _id: Option<&str>, _s: LogStream, text: &str) {
+        self.0.lock().unwrap().push(text.to_string());
     }
 }
 
@@ -58,30 +94,40 @@ fn spec(timeout_ms: u64) -> Arc<FunctionSpec> {
         version: 1,
         code_dir: ".".into(),
         code_sha256: "0".repeat(64),
+        layers: vec![],
     })
 }
 
-fn scheduler(fail_first_starts: usize) -> (Scheduler, Arc<AtomicUsize>) {
+struct Setup {
+    s: Arc<Scheduler>,
+    starts: Arc<AtomicUsize>,
+    logs: Arc<Recorder>,
+}
+
+fn setup(fail_first_starts: usize, shared: bool, timeout_ms: u64) -> Setup {
     let starts = Arc::new(AtomicUsize::new(0));
     let fake = Fake {
         starts: starts.clone(),
         fail_first_starts,
+        shared,
     };
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(fake));
-    (Scheduler::new(rt), starts)
+    let logs = Arc::new(Recorder::default());
+    let s = Arc::new(Scheduler::new(rt, logs.clone()));
+    s.install(spec(timeout_ms)).unwrap();
+    Setup { s, starts, logs }
 }
 
-fn inv(ms: u64) -> Invocation {
-    Invocation::new("req", Bytes::from(ms.to_string()), None)
+fn inv(body: &str) -> Invocation {
+    Invocation::new("req", Bytes::from(body.to_string()), None)
 }
 
 #[tokio::test(start_paused = true)]
-async fn first_call_is_cold_then_warm_and_concurrent_first_calls_start_once() {
-    let (s, starts) = scheduler(0);
-    s.install(spec(3000));
+async fn shared_pool_starts_once_then_stays_warm() {
+    let Setup { s, starts, .. } = setup(0, true, 3000);
     assert_eq!(s.stats("f").unwrap().state, "cold");
-    let (a, b) = tokio::join!(s.invoke("f", inv(1)), s.invoke("f", inv(1)));
+    let (a, b) = tokio::join!(s.invoke("f", inv("1")), s.invoke("f", inv("1")));
     let (ra, rb) = (a.unwrap().1, b.unwrap().1);
     assert_eq!(
         starts.load(Ordering::SeqCst),
@@ -95,58 +141,140 @@ async fn first_call_is_cold_then_warm_and_concurrent_first_calls_start_once() {
             .count(),
         1
     );
-    let (out, warm) = s.invoke("f", inv(0)).await.unwrap();
+    let (out, warm) = s.invoke("f", inv("0")).await.unwrap();
     assert_eq!(out.body, Bytes::from("0"));
     assert!(!warm.cold_start && warm.init_duration.is_none());
     let st = s.stats("f").unwrap();
     assert_eq!(
-        (st.state, st.invocations, st.cold_starts, st.errors),
-        ("warm", 3, 1, 0)
+        (
+            st.state,
+            st.instances,
+            st.invocations,
+            st.cold_starts,
+            st.errors
+        ),
+        ("warm", 1, 3, 1, 0)
     );
     assert!(st.last_init_duration_ms.unwrap() >= 5.0);
 }
 
 #[tokio::test(start_paused = true)]
-async fn timeout_is_enforced_and_reported_like_lambda() {
-    let (s, _) = scheduler(0);
-    s.install(spec(100));
-    let e = s.invoke("f", inv(500)).await.unwrap_err();
-    assert_eq!(e.to_string(), "Task timed out after 0.10 seconds");
-    assert!(
-        s.invoke("f", inv(10)).await.is_ok(),
-        "the function keeps serving"
+async fn exclusive_pool_runs_one_invocation_per_instance_and_reuses_idle_ones() {
+    let Setup { s, starts, .. } = setup(0, false, 3000);
+    let (a, b, c) = tokio::join!(
+        s.invoke("f", inv("10")),
+        s.invoke("f", inv("10")),
+        s.invoke("f", inv("10"))
     );
-    assert_eq!(s.stats("f").unwrap().errors, 1);
+    assert!(a.unwrap().1.cold_start && b.unwrap().1.cold_start && c.unwrap().1.cold_start);
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        3,
+        "three concurrent calls, three instances"
+    );
+    assert_eq!(s.stats("f").unwrap().instances, 3);
+    let (a, b) = tokio::join!(s.invoke("f", inv("10")), s.invoke("f", inv("10")));
+    assert!(!a.unwrap().1.cold_start && !b.unwrap().1.cold_start);
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        3,
+        "idle instances are reused"
+    );
 }
 
 #[tokio::test(start_paused = true)]
-async fn failed_init_is_reported_and_retried() {
-    let (s, starts) = scheduler(1);
-    s.install(spec(3000));
-    let e = s.invoke("f", inv(0)).await.unwrap_err();
-    assert_eq!(e, InvokeError::InitFailed("model is broken".into()));
-    assert!(s.invoke("f", inv(0)).await.unwrap().1.cold_start);
+async fn a_timed_out_instance_is_dropped_and_the_next_call_gets_a_fresh_one() {
+    let Setup { s, starts, logs } = setup(0, false, 100);
+    let e = s.invoke("f", inv("500")).await.unwrap_err();
+    assert_eq!(e.to_string(), "Task timed out after 0.10 seconds");
+    assert_eq!(
+        s.stats("f").unwrap().instances,
+        0,
+        "the timed-out instance is gone"
+    );
+    let (_, r) = s.invoke("f", inv("10")).await.unwrap();
+    assert!(r.cold_start, "a fresh instance");
     assert_eq!(starts.load(Ordering::SeqCst), 2);
+    assert_eq!(s.stats("f").unwrap().errors, 1);
+    let lines = logs.0.lock().unwrap().clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Task timed out after 0.10 seconds")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_instance_is_replaced() {
+    let Setup { s, starts, .. } = setup(0, false, 3000);
+    s.invoke("f", inv("1")).await.unwrap();
+    assert!(s.invoke("f", inv("die")).await.is_err());
+    let (_, r) = s.invoke("f", inv("1")).await.unwrap();
+    assert!(r.cold_start);
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_failures_are_remembered_with_backoff_then_retried() {
+    let Setup { s, starts, .. } = setup(2, false, 3000);
+    let e = s.invoke("f", inv("0")).await.unwrap_err();
+    assert_eq!(e, InvokeError::init("model is broken"));
+    // Within the backoff: the same error, nothing started.
+    assert_eq!(s.invoke("f", inv("0")).await.unwrap_err(), e);
+    assert_eq!(starts.load(Ordering::SeqCst), 1);
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    assert!(
+        s.invoke("f", inv("0")).await.is_err(),
+        "second start fails too"
+    );
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    assert_eq!(
+        s.invoke("f", inv("0")).await.unwrap_err(),
+        e,
+        "the backoff doubled to 2 s"
+    );
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    assert!(s.invoke("f", inv("0")).await.unwrap().1.cold_start);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_end_report_lines_with_init_duration_on_the_cold_start_only() {
+    let Setup { s, logs, .. } = setup(0, false, 3000);
+    s.invoke("f", inv("3")).await.unwrap();
+    s.invoke("f", inv("3")).await.unwrap();
+    let lines = logs.0.lock().unwrap().clone();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(lines[0], "START RequestId: req Version: 1");
+    assert_eq!(lines[1], "END RequestId: req");
+    assert!(lines[2].starts_with("REPORT RequestId: req\tDuration: 3.00 ms") && lines[2].contains("\tBilled Duration: 3 ms\tMemory Size: 128 MB\tMax Memory Used: 42 MB\tInit Duration: 5."), "{}", lines[2]);
+    assert!(
+        lines[5].starts_with("REPORT") && !lines[5].contains("Init Duration"),
+        "{}",
+        lines[5]
+    );
 }
 
 #[tokio::test]
 async fn unknown_and_removed_functions_are_not_found() {
-    let (s, _) = scheduler(0);
+    let Setup { s, .. } = setup(0, true, 3000);
     assert_eq!(
-        s.invoke("nope", inv(0)).await.unwrap_err(),
+        s.invoke("nope", inv("0")).await.unwrap_err(),
         InvokeError::FunctionNotFound("nope".into())
     );
-    s.install(spec(3000));
     assert!(s.remove("f"));
     assert!(matches!(
-        s.invoke("f", inv(0)).await,
+        s.invoke("f", inv("0")).await,
         Err(InvokeError::FunctionNotFound(_))
     ));
 }
 
 #[tokio::test(start_paused = true)]
-async fn validate_starts_an_instance_without_installing_it() {
-    let (s, starts) = scheduler(1);
+async fn validate_starts_an_instance_without_serving_it() {
+    let Setup { s, starts, .. } = setup(1, true, 3000);
+    s.remove("f");
     assert!(s.validate(spec(3000)).await.is_err());
     assert!(s.validate(spec(3000)).await.is_ok());
     assert_eq!(starts.load(Ordering::SeqCst), 2);

@@ -37,6 +37,8 @@ struct FileConfig {
     max_invoke_body_bytes: Option<usize>,
     max_package_mb: Option<u64>,
     max_unpacked_mb: Option<u64>,
+    max_layer_mb: Option<u64>,
+    function_python: Option<String>,
     ort_library: Option<PathBuf>,
     install_onnxruntime: Option<bool>,
     log: Option<String>,
@@ -50,6 +52,10 @@ pub struct ServeConfig {
     pub max_invoke_body_bytes: usize,
     pub max_package_bytes: u64,
     pub max_unpacked_bytes: u64,
+    /// Largest layer, compressed and unpacked.
+    pub max_layer_bytes: u64,
+    /// The Python interpreter of `python3` functions (default: `python3` on PATH).
+    pub function_python: Option<String>,
     pub ort_library: Option<PathBuf>,
     /// Whether a missing ONNX Runtime may be installed with pip.
     pub install_onnxruntime: bool,
@@ -77,6 +83,8 @@ impl ServeConfig {
             max_invoke_body_bytes: 6 * 1024 * 1024,
             max_package_bytes: 50 * 1024 * 1024,
             max_unpacked_bytes: 250 * 1024 * 1024,
+            max_layer_bytes: 250 * 1024 * 1024,
+            function_python: std::env::var("MODELFN_PYTHON").ok(),
             ort_library: None,
             install_onnxruntime: true,
             log: "info".into(),
@@ -109,6 +117,12 @@ impl ServeConfig {
             }
             if let Some(v) = f.max_unpacked_mb {
                 c.max_unpacked_bytes = v * 1024 * 1024;
+            }
+            if let Some(v) = f.max_layer_mb {
+                c.max_layer_bytes = v * 1024 * 1024;
+            }
+            if f.function_python.is_some() {
+                c.function_python = f.function_python;
             }
             c.ort_library = f.ort_library;
             if let Some(v) = f.install_onnxruntime {

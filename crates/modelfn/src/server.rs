@@ -4,12 +4,14 @@
 
 use crate::config::ServeConfig;
 use anyhow::{Context, Result};
-use modelfn_control::ControlPlane;
+use modelfn_control::{ControlPlane, Limits};
 use modelfn_core::{Runtime, RuntimeKind};
 use modelfn_gateway::{router, AppState, GatewayConfig};
 use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
+use modelfn_runtime_process::{ProcessConfig, ProcessRuntime};
 use modelfn_scheduler::Scheduler;
+use modelfn_telemetry::LogStore;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -77,25 +79,53 @@ fn admin_token(data_dir: &Path) -> Result<String> {
     Ok(token)
 }
 
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))
+}
+
 /// Starts everything and begins serving; returns once the listener is bound.
 pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
-    let token = admin_token(&cfg.data_dir)?;
-    let meta = SqliteMetadataStore::open(&cfg.data_dir.join("modelfn.db"))
+    let data = &cfg.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("creating the data directory {}", data.display()))?;
+    // Functions run as an unprivileged user when modelfn runs as root: they may traverse
+    // the data directory to reach their code, but not list it; private files are 0600.
+    set_mode(data, 0o711)?;
+    let token = admin_token(data)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+
+    let db = data.join("modelfn.db");
+    let meta = SqliteMetadataStore::open(&db)
         .await
         .context("opening the metadata database")?;
-    let limits = PackageLimits {
+    set_mode(&db, 0o600)?;
+    let function_limits = PackageLimits {
         max_compressed_bytes: cfg.max_package_bytes,
         max_unpacked_bytes: cfg.max_unpacked_bytes,
     };
-    let artifacts = LocalArtifactStore::new(cfg.data_dir.join("artifacts"), limits)
+    let layer_limits = PackageLimits {
+        max_compressed_bytes: cfg.max_layer_bytes,
+        max_unpacked_bytes: cfg.max_layer_bytes,
+    };
+    let widest = PackageLimits {
+        max_compressed_bytes: cfg.max_package_bytes.max(cfg.max_layer_bytes),
+        max_unpacked_bytes: cfg.max_unpacked_bytes.max(cfg.max_layer_bytes),
+    };
+    let artifacts = LocalArtifactStore::new(data.join("artifacts"), widest)
         .context("opening the artifact store")?;
+    let logs =
+        Arc::new(LogStore::new(Some(data.join("logs"))).context("opening the log directory")?);
+    set_mode(&data.join("logs"), 0o700)?;
 
     let onnx = Arc::new(OnnxRuntime::new(OnnxConfig {
         library: LibraryConfig {
             path: cfg.ort_library.clone(),
-            data_dir: Some(cfg.data_dir.clone()),
+            data_dir: Some(data.clone()),
             allow_pip: cfg.install_onnxruntime,
             ..Default::default()
         },
@@ -111,13 +141,30 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
             eprintln!("modelfn: {e}");
         }
     });
+    let process_cfg = ProcessConfig::detect(
+        logs.clone(),
+        data.join("runtime"),
+        cfg.function_python.clone(),
+    );
+    let _ = process_cfg.endpoint.set(format!("http://{addr}"));
+    let processes = Arc::new(
+        ProcessRuntime::new(process_cfg).context("preparing the function process runtime")?,
+    );
     let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     runtimes.insert(RuntimeKind::Onnx, onnx);
-    let scheduler = Arc::new(Scheduler::new(runtimes));
+    runtimes.insert(RuntimeKind::Python3, processes.clone());
+    runtimes.insert(RuntimeKind::Provided, processes);
+    let scheduler = Arc::new(Scheduler::new(runtimes, logs.clone()));
+    let limits = Limits {
+        function: function_limits,
+        layer: layer_limits,
+        total_unpacked_bytes: cfg.max_unpacked_bytes,
+    };
     let control = Arc::new(ControlPlane::new(
         Arc::new(meta),
         Arc::new(artifacts),
         scheduler,
+        limits,
     ));
     let restored = control
         .restore()
@@ -127,22 +174,20 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let mut gw = GatewayConfig::new(token);
     gw.max_invoke_body_bytes = cfg.max_invoke_body_bytes;
     gw.max_package_bytes = cfg.max_package_bytes as usize;
+    gw.max_layer_bytes = cfg.max_layer_bytes as usize;
     let ready = Arc::new(AtomicBool::new(false));
     let app = router(AppState {
         control: control.clone(),
         config: Arc::new(gw),
+        logs,
         ready: ready.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
     ready.store(true, Ordering::Release);
-    let token_path = cfg.data_dir.join(TOKEN_FILE);
+    let token_path = data.join(TOKEN_FILE);
     println!("modelfn listening on http://{addr}");
     println!(
         "data directory {} ({restored} functions restored); admin token in {}",
-        cfg.data_dir.display(),
+        data.display(),
         token_path.display()
     );
     let _ = std::io::stdout().flush();

@@ -1,0 +1,164 @@
+//! Admin routes around functions: layers, logs and saved test events.
+
+use crate::admin::require_package;
+use crate::error::{body_rejection, ApiError};
+use crate::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use modelfn_core::FunctionName;
+use modelfn_telemetry::LogQuery;
+use serde::Deserialize;
+
+fn name(s: &str) -> Result<FunctionName, ApiError> {
+    FunctionName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerParams {
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `POST /v1/layers/{name}` with the layer directory as a tar.gz: a new layer version.
+pub async fn publish_layer(
+    State(state): State<AppState>,
+    Path(layer): Path<String>,
+    params: Result<Query<LayerParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let layer = name(&layer)?;
+    require_package(&headers)?;
+    let body = body.map_err(|e| body_rejection(e, state.config.max_layer_bytes))?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the request body is empty; upload the layer directory as a tar.gz",
+        ));
+    }
+    let info = state
+        .control
+        .publish_layer(&layer, body.to_vec(), &params.description)
+        .await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// `GET /v1/layers`
+pub async fn list_layers(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(serde_json::json!({ "layers": state.control.list_layers().await? })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    /// `10m`, `2h`, `30s`, `1d`: lines newer than that.
+    pub since: Option<String>,
+    /// Lines after this sequence number (to follow).
+    pub after: Option<u64>,
+    pub request_id: Option<String>,
+    pub contains: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `30s`, `10m`, `2h`, `1d` → milliseconds.
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = num.parse().ok()?;
+    let mult = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// `GET /v1/functions/{name}/logs?since=10m&after=SEQ&request_id=ID&contains=TEXT&limit=N`
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+    params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    state.control.describe(&function).await?;
+    let since_ms = match &p.since {
+        Some(s) => Some(
+            modelfn_telemetry::time::now_ms()
+                - parse_duration_ms(s).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "since={s:?} is not a duration like 30s, 10m, 2h or 1d"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let q = LogQuery {
+        since_ms,
+        after_seq: p.after,
+        request_id: p.request_id,
+        contains: p.contains,
+        limit: p.limit,
+    };
+    Ok(Json(serde_json::json!({ "lines": state.logs.query(&function, &q) })).into_response())
+}
+
+/// `PUT /v1/functions/{name}/events/{event}` with the event as the body.
+pub async fn save_event(
+    State(state): State<AppState>,
+    Path((function, event)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    state
+        .control
+        .save_event(&function, &name(&event)?, &body)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/functions/{name}/events/{event}`: the saved event.
+pub async fn get_event(
+    State(state): State<AppState>,
+    Path((function, event)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let body = state.control.event(&function, &event).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /v1/functions/{name}/events`: the names of the saved events.
+pub async fn list_events(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(
+        Json(serde_json::json!({ "events": state.control.list_events(&function).await? }))
+            .into_response(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("10m"), Some(600_000));
+        assert_eq!(parse_duration_ms("30s"), Some(30_000));
+        assert_eq!(parse_duration_ms("1d"), Some(86_400_000));
+        assert_eq!(parse_duration_ms("10"), None);
+        assert_eq!(parse_duration_ms("m"), None);
+        assert_eq!(parse_duration_ms("5y"), None);
+    }
+}
