@@ -78,6 +78,23 @@ def write(out_dir, onx, x_test, inputs, extra=None):
     print(f"{out_dir}: {os.path.getsize(path)} bytes, {len(rows)} reference rows")
 
 
+def write_digit_png(out_dir, row, label):
+    """A held-out digit as a 32x32 PNG (dark ink on white, as a scan), base64 in a request."""
+    import base64
+    import io
+    from PIL import Image
+    pixels = (255 - np.asarray(row, dtype=np.float64).reshape(8, 8) * 255.0 / 16.0).round().astype(np.uint8)
+    img = Image.fromarray(pixels, mode="L").resize((32, 32), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    with open(os.path.join(out_dir, "request.json"), "w") as f:
+        json.dump({"image": base64.b64encode(buf.getvalue()).decode()}, f)
+        f.write("\n")
+    with open(os.path.join(out_dir, "response.json"), "w") as f:
+        json.dump({"digit": label}, f)
+        f.write("\n")
+
+
 def skl(model, n_features, **options):
     return to_onnx(model, initial_types=[("input", FloatTensorType([None, n_features]))],
                    target_opset={"": 17, "ai.onnx.ml": 3}, options=options or None)
@@ -96,6 +113,9 @@ def main():
     rfc = RandomForestClassifier(n_estimators=100, random_state=SEED).fit(x_tr, y_tr)
     print("iris accuracy", rfc.score(x_te, y_te))
     write(ex("iris"), skl(rfc, 4), x_te, ["sl", "sw", "pl", "pw"])
+    # The seed's own handler serves a joblib dump of the forest (examples/iris-python).
+    import joblib
+    joblib.dump(rfc, ex("iris-python") + "/model.joblib")
     # The same forest exported without ZipMap (a plain probability tensor), and trained on string labels.
     write(fixture("iris-plain"), skl(rfc, 4, zipmap=False), x_te, ["sl", "sw", "pl", "pw"])
     names = np.array(iris.target_names)
@@ -112,6 +132,7 @@ def main():
     print("breast-cancer accuracy", gbc.score(x_te, y_te))
     write(ex("breast-cancer"), skl(gbc, 5, zipmap=False), x_te,
           ["meanConcavePoints", "worstRadius", "worstTexture", "worstArea", "worstConcavePoints"])
+    joblib.dump(gbc, ex("breast-cancer-python") + "/clf.sav")
 
     # S3 (seed 000): a linear classifier on all 30 features; label 1 = malignant, as the seed's endpoint.
     y_malignant = 1 - bc.target
@@ -126,6 +147,7 @@ def main():
     mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, random_state=SEED).fit(x_tr, y_tr)
     print("digits accuracy", mlp.score(x_te, y_te))
     write(ex("digits"), skl(mlp, 64, zipmap=False), x_te, [f"p{i}" for i in range(64)])
+    write_digit_png(ex("digits-preprocess"), x_te[0], int(mlp.predict(x_te[:1])[0]))
 
     # XGBoost on breast cancer (onnxmltools), LightGBM on iris (ZipMap, onnxmltools default).
     import lightgbm

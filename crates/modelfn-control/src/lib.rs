@@ -272,10 +272,14 @@ impl ControlPlane {
     }
 
     /// Deploys a package (tar.gz with `modelfn.toml` at its root) as a new version.
+    ///
+    /// With `validate` false, the new version is recorded and served without starting it
+    /// first (as Lambda does): a failing init is then reported by every invocation.
     pub async fn deploy(
         &self,
         archive: Vec<u8>,
         name: Option<FunctionName>,
+        validate: bool,
     ) -> Result<DeployOutcome, ControlError> {
         let (digest, code_dir, unpacked) = self
             .artifacts
@@ -349,14 +353,19 @@ impl ControlPlane {
             code_sha256: digest.clone(),
             layers: layer_dirs,
         };
-        let took = self
-            .scheduler
-            .validate(Arc::new(spec.clone()))
-            .await
-            .map_err(|e| match e {
-                InvokeError::InitFailed(f) => ControlError::InitFailed(f.to_string()),
-                other => ControlError::InitFailed(other.to_string()),
-            })?;
+        let took = if validate {
+            let took = self
+                .scheduler
+                .validate(Arc::new(spec.clone()))
+                .await
+                .map_err(|e| match e {
+                    InvokeError::InitFailed(f) => ControlError::InitFailed(f.to_string()),
+                    other => ControlError::InitFailed(other.to_string()),
+                })?;
+            Some(took.as_secs_f64() * 1e3)
+        } else {
+            None
+        };
         let rec = self
             .meta
             .put_version(NewVersion {
@@ -376,7 +385,7 @@ impl ControlPlane {
         Ok(DeployOutcome {
             created: true,
             function: self.info(rec),
-            validated_in_ms: Some(took.as_secs_f64() * 1e3),
+            validated_in_ms: took,
         })
     }
 

@@ -42,6 +42,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct DeployParams {
     /// Deploy under this name instead of the manifest's.
     pub name: Option<String>,
+    /// `false`: record and serve the version without starting it first.
+    pub validate: Option<bool>,
 }
 
 const PACKAGE_TYPES: &[&str] = &[
@@ -90,7 +92,10 @@ pub async fn deploy(
         .map(|n| FunctionName::parse(&n))
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let outcome = state.control.deploy(body.to_vec(), name).await?;
+    let outcome = state
+        .control
+        .deploy(body.to_vec(), name, params.validate.unwrap_or(true))
+        .await?;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {

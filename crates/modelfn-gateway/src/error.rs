@@ -97,7 +97,10 @@ pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestTooLarge",
-            format!("the request body is larger than the limit of {limit} bytes"),
+            format!(
+                "the request body is larger than the limit of {limit} bytes ({:.1} MB)",
+                limit as f64 / 1_048_576.0
+            ),
         )
     } else {
         ApiError::bad_request(format!("the request body could not be read: {e}"))

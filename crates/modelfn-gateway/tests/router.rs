@@ -77,7 +77,11 @@ async fn app(dir: &std::path::Path) -> axum::Router {
     std::fs::write(pkg.join("modelfn.toml"), "name = \"f\"\nruntime = \"onnx\"\ntimeout_ms = 200\n[model]\nfile = \"m.onnx\"\ninputs = [\"a\"]\n").unwrap();
     std::fs::write(pkg.join("m.onnx"), b"fake").unwrap();
     control
-        .deploy(modelfn_registry::package::pack_dir(&pkg).unwrap(), None)
+        .deploy(
+            modelfn_registry::package::pack_dir(&pkg).unwrap(),
+            None,
+            true,
+        )
         .await
         .unwrap();
     router(AppState {

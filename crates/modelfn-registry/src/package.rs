@@ -90,12 +90,13 @@ pub fn unpack(
             set_mode(&dest.join(&path), 0o755)?;
             continue;
         }
-        if !kind.is_file() {
+        if !kind.is_file() && !kind.is_gnu_sparse() {
             return Err(invalid(format!(
                 "the package entry {shown:?} is a link or special file; packages hold only files and directories"
             )));
         }
-        let size = entry.header().size().unwrap_or(0);
+        // The size of the file itself (for a sparse entry, more than is stored).
+        let size = entry.size();
         total = total.saturating_add(size);
         if total > limits.max_unpacked_bytes {
             return Err(RegistryError::TooLarge(format!(
@@ -137,6 +138,9 @@ pub fn pack_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
     let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut builder = tar::Builder::new(enc);
     builder.follow_symlinks(true);
+    // Plain entries only: a sparse entry (a linker's output often has holes) is refused by
+    // unpackers that, like ours, accept only regular files.
+    builder.sparse(false);
     let mut stack = vec![dir.to_path_buf()];
     let mut files = Vec::new();
     while let Some(d) = stack.pop() {

@@ -34,6 +34,10 @@ pub enum Command {
         /// Deploy under this name instead of the manifest's.
         #[arg(long)]
         name: Option<String>,
+        /// Do not start the function before it replaces the serving version (as Lambda
+        /// does): a failing init is then reported by every invocation.
+        #[arg(long)]
+        no_validate: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -41,8 +45,14 @@ pub enum Command {
     Invoke {
         name: String,
         /// The event: JSON (or CSV with --content-type text/csv), or @FILE to read it from a file.
-        #[arg(long, short = 'd', default_value = "{}")]
+        #[arg(long, short = 'd', default_value = "{}", conflicts_with_all = ["event_file", "event"])]
         data: String,
+        /// Read the event from a file.
+        #[arg(long, conflicts_with = "event")]
+        event_file: Option<PathBuf>,
+        /// Send a saved test event (see `modelfn events`).
+        #[arg(long)]
+        event: Option<String>,
         /// The event's content type.
         #[arg(long, default_value = "application/json")]
         content_type: String,
@@ -63,6 +73,83 @@ pub enum Command {
     /// Delete a function.
     Delete {
         name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show a function's logs (its output and START/END/REPORT lines).
+    Logs {
+        name: String,
+        /// Keep printing new lines as they come.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only lines newer than this: 30s, 10m, 2h, 1d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only the lines of one request.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// At most this many lines (the newest).
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Publish and list layers (dependencies shared between functions).
+    #[command(subcommand)]
+    Layer(LayerCommand),
+    /// Save and list named test events of a function.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LayerCommand {
+    /// Build a layer with pip from a requirements file, or publish a prepared directory.
+    Publish {
+        name: String,
+        /// Install these requirements with pip into the layer's python/ directory.
+        #[arg(long, conflicts_with = "dir", required_unless_present = "dir")]
+        requirements: Option<PathBuf>,
+        /// Publish this directory as it is (python/ for Python packages, bin/ and lib/ for others).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The Python whose pip builds the layer (it should match the functions' Python).
+        #[arg(long, env = "MODELFN_PYTHON", default_value = "python3")]
+        python: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List every layer version.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Save (or replace) a named test event.
+    Save {
+        function: String,
+        event: String,
+        /// The event as JSON, or @FILE.
+        #[arg(
+            long,
+            short = 'd',
+            conflicts_with = "event_file",
+            required_unless_present = "event_file"
+        )]
+        data: Option<String>,
+        #[arg(long)]
+        event_file: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a function's saved test events.
+    List {
+        function: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -120,7 +207,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             server::init_tracing(&cfg);
             demo::run(cfg, examples).await
         }
-        Command::Deploy { dir, name, conn } => {
+        Command::Deploy {
+            dir,
+            name,
+            no_validate,
+            conn,
+        } => {
             if !dir.join("modelfn.toml").is_file() {
                 bail!(
                     "{} has no modelfn.toml: a function directory holds its manifest and files",
@@ -129,7 +221,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let archive = modelfn_registry::package::pack_dir(&dir)
                 .with_context(|| format!("packing {}", dir.display()))?;
-            let out = conn.client()?.deploy(archive, name.as_deref()).await?;
+            let out = conn
+                .client()?
+                .deploy(archive, name.as_deref(), !no_validate)
+                .await?;
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
@@ -153,17 +248,31 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Invoke {
             name,
             data,
+            event_file,
+            event,
             content_type,
             conn,
         } => {
-            let body = read_data(&data)?;
-            let (status, text) = conn.client()?.invoke(&name, body, &content_type).await?;
-            if status.is_success() {
-                println!("{text}");
-                Ok(())
-            } else {
+            let client = conn.client()?;
+            let body = match (event_file, event) {
+                (Some(f), _) => std::fs::read(&f)
+                    .with_context(|| format!("reading the event from {}", f.display()))?,
+                (None, Some(e)) => {
+                    client
+                        .get_admin_bytes(&format!("/v1/functions/{name}/events/{e}"))
+                        .await?
+                }
+                (None, None) => read_data(&data)?,
+            };
+            let (status, function_error, text) = client.invoke(&name, body, &content_type).await?;
+            if !status.is_success() {
                 bail!("{} ({status})", crate::client::error_message(&text))
             }
+            println!("{text}");
+            if function_error {
+                bail!("the function failed (x-modelfn-function-error: Unhandled)");
+            }
+            Ok(())
         }
         Command::List { conn } => {
             let out = conn.client()?.get_admin("/v1/functions").await?;
@@ -191,6 +300,116 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .delete(&format!("/v1/functions/{name}"))
                 .await?;
             println!("deleted {name}");
+            Ok(())
+        }
+        Command::Logs {
+            name,
+            follow,
+            since,
+            request_id,
+            limit,
+            conn,
+        } => {
+            let client = conn.client()?;
+            let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            if let Some(s) = &since {
+                query.push(("since", s.clone()));
+            }
+            if let Some(r) = &request_id {
+                query.push(("request_id", r.clone()));
+            }
+            let mut after: Option<u64> = None;
+            loop {
+                let mut q = query.clone();
+                if let Some(a) = after {
+                    q.retain(|(k, _)| *k != "since");
+                    q.push(("after", a.to_string()));
+                }
+                let out = client
+                    .get_admin_query(&format!("/v1/functions/{name}/logs"), &q)
+                    .await?;
+                for l in out["lines"].as_array().cloned().unwrap_or_default() {
+                    if conn.json {
+                        println!("{l}");
+                    } else {
+                        println!(
+                            "{}  {}",
+                            l["timestamp"].as_str().unwrap_or(""),
+                            l["message"].as_str().unwrap_or("")
+                        );
+                    }
+                    after = l["seq"].as_u64().or(after);
+                }
+                if !follow {
+                    return Ok(());
+                }
+                after = after.or(Some(0));
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+        Command::Layer(LayerCommand::Publish {
+            name,
+            requirements,
+            dir,
+            description,
+            python,
+            conn,
+        }) => {
+            let client = conn.client()?;
+            let archive = match (requirements, dir) {
+                (Some(req), _) => {
+                    let built = crate::layer::build_with_pip(&python, &req)?;
+                    modelfn_registry::package::pack_dir(built.path())?
+                }
+                (None, Some(d)) => modelfn_registry::package::pack_dir(&d)
+                    .with_context(|| format!("packing {}", d.display()))?,
+                (None, None) => bail!("give --requirements FILE or --dir DIR"),
+            };
+            let out = client.publish_layer(&name, archive, &description).await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{}", table::layer_published(&out));
+            }
+            Ok(())
+        }
+        Command::Layer(LayerCommand::List { conn }) => {
+            let out = conn.client()?.get_admin("/v1/layers").await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{}", table::layers(&out["layers"]));
+            }
+            Ok(())
+        }
+        Command::Events(EventsCommand::Save {
+            function,
+            event,
+            data,
+            event_file,
+            conn,
+        }) => {
+            let body = match (event_file, data) {
+                (Some(f), _) => {
+                    std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?
+                }
+                (None, Some(d)) => read_data(&d)?,
+                (None, None) => bail!("give --data JSON or --event-file FILE"),
+            };
+            conn.client()?
+                .put_admin(&format!("/v1/functions/{function}/events/{event}"), body)
+                .await?;
+            println!("saved test event {event} of {function}");
+            Ok(())
+        }
+        Command::Events(EventsCommand::List { function, conn }) => {
+            let out = conn
+                .client()?
+                .get_admin(&format!("/v1/functions/{function}/events"))
+                .await?;
+            for e in out["events"].as_array().cloned().unwrap_or_default() {
+                println!("{}", e.as_str().unwrap_or_default());
+            }
             Ok(())
         }
     }

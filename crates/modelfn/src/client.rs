@@ -30,6 +30,10 @@ impl Client {
         })
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     fn admin(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder> {
         match &self.token {
             Some(t) => Ok(req.bearer_auth(t)),
@@ -37,60 +41,112 @@ impl Client {
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<(StatusCode, String)> {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<(StatusCode, bool, Vec<u8>)> {
         let resp = req
             .send()
             .await
             .with_context(|| format!("cannot reach the modelfn server at {}", self.base))?;
         let status = resp.status();
-        let text = resp.text().await.context("reading the server's answer")?;
-        Ok((status, text))
+        let function_error = resp.headers().contains_key("x-modelfn-function-error");
+        let body = resp.bytes().await.context("reading the server's answer")?;
+        Ok((status, function_error, body.to_vec()))
+    }
+
+    /// An admin request whose answer must succeed; answers the raw body.
+    async fn admin_bytes(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        let (status, _, body) = self.send(self.admin(req)?).await?;
+        if !status.is_success() {
+            bail!(
+                "{} ({status})",
+                error_message(&String::from_utf8_lossy(&body))
+            );
+        }
+        Ok(body)
     }
 
     async fn admin_json(&self, req: reqwest::RequestBuilder) -> Result<Value> {
-        let (status, text) = self.send(self.admin(req)?).await?;
-        if !status.is_success() {
-            bail!("{} ({status})", error_message(&text));
-        }
-        if text.is_empty() {
+        let body = self.admin_bytes(req).await?;
+        if body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).context("the server's answer is not JSON")
+        serde_json::from_slice(&body).context("the server's answer is not JSON")
     }
 
-    pub async fn deploy(&self, archive: Vec<u8>, name: Option<&str>) -> Result<Value> {
+    pub async fn deploy(
+        &self,
+        archive: Vec<u8>,
+        name: Option<&str>,
+        validate: bool,
+    ) -> Result<Value> {
         let mut req = self
             .http
-            .post(format!("{}/v1/functions", self.base))
+            .post(self.url("/v1/functions"))
             .header("content-type", "application/gzip")
             .body(archive);
         if let Some(n) = name {
             req = req.query(&[("name", n)]);
         }
+        if !validate {
+            req = req.query(&[("validate", "false")]);
+        }
         self.admin_json(req).await
     }
 
     pub async fn get_admin(&self, path: &str) -> Result<Value> {
-        self.admin_json(self.http.get(format!("{}{path}", self.base)))
+        self.admin_json(self.http.get(self.url(path))).await
+    }
+
+    pub async fn get_admin_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
+        self.admin_json(self.http.get(self.url(path)).query(query))
             .await
+    }
+
+    /// A raw admin GET (a saved event).
+    pub async fn get_admin_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        self.admin_bytes(self.http.get(self.url(path))).await
+    }
+
+    pub async fn put_admin(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+        let req = self
+            .http
+            .put(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        self.admin_json(req).await
     }
 
     pub async fn delete(&self, path: &str) -> Result<Value> {
-        self.admin_json(self.http.delete(format!("{}{path}", self.base)))
-            .await
+        self.admin_json(self.http.delete(self.url(path))).await
     }
 
+    pub async fn publish_layer(
+        &self,
+        name: &str,
+        archive: Vec<u8>,
+        description: &str,
+    ) -> Result<Value> {
+        let req = self
+            .http
+            .post(self.url(&format!("/v1/layers/{name}")))
+            .query(&[("description", description)])
+            .header("content-type", "application/gzip")
+            .body(archive);
+        self.admin_json(req).await
+    }
+
+    /// Invokes; answers the status, whether the function failed, and the body.
     pub async fn invoke(
         &self,
         name: &str,
         body: Vec<u8>,
         content_type: &str,
-    ) -> Result<(StatusCode, String)> {
+    ) -> Result<(StatusCode, bool, String)> {
         let req = self
             .http
-            .post(format!("{}/v1/functions/{name}/invoke", self.base))
+            .post(self.url(&format!("/v1/functions/{name}/invoke")))
             .header("content-type", content_type)
             .body(body);
-        self.send(req).await
+        let (status, failed, body) = self.send(req).await?;
+        Ok((status, failed, String::from_utf8_lossy(&body).into_owned()))
     }
 }

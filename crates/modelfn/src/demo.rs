@@ -34,7 +34,7 @@ pub async fn run(cfg: ServeConfig, examples: Option<PathBuf>) -> Result<()> {
     println!();
     for fdir in &names {
         let archive = modelfn_registry::package::pack_dir(fdir)?;
-        match running.control.deploy(archive, None).await {
+        match running.control.deploy(archive, None, true).await {
             Ok(out) => println!(
                 "{} {} (version {})",
                 if out.created {

@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod config;
 mod demo;
+mod layer;
 mod server;
 mod table;
 

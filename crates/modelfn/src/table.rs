@@ -85,7 +85,25 @@ pub fn describe(f: &Value) -> String {
                 s(&f["code_size"])
             ),
         ],
+        vec![
+            "unpacked".into(),
+            format!(
+                "{} with layers (limit {})",
+                mb(&f["total_unpacked_size"]),
+                mb(&f["unpacked_size_limit"])
+            ),
+        ],
     ];
+    if let Some(h) = f.get("handler") {
+        rows.push(vec!["handler".into(), s(h)]);
+    }
+    if let Some(layers) = f["layers"].as_array() {
+        let names: Vec<String> = layers
+            .iter()
+            .map(|l| format!("{}:{}", s(&l["name"]), s(&l["version"])))
+            .collect();
+        rows.push(vec!["layers".into(), names.join(", ")]);
+    }
     if let Some(m) = f.get("model") {
         rows.push(vec!["model file".into(), s(&m["file"])]);
         let inputs: Vec<String> = m["inputs"]
@@ -111,4 +129,45 @@ pub fn describe(f: &Value) -> String {
         ]);
     }
     render(&["FIELD", "VALUE"], &rows)
+}
+
+pub fn layers(list: &Value) -> String {
+    let empty = vec![];
+    let rows: Vec<Vec<String>> = list
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|l| {
+            vec![
+                s(&l["name"]),
+                s(&l["version"]),
+                mb(&l["compressed_size"]),
+                mb(&l["unpacked_size"]),
+                s(&l["description"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no layers published\n".into();
+    }
+    render(
+        &["NAME", "VERSION", "COMPRESSED", "UNPACKED", "DESCRIPTION"],
+        &rows,
+    )
+}
+
+fn mb(v: &Value) -> String {
+    format!("{:.1} MB", v.as_f64().unwrap_or(0.0) / 1_048_576.0)
+}
+
+pub fn layer_published(l: &Value) -> String {
+    format!(
+        "published layer {} version {}: {} compressed (limit {}), {} unpacked (limit {})\n",
+        s(&l["name"]),
+        s(&l["version"]),
+        mb(&l["compressed_size"]),
+        mb(&l["compressed_limit"]),
+        mb(&l["unpacked_size"]),
+        mb(&l["unpacked_limit"]),
+    )
 }

@@ -2,16 +2,8 @@
 //! restarts, the CLI, graceful shutdown.
 
 mod common;
-use common::{curl, example, json, Server};
+use common::{copy_dir, curl, example, json, Server};
 use std::path::Path;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-    }
-}
 
 #[test]
 fn bad_requests_get_a_4xx_with_a_reason_and_the_server_keeps_serving() {
