@@ -5,6 +5,49 @@ use crate::server;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
+/// Builds and publishes each `examples/layers/<name>/requirements.txt` not published yet
+/// (the Python examples need them). Failures are reported, not fatal: the examples that
+/// need a missing layer are then not deployed.
+async fn publish_layers(running: &server::RunningServer, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let published = running.control.list_layers().await.unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    dirs.sort();
+    for d in dirs {
+        let req = d.join("requirements.txt");
+        let Some(name) = d.file_name().and_then(|n| n.to_str()).and_then(|n| modelfn_core::FunctionName::parse(n).ok()) else {
+            continue;
+        };
+        if !req.is_file() || published.iter().any(|l| l.name == name.as_str()) {
+            continue;
+        }
+        println!("building layer {name} from {} (once; pip downloads the packages)", req.display());
+        let python = std::env::var("MODELFN_PYTHON").unwrap_or_else(|_| "python3".into());
+        let req2 = req.clone();
+        let built = tokio::task::spawn_blocking(move || crate::layer::build_with_pip(&python, &req2)).await;
+        let archive = match built {
+            Ok(Ok(layer)) => modelfn_registry::package::pack_dir(layer.path()),
+            Ok(Err(e)) => {
+                println!("could not build layer {name}: {e:#}");
+                continue;
+            }
+            Err(e) => {
+                println!("could not build layer {name}: {e}");
+                continue;
+            }
+        };
+        match archive {
+            Ok(a) => match running.control.publish_layer(&name, a, "built by modelfn demo").await {
+                Ok(info) => println!("published layer {name} version {}", info.layer.version),
+                Err(e) => println!("could not publish layer {name}: {e}"),
+            },
+            Err(e) => println!("could not pack layer {name}: {e}"),
+        }
+    }
+}
+
 /// `./examples`, else the examples of the source tree this binary was built from.
 fn examples_dir(given: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(d) = given {
@@ -32,6 +75,9 @@ pub async fn run(cfg: ServeConfig, examples: Option<PathBuf>) -> Result<()> {
     names.sort();
     let base = format!("http://{}", running.addr);
     println!();
+    publish_layers(&running, &dir.join("layers")).await;
+    // A `provided` example needs its binary built first: deployed when it is there.
+    names.retain(|p| !p.join("Cargo.toml").is_file() || p.join("bootstrap").is_file());
     for fdir in &names {
         let archive = modelfn_registry::package::pack_dir(fdir)?;
         match running.control.deploy(archive, None, true).await {
