@@ -25,7 +25,8 @@ $bin layer publish sklearn --requirements examples/layers/sklearn/requirements.t
 layer=$(ls -d "$data"/artifacts/code/*/python | head -1)
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
-echo "machine: $(nproc) cores; function python: $(grep -o 'python=[^ ]*' "$data/server.log" | head -1 | sed 's/\x1b\[[0-9;]*m//g')"
+py=$(sed 's/\x1b\[[0-9;]*m//g' "$data/server.log" | grep -o 'python=[^ ]*' | head -1 | sed 's/^python=//')
+echo "machine: $(nproc) cores; functions run $py ($("$py" --version 2>&1))"
 echo
 echo "cold start to first answer, iris-python (ms), $RUNS runs:"
 cold=()
@@ -39,7 +40,6 @@ for i in $(seq "$RUNS"); do
 done
 echo "  modelfn iris-python:            ${cold[*]}"
 imp=()
-py=$(grep -o 'python=[^ ]*' "$data/server.log" | head -1 | sed 's/\x1b\[[0-9;]*m//g; s/^python=//')
 for i in $(seq "$RUNS"); do
   t=$(date +%s%N); PYTHONPATH="$layer" "$py" -c "import sklearn, joblib"; imp+=("$(ms "$t")")
 done

@@ -29,6 +29,9 @@ use tokio::time::Instant;
 /// How long an instance may take to initialize, as Lambda's init phase (10 s), unless the
 /// function's own timeout is longer.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most instances of one code function at once (until per-function limits exist).
+/// Further concurrent calls wait for a free instance up to their timeout, then get 429.
+pub const MAX_EXCLUSIVE_INSTANCES: usize = 64;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -75,6 +78,8 @@ struct Slot {
     spec: Arc<FunctionSpec>,
     shared: bool,
     pool: Mutex<Pool>,
+    /// Caps the instances of an exclusive pool (one permit per running invocation).
+    slots: Arc<tokio::sync::Semaphore>,
     start_lock: tokio::sync::Mutex<()>,
     init_failure: Mutex<Option<InitFailure>>,
     invocations: AtomicU64,
@@ -93,6 +98,7 @@ impl Slot {
             spec,
             shared,
             pool: Mutex::new(Pool::default()),
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_EXCLUSIVE_INSTANCES)),
             start_lock: tokio::sync::Mutex::new(()),
             init_failure: Mutex::new(None),
             invocations: AtomicU64::new(0),
@@ -313,6 +319,30 @@ impl Scheduler {
                 &format!("START RequestId: {id} Version: {}", spec.version),
             );
         }
+        let timeout = Duration::from_millis(spec.manifest.timeout_ms);
+        // An exclusive pool runs at most MAX_EXCLUSIVE_INSTANCES invocations at once.
+        let _permit = if slot.shared {
+            None
+        } else {
+            match tokio::time::timeout(timeout, slot.slots.clone().acquire_owned()).await {
+                Ok(Ok(p)) => Some(p),
+                _ => {
+                    let e = InvokeError::Throttled {
+                        message: format!("function '{name}' has {MAX_EXCLUSIVE_INSTANCES} instances busy; try again"),
+                        retry_after: Duration::from_secs(1),
+                    };
+                    if log {
+                        self.logs.line(
+                            name,
+                            Some(&id),
+                            LogStream::Platform,
+                            &format!("END RequestId: {id}"),
+                        );
+                    }
+                    return Err(e);
+                }
+            }
+        };
         let (instance, init_duration) = match self.acquire(slot).await {
             Ok(x) => x,
             Err(e) => {
@@ -329,7 +359,6 @@ impl Scheduler {
                 return Err(e);
             }
         };
-        let timeout = Duration::from_millis(spec.manifest.timeout_ms);
         let t0 = Instant::now();
         inv.deadline = Some((t0 + timeout).into_std());
         let result = match tokio::time::timeout(timeout, instance.invoke(inv)).await {

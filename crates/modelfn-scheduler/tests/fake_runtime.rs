@@ -280,3 +280,29 @@ async fn validate_starts_an_instance_without_serving_it() {
     assert_eq!(starts.load(Ordering::SeqCst), 2);
     assert!(s.spec("f").is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_exclusive_pool_is_capped_and_waiting_calls_give_up_at_their_timeout() {
+    use modelfn_scheduler::MAX_EXCLUSIVE_INSTANCES;
+    let Setup { s, starts, .. } = setup(0, false, 1000);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..(2 * MAX_EXCLUSIVE_INSTANCES + 1) {
+        let s = s.clone();
+        set.spawn(async move { s.invoke("f", inv("600")).await });
+    }
+    let (mut ok, mut throttled) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        match r.unwrap() {
+            Ok(_) => ok += 1,
+            Err(InvokeError::Throttled { .. }) => throttled += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // Two waves of 600 ms fit in nobody's 1 s timeout but the last caller's wait.
+    assert_eq!((ok, throttled), (2 * MAX_EXCLUSIVE_INSTANCES, 1));
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        MAX_EXCLUSIVE_INSTANCES,
+        "the second wave reused idle instances"
+    );
+}

@@ -17,16 +17,24 @@ async fn publish_layers(running: &server::RunningServer, dir: &Path) {
     dirs.sort();
     for d in dirs {
         let req = d.join("requirements.txt");
-        let Some(name) = d.file_name().and_then(|n| n.to_str()).and_then(|n| modelfn_core::FunctionName::parse(n).ok()) else {
+        let Some(name) = d
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| modelfn_core::FunctionName::parse(n).ok())
+        else {
             continue;
         };
         if !req.is_file() || published.iter().any(|l| l.name == name.as_str()) {
             continue;
         }
-        println!("building layer {name} from {} (once; pip downloads the packages)", req.display());
+        println!(
+            "building layer {name} from {} (once; pip downloads the packages)",
+            req.display()
+        );
         let python = std::env::var("MODELFN_PYTHON").unwrap_or_else(|_| "python3".into());
         let req2 = req.clone();
-        let built = tokio::task::spawn_blocking(move || crate::layer::build_with_pip(&python, &req2)).await;
+        let built =
+            tokio::task::spawn_blocking(move || crate::layer::build_with_pip(&python, &req2)).await;
         let archive = match built {
             Ok(Ok(layer)) => modelfn_registry::package::pack_dir(layer.path()),
             Ok(Err(e)) => {
@@ -39,7 +47,11 @@ async fn publish_layers(running: &server::RunningServer, dir: &Path) {
             }
         };
         match archive {
-            Ok(a) => match running.control.publish_layer(&name, a, "built by modelfn demo").await {
+            Ok(a) => match running
+                .control
+                .publish_layer(&name, a, "built by modelfn demo")
+                .await
+            {
                 Ok(info) => println!("published layer {name} version {}", info.layer.version),
                 Err(e) => println!("could not publish layer {name}: {e}"),
             },
