@@ -7,6 +7,7 @@
 
 use modelfn_core::manifest::parse_layer_ref;
 use modelfn_core::manifest::MANIFEST_FILE;
+use modelfn_core::ScalingConfig;
 use modelfn_core::{
     FunctionName, FunctionSpec, Invocation, InvocationOutput, InvokeError, Manifest, ModelSpec,
 };
@@ -40,6 +41,9 @@ pub enum ControlError {
     /// No such layer (version), or no such saved event.
     #[error("{0}")]
     Missing(String),
+    /// A request whose values do not fit together.
+    #[error("{0}")]
+    InvalidRequest(String),
     /// The platform failed (database, disk).
     #[error("{0}")]
     Storage(String),
@@ -78,6 +82,9 @@ pub struct FunctionInfo {
     /// Code and layers unpacked, in bytes, against the limit.
     pub total_unpacked_size: u64,
     pub unpacked_size_limit: u64,
+    /// The scaling settings in effect (manifest, then `modelfn config`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingConfig>,
     /// Live counters (absent when the function is recorded but could not be restored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<FunctionStats>,
@@ -162,7 +169,7 @@ impl ControlPlane {
         let mut restored = 0;
         for rec in self.meta.list().await? {
             match self.spec_of(&rec).await {
-                Ok(spec) => match self.scheduler.install(Arc::new(spec)) {
+                Ok(spec) => match self.install(spec).await {
                     Ok(()) => restored += 1,
                     Err(e) => {
                         tracing::error!(function = %rec.name, error = %e, "could not restore function")
@@ -190,6 +197,7 @@ impl ControlPlane {
             code_dir,
             code_sha256: rec.code_sha256.clone(),
             layers,
+            tuning: Default::default(),
         })
     }
 
@@ -352,6 +360,7 @@ impl ControlPlane {
             code_dir,
             code_sha256: digest.clone(),
             layers: layer_dirs,
+            tuning: Default::default(),
         };
         let took = if validate {
             let took = self
@@ -378,9 +387,7 @@ impl ControlPlane {
             })
             .await?;
         spec.version = rec.version;
-        self.scheduler
-            .install(Arc::new(spec))
-            .map_err(|e| ControlError::Storage(e.to_string()))?;
+        self.install(spec).await?;
         tracing::info!(function = %name, version = rec.version, "deployed");
         Ok(DeployOutcome {
             created: true,
@@ -389,10 +396,64 @@ impl ControlPlane {
         })
     }
 
+    /// The run-time overrides stored for a function (`modelfn config`).
+    async fn overrides(&self, name: &str) -> Result<ScalingConfig, ControlError> {
+        match self.meta.get_config(name).await? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| ControlError::Storage(format!("stored config of '{name}': {e}"))),
+            None => Ok(ScalingConfig::default()),
+        }
+    }
+
+    /// Serves `spec` with its manifest's scaling settings overlaid by the stored overrides.
+    async fn install(&self, spec: FunctionSpec) -> Result<(), ControlError> {
+        let name = spec.manifest.name.to_string();
+        let scaling = spec.manifest.scaling.overlay(&self.overrides(&name).await?);
+        self.scheduler
+            .install(Arc::new(spec), scaling)
+            .map_err(|e| ControlError::Storage(e.to_string()))
+    }
+
+    /// Changes a function's scaling settings at run time: `patch`'s fields replace the
+    /// stored ones (all of them with `replace`); the manifest's apply where neither sets one.
+    pub async fn configure(
+        &self,
+        name: &str,
+        patch: ScalingConfig,
+        replace: bool,
+    ) -> Result<FunctionInfo, ControlError> {
+        let _guard = self.deploys.lock().await;
+        let rec = self
+            .meta
+            .get(name)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        let manifest = Manifest::from_toml(&rec.manifest)
+            .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
+        let stored = if replace {
+            patch
+        } else {
+            self.overrides(name).await?.overlay(&patch)
+        };
+        let effective = manifest.scaling.overlay(&stored);
+        effective.validate().map_err(ControlError::InvalidRequest)?;
+        let json =
+            serde_json::to_string(&stored).map_err(|e| ControlError::Storage(e.to_string()))?;
+        self.meta.put_config(name, &json).await?;
+        if self.scheduler.spec(name).is_some() {
+            self.scheduler
+                .configure(name, effective)
+                .map_err(|e| ControlError::Storage(e.to_string()))?;
+        }
+        tracing::info!(function = %name, "scaling configured");
+        Ok(self.info(rec))
+    }
+
     fn info(&self, rec: FunctionRecord) -> FunctionInfo {
         let manifest = Manifest::from_toml(&rec.manifest).ok();
         FunctionInfo {
             stats: self.scheduler.stats(&rec.name),
+            scaling: self.scheduler.scaling(&rec.name),
             description: manifest
                 .as_ref()
                 .map(|m| m.description.clone())

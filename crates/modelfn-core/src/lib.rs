@@ -4,16 +4,19 @@
 //! This crate knows no HTTP and no async runtime: the gateway, the scheduler and the
 //! runtimes all speak in these types.
 
+pub mod duration;
 pub mod error;
 pub mod invocation;
 pub mod logs;
 pub mod manifest;
 pub mod name;
 pub mod runtime;
+pub mod scaling;
 
 pub use error::{FunctionError, InvokeError};
 pub use invocation::{Invocation, InvocationOutput};
 pub use logs::{LogSink, LogStream};
 pub use manifest::{Manifest, ManifestError, ModelSpec, RuntimeClient, RuntimeKind};
 pub use name::{FunctionName, NameError};
-pub use runtime::{BoxFuture, FunctionSpec, Instance, Runtime};
+pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime};
+pub use scaling::ScalingConfig;

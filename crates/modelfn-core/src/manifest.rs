@@ -49,6 +49,13 @@ pub struct Manifest {
     /// Layers, in order: `"name"` (the latest version) or `"name:version"`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<String>,
+    /// Concurrency, provisioned instances, keep-alive and batching.
+    #[serde(default, skip_serializing_if = "is_default_scaling")]
+    pub scaling: crate::ScalingConfig,
+}
+
+fn is_default_scaling(s: &crate::ScalingConfig) -> bool {
+    *s == crate::ScalingConfig::default()
 }
 
 /// The Runtime API client inside a `python3` function process.
@@ -150,6 +157,9 @@ impl Manifest {
                 self.timeout_ms
             ));
         }
+        self.scaling
+            .validate()
+            .map_err(|e| ManifestError::Invalid(format!("[scaling] {e}")))?;
         for key in self.environment.keys() {
             check_env_name(key).map_err(ManifestError::Invalid)?;
         }

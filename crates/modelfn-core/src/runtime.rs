@@ -24,6 +24,42 @@ pub struct FunctionSpec {
     pub code_sha256: String,
     /// The unpacked directories of the function's layers, in manifest order.
     pub layers: Vec<PathBuf>,
+    /// Settings a running instance reads live (changed by `modelfn config`).
+    pub tuning: Arc<LiveTuning>,
+}
+
+/// Batching settings an instance reads on every batch, so that a change applies at once.
+#[derive(Debug, Default)]
+pub struct LiveTuning {
+    max_batch: std::sync::atomic::AtomicUsize,
+    max_delay_us: std::sync::atomic::AtomicU64,
+}
+
+impl LiveTuning {
+    pub fn new(scaling: &crate::ScalingConfig) -> Arc<LiveTuning> {
+        let t = Arc::new(LiveTuning::default());
+        t.set(scaling);
+        t
+    }
+
+    pub fn set(&self, scaling: &crate::ScalingConfig) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.max_batch.store(scaling.max_batch(), Relaxed);
+        self.max_delay_us
+            .store(scaling.max_delay().as_micros() as u64, Relaxed);
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1)
+    }
+
+    pub fn max_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(
+            self.max_delay_us.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
 }
 
 /// Something that can start instances of functions of one runtime kind.

@@ -85,6 +85,7 @@ impl From<ControlError> for ApiError {
             ControlError::InitFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InitError"),
             ControlError::NotFound(_) => (StatusCode::NOT_FOUND, "FunctionNotFound"),
             ControlError::Missing(_) => (StatusCode::NOT_FOUND, "NotFound"),
+            ControlError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
             ControlError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
         };
         ApiError::new(status, kind, e.to_string())

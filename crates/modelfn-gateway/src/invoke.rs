@@ -97,6 +97,11 @@ async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, 
                 "x-modelfn-cold-start",
                 HeaderValue::from_static(if report.cold_start { "true" } else { "false" }),
             );
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("{:.3}", report.queue_wait.as_secs_f64() * 1e3))
+            {
+                h.insert("x-modelfn-queue-wait-ms", v);
+            }
             if let Some(init) = report.init_duration {
                 if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", init.as_secs_f64() * 1e3)) {
                     h.insert("x-modelfn-init-duration-ms", v);

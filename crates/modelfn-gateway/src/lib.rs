@@ -68,6 +68,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::describe).delete(admin::delete),
         )
         .route("/v1/functions/{name}/logs", get(ops::logs))
+        .route(
+            "/v1/functions/{name}/config",
+            axum::routing::put(ops::configure),
+        )
         .route("/v1/functions/{name}/events", get(ops::list_events))
         .route(
             "/v1/functions/{name}/events/{event}",

@@ -65,22 +65,6 @@ pub struct LogParams {
     pub limit: Option<usize>,
 }
 
-/// `30s`, `10m`, `2h`, `1d` → milliseconds.
-pub fn parse_duration_ms(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = num.parse().ok()?;
-    let mult = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
 /// `GET /v1/functions/{name}/logs?since=10m&after=SEQ&request_id=ID&contains=TEXT&limit=N`
 pub async fn logs(
     State(state): State<AppState>,
@@ -92,11 +76,13 @@ pub async fn logs(
     let since_ms = match &p.since {
         Some(s) => Some(
             modelfn_telemetry::time::now_ms()
-                - parse_duration_ms(s).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "since={s:?} is not a duration like 30s, 10m, 2h or 1d"
-                    ))
-                })?,
+                - modelfn_core::duration::parse_duration(s)
+                    .map(|d| d.as_millis() as i64)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "since={s:?} is not a duration like 30s, 10m, 2h or 1d"
+                        ))
+                    })?,
         ),
         None => None,
     };
@@ -148,17 +134,32 @@ pub async fn list_events(
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigParams {
+    /// Replace every stored setting instead of merging the given ones.
+    #[serde(default)]
+    pub replace: bool,
+}
 
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_ms("10m"), Some(600_000));
-        assert_eq!(parse_duration_ms("30s"), Some(30_000));
-        assert_eq!(parse_duration_ms("1d"), Some(86_400_000));
-        assert_eq!(parse_duration_ms("10"), None);
-        assert_eq!(parse_duration_ms("m"), None);
-        assert_eq!(parse_duration_ms("5y"), None);
-    }
+/// `PUT /v1/functions/{name}/config` with scaling settings as JSON:
+/// `{"reserved_concurrency": 10, "provisioned_concurrency": 1, "keep_alive": "5m",
+/// "max_batch": 32, "max_delay": "2ms"}`. Applied at once, without a restart.
+pub async fn configure(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+    params: Result<Query<ConfigParams>, axum::extract::rejection::QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let patch: modelfn_core::ScalingConfig = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the scaling settings are not valid: {e}")))?;
+    Ok(Json(
+        state
+            .control
+            .configure(&function, patch, params.replace)
+            .await?,
+    )
+    .into_response())
 }

@@ -91,6 +91,10 @@ pub trait MetadataStore: Send + Sync + 'static {
         -> Result<Option<Vec<u8>>, RegistryError>;
     /// The names of a function's saved events.
     async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError>;
+
+    /// A function's run-time configuration (JSON), set by `put_config`.
+    async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError>;
+    async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError>;
 }
 
 /// SQLite, the embedded default.
@@ -336,5 +340,27 @@ impl MetadataStore for SqliteMetadataStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT scaling FROM function_config WHERE function = ?")
+                .bind(function)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError> {
+        sqlx::query(
+            "INSERT INTO function_config (function, scaling, updated_at_ms) VALUES (?, ?, ?)
+             ON CONFLICT(function) DO UPDATE SET scaling = excluded.scaling, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(function)
+        .bind(json)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use crate::model::{LoadedModel, RowAnswer, SessionTuning};
 use bytes::Bytes;
 use modelfn_core::{
     BoxFuture, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError,
-    Runtime,
+    LiveTuning, Runtime,
 };
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -23,8 +23,6 @@ pub struct OnnxConfig {
     pub library: LibraryConfig,
     /// Threads inside one model run.
     pub intra_threads: usize,
-    /// Most rows merged into one model run.
-    pub max_batch_rows: usize,
     /// Most requests waiting for one instance; more are refused with 429.
     pub queue_depth: usize,
 }
@@ -34,7 +32,6 @@ impl Default for OnnxConfig {
         OnnxConfig {
             library: LibraryConfig::default(),
             intra_threads: 1,
-            max_batch_rows: 256,
             queue_depth: 4096,
         }
     }
@@ -109,6 +106,7 @@ impl OnnxInstance {
         let (ready_tx, ready_rx) = oneshot::channel();
         let name = format!("onnx-{}", spec.manifest.name);
         let spec_for_thread = model_spec.clone();
+        let tuning = spec.tuning.clone();
         std::thread::Builder::new()
             .name(name.chars().take(15).collect())
             .spawn(move || {
@@ -125,7 +123,7 @@ impl OnnxInstance {
                 match loaded {
                     Ok(model) => {
                         let _ = ready_tx.send(Ok(model.classes().clone()));
-                        serve(model, queue, config.max_batch_rows);
+                        serve(model, queue, tuning);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -192,14 +190,31 @@ impl Instance for OnnxInstance {
 }
 
 /// The model thread: takes every waiting job, runs them as one batch, answers each.
-fn serve(mut model: LoadedModel, queue: Receiver<Job>, max_rows: usize) {
+/// Batches are cut at `max_batch` rows (the function's setting, read live) and, when
+/// `max_delay` is set, the first job waits up to that long for others.
+fn serve(mut model: LoadedModel, queue: Receiver<Job>, tuning: Arc<LiveTuning>) {
     let features = model.features();
     let mut values: Vec<f32> = Vec::new();
     while let Ok(first) = queue.recv() {
+        let max_rows = tuning.max_batch();
+        let max_delay = tuning.max_delay();
+        let window_ends = Instant::now() + max_delay;
         let mut jobs = vec![first];
         let mut rows = jobs[0].rows;
         while rows < max_rows {
-            match queue.try_recv() {
+            // Whatever is waiting is taken at once; then, within the window, what arrives.
+            let next = match queue.try_recv() {
+                Ok(job) => Ok(job),
+                Err(_) if max_delay.is_zero() => break,
+                Err(_) => {
+                    let left = window_ends.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    queue.recv_timeout(left).map_err(|_| ())
+                }
+            };
+            match next {
                 Ok(job) => {
                     rows += job.rows;
                     jobs.push(job);

@@ -1,13 +1,14 @@
 //! The scheduler owns the instances of every deployed function version. The gateway
-//! hands it an `Invocation`; it finds the function, takes a warm instance or starts one
-//! (the cold start), enforces the function's timeout, writes Lambda's `START`/`END`/
-//! `REPORT` lines, and reports what happened.
+//! hands it an `Invocation`; it admits it (concurrency limits and a bounded,
+//! deadline-aware wait), takes a warm instance or starts one (the cold start, at a
+//! bounded scale-up rate), enforces the function's timeout, writes Lambda's
+//! `START`/`END`/`REPORT` lines for function processes, and reports what happened.
 //!
-//! Two kinds of instance pools, chosen by the runtime:
-//! - *shared* (ONNX models): one instance serves every invocation at once;
-//! - *exclusive* (function processes, as on Lambda): an instance runs one invocation at
-//!   a time; concurrent invocations take other idle instances or start new ones. An
-//!   instance that timed out or died is dropped (its process killed), never reused.
+//! - [`pool`]: a shared pool (one instance serves every call: models) or an exclusive
+//!   one (one call per instance: processes, as on Lambda);
+//! - [`rate`]: the scale-up rate, a token bucket of starts;
+//! - the reaper ([`Scheduler::spawn_reaper`]) stops instances idle past their keep-alive
+//!   (scale to zero) and keeps provisioned instances started.
 //!
 //! A failed start is remembered and answered again, without starting anything, for a
 //! backoff that doubles from 1 s to 30 s: an import error is reported on every call until
@@ -16,24 +17,49 @@
 //! It talks to execution only through the `Runtime` and `Instance` traits of
 //! `modelfn-core`.
 
+pub mod pool;
+pub mod rate;
+
 use modelfn_core::{
-    FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError, LogSink, LogStream, Runtime,
-    RuntimeKind,
+    FunctionSpec, Invocation, InvocationOutput, InvokeError, LogSink, LogStream, Runtime,
+    RuntimeKind, ScalingConfig,
 };
+use pool::{lock, Lease, Slot};
+use rate::{ScaleRate, TokenBucket};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// How long an instance may take to initialize, as Lambda's init phase (10 s), unless the
 /// function's own timeout is longer.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most instances of one code function at once (until per-function limits exist).
-/// Further concurrent calls wait for a free instance up to their timeout, then get 429.
-pub const MAX_EXCLUSIVE_INSTANCES: usize = 64;
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Server-wide settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulerConfig {
+    /// Invocations running at once on this server, all functions together.
+    pub max_concurrency: usize,
+    /// Invocations waiting for admission per function; more are refused with 429.
+    pub queue_depth: usize,
+    /// Instance starts per function.
+    pub scale_rate: ScaleRate,
+    /// How often idle instances are looked at.
+    pub reap_interval: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_concurrency: 1000,
+            queue_depth: 10_000,
+            scale_rate: ScaleRate::default(),
+            reap_interval: Duration::from_secs(1),
+        }
+    }
+}
 
 /// What one invocation cost, for logs, headers and metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,121 +68,25 @@ pub struct InvocationReport {
     pub cold_start: bool,
     /// Set on a cold start: how long the instance took to start.
     pub init_duration: Option<Duration>,
+    /// Time spent waiting for admission or an instance.
+    pub queue_wait: Duration,
     /// Time in the instance (excluding init).
     pub duration: Duration,
 }
 
-/// Counters of one function, as `describe` shows them.
+/// Counters and settings of one function, as `describe` shows them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct FunctionStats {
     pub state: &'static str,
     pub instances: usize,
+    pub provisioned_instances: usize,
+    pub in_flight: usize,
+    pub waiting: usize,
     pub invocations: u64,
     pub errors: u64,
+    pub throttles: u64,
     pub cold_starts: u64,
     pub last_init_duration_ms: Option<f64>,
-}
-
-#[derive(Default)]
-struct Pool {
-    /// The one instance of a shared pool.
-    shared: Option<Arc<dyn Instance>>,
-    /// Idle instances of an exclusive pool.
-    idle: Vec<Arc<dyn Instance>>,
-    /// Instances of an exclusive pool running an invocation.
-    busy: usize,
-}
-
-struct InitFailure {
-    error: InvokeError,
-    retry_at: Instant,
-    backoff: Duration,
-}
-
-/// One deployed function version and its instances.
-struct Slot {
-    spec: Arc<FunctionSpec>,
-    shared: bool,
-    pool: Mutex<Pool>,
-    /// Caps the instances of an exclusive pool (one permit per running invocation).
-    slots: Arc<tokio::sync::Semaphore>,
-    start_lock: tokio::sync::Mutex<()>,
-    init_failure: Mutex<Option<InitFailure>>,
-    invocations: AtomicU64,
-    errors: AtomicU64,
-    cold_starts: AtomicU64,
-    last_init_us: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Slot {
-    fn new(spec: Arc<FunctionSpec>, shared: bool) -> Self {
-        Slot {
-            spec,
-            shared,
-            pool: Mutex::new(Pool::default()),
-            slots: Arc::new(tokio::sync::Semaphore::new(MAX_EXCLUSIVE_INSTANCES)),
-            start_lock: tokio::sync::Mutex::new(()),
-            init_failure: Mutex::new(None),
-            invocations: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            cold_starts: AtomicU64::new(0),
-            last_init_us: AtomicU64::new(0),
-        }
-    }
-
-    /// A warm instance, if one is free.
-    fn take_warm(&self) -> Option<Arc<dyn Instance>> {
-        let mut pool = lock(&self.pool);
-        if self.shared {
-            return pool.shared.clone().filter(|i| i.healthy());
-        }
-        while let Some(inst) = pool.idle.pop() {
-            if inst.healthy() {
-                pool.busy += 1;
-                return Some(inst);
-            }
-        }
-        None
-    }
-
-    /// Gives an instance back after an invocation; `reusable` is false after a timeout.
-    fn give_back(&self, inst: Arc<dyn Instance>, reusable: bool) {
-        let mut pool = lock(&self.pool);
-        let keep = reusable && inst.healthy();
-        if self.shared {
-            if !keep && pool.shared.as_ref().is_some_and(|s| Arc::ptr_eq(s, &inst)) {
-                pool.shared = None;
-            }
-            return;
-        }
-        pool.busy = pool.busy.saturating_sub(1);
-        if keep {
-            pool.idle.push(inst);
-        }
-    }
-
-    fn remembered_failure(&self) -> Option<InvokeError> {
-        let f = lock(&self.init_failure);
-        f.as_ref()
-            .filter(|f| Instant::now() < f.retry_at)
-            .map(|f| f.error.clone())
-    }
-
-    fn remember_failure(&self, error: &InvokeError) {
-        let mut f = lock(&self.init_failure);
-        let backoff = f
-            .as_ref()
-            .map_or(FIRST_BACKOFF, |f| (f.backoff * 2).min(MAX_BACKOFF));
-        *f = Some(InitFailure {
-            error: error.clone(),
-            retry_at: Instant::now() + backoff,
-            backoff,
-        });
-    }
 }
 
 /// Routes invocations to instances. Share it behind an `Arc`.
@@ -164,14 +94,33 @@ pub struct Scheduler {
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
     functions: RwLock<HashMap<String, Arc<Slot>>>,
     logs: Arc<dyn LogSink>,
+    config: SchedulerConfig,
+    global: Arc<Semaphore>,
+}
+
+fn throttled(message: String) -> InvokeError {
+    InvokeError::Throttled {
+        message,
+        retry_after: Duration::from_secs(1),
+    }
 }
 
 impl Scheduler {
     pub fn new(runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>, logs: Arc<dyn LogSink>) -> Self {
+        Self::with_config(runtimes, logs, SchedulerConfig::default())
+    }
+
+    pub fn with_config(
+        runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+        logs: Arc<dyn LogSink>,
+        config: SchedulerConfig,
+    ) -> Self {
         Scheduler {
             runtimes,
             functions: RwLock::new(HashMap::new()),
             logs,
+            global: Arc::new(Semaphore::new(config.max_concurrency)),
+            config,
         }
     }
 
@@ -181,7 +130,10 @@ impl Scheduler {
         })
     }
 
-    async fn start(&self, spec: &Arc<FunctionSpec>) -> Result<Arc<dyn Instance>, InvokeError> {
+    async fn start(
+        &self,
+        spec: &Arc<FunctionSpec>,
+    ) -> Result<Arc<dyn modelfn_core::Instance>, InvokeError> {
         let runtime = self.runtime(spec.manifest.runtime)?;
         let limit = init_timeout(spec);
         match tokio::time::timeout(limit, runtime.start(spec.clone())).await {
@@ -200,14 +152,129 @@ impl Scheduler {
         self.start(&spec).await.map(|_instance| t0.elapsed())
     }
 
-    /// Makes `spec` the version that serves its function; the previous version's instances
-    /// finish what they are running and are dropped.
-    pub fn install(&self, spec: Arc<FunctionSpec>) -> Result<(), InvokeError> {
+    fn function_limit(&self, scaling: &ScalingConfig) -> usize {
+        scaling
+            .reserved_concurrency
+            .map_or(self.config.max_concurrency, |r| r as usize)
+    }
+
+    /// Makes `spec` the version that serves its function, with these scaling settings; the
+    /// previous version's instances finish what they are running and are dropped.
+    /// Provisioned instances start at once.
+    pub fn install(
+        self: &Arc<Self>,
+        spec: Arc<FunctionSpec>,
+        scaling: ScalingConfig,
+    ) -> Result<(), InvokeError> {
         let shared = self.runtime(spec.manifest.runtime)?.shared_instances();
+        spec.tuning.set(&scaling);
         let name = spec.manifest.name.to_string();
-        let mut map = self.functions.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(name, Arc::new(Slot::new(spec, shared)));
+        let slot = Arc::new(Slot::new(
+            spec,
+            shared,
+            scaling.clone(),
+            self.function_limit(&scaling),
+            TokenBucket::new(self.config.scale_rate),
+        ));
+        {
+            let mut map = self.functions.write().unwrap_or_else(|p| p.into_inner());
+            map.insert(name, slot.clone());
+        }
+        self.provision(slot);
         Ok(())
+    }
+
+    /// Changes a function's scaling settings without restarting anything.
+    pub fn configure(
+        self: &Arc<Self>,
+        name: &str,
+        scaling: ScalingConfig,
+    ) -> Result<(), InvokeError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| InvokeError::FunctionNotFound(name.to_string()))?;
+        let old = slot.scaling();
+        slot.spec.tuning.set(&scaling);
+        if old.reserved_concurrency != scaling.reserved_concurrency {
+            // Calls holding the old limit's permits finish on it; new calls use the new one.
+            *lock(&slot.limit) = Arc::new(Semaphore::new(self.function_limit(&scaling)));
+        }
+        *lock(&slot.scaling) = scaling;
+        self.provision(slot);
+        Ok(())
+    }
+
+    /// Starts the provisioned instances a function is missing, in the background.
+    fn provision(self: &Arc<Self>, slot: Arc<Slot>) {
+        let missing = slot.provisioned_missing();
+        if missing == 0 {
+            return;
+        }
+        lock(&slot.pool).starting += missing;
+        let me = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..missing {
+                let started = me.start(&slot.spec).await;
+                lock(&slot.pool).starting -= 1;
+                match started {
+                    Ok(inst) => {
+                        if slot.shared && lock(&slot.pool).shared.is_some() {
+                            // An on-demand instance is already there; mark the pool provisioned.
+                            let mut pool = lock(&slot.pool);
+                            if let Some((_, p)) = pool.shared.as_mut() {
+                                if !*p {
+                                    *p = true;
+                                    pool.provisioned_live += 1;
+                                }
+                            }
+                        } else {
+                            slot.add(inst, true, false);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(function = %slot.spec.manifest.name, error = %e, "a provisioned instance did not start");
+                        slot.remember_failure(&e);
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Stops idle instances past their keep-alive and tops up provisioned ones, every
+    /// `reap_interval`, until the scheduler is dropped.
+    pub fn spawn_reaper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let every = self.config.reap_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(me) = weak.upgrade() else {
+                    return;
+                };
+                me.reap_once();
+            }
+        })
+    }
+
+    /// One pass of the reaper.
+    pub fn reap_once(self: &Arc<Self>) {
+        let slots: Vec<Arc<Slot>> = {
+            let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+            map.values().cloned().collect()
+        };
+        let now = Instant::now();
+        for slot in slots {
+            let stopped = slot.reap(now);
+            if stopped > 0 {
+                tracing::info!(function = %slot.spec.manifest.name, stopped, "idle instances stopped (keep-alive)");
+            }
+            if slot.remembered_failure().is_none() {
+                self.provision(slot);
+            }
+        }
     }
 
     /// Stops serving a function; answers whether it was served.
@@ -226,18 +293,28 @@ impl Scheduler {
         self.slot(name).map(|s| s.spec.clone())
     }
 
+    /// The scaling settings in effect for `name`.
+    pub fn scaling(&self, name: &str) -> Option<ScalingConfig> {
+        self.slot(name).map(|s| s.scaling())
+    }
+
     /// Counters of `name`.
     pub fn stats(&self, name: &str) -> Option<FunctionStats> {
         let slot = self.slot(name)?;
-        let init_us = slot.last_init_us.load(Ordering::Relaxed);
-        let pool = lock(&slot.pool);
-        let instances = pool.shared.iter().count() + pool.idle.len() + pool.busy;
+        let c = &slot.counters;
+        let init_us = c.last_init_us.load(Ordering::Relaxed);
+        let instances = slot.instances();
+        let provisioned_instances = lock(&slot.pool).provisioned_live;
         Some(FunctionStats {
             state: if instances > 0 { "warm" } else { "cold" },
             instances,
-            invocations: slot.invocations.load(Ordering::Relaxed),
-            errors: slot.errors.load(Ordering::Relaxed),
-            cold_starts: slot.cold_starts.load(Ordering::Relaxed),
+            provisioned_instances,
+            in_flight: c.in_flight.load(Ordering::Relaxed),
+            waiting: c.waiting.load(Ordering::Relaxed),
+            invocations: c.invocations.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            throttles: c.throttles.load(Ordering::Relaxed),
+            cold_starts: c.cold_starts.load(Ordering::Relaxed),
             last_init_duration_ms: (init_us > 0).then(|| init_us as f64 / 1000.0),
         })
     }
@@ -251,36 +328,116 @@ impl Scheduler {
         let slot = self
             .slot(name)
             .ok_or_else(|| InvokeError::FunctionNotFound(name.to_string()))?;
-        slot.invocations.fetch_add(1, Ordering::Relaxed);
+        slot.counters.invocations.fetch_add(1, Ordering::Relaxed);
         let result = self.run(&slot, inv).await;
-        if result.is_err() {
-            slot.errors.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Err(InvokeError::Throttled { .. }) => {
+                slot.counters.throttles.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                slot.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
         }
         result
     }
 
-    /// A warm instance, or a new one (the cold start, timed).
-    async fn acquire(
+    /// Admission: the function's limit, then the server's. Waits in a bounded queue, and
+    /// refuses at once a call that could not start before its deadline.
+    async fn admit(
         &self,
         slot: &Slot,
-    ) -> Result<(Arc<dyn Instance>, Option<Duration>), InvokeError> {
-        if let Some(inst) = slot.take_warm() {
-            return Ok((inst, None));
+        deadline: Instant,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
+        let limit = lock(&slot.limit).clone();
+        if let (Ok(f), Ok(g)) = (
+            limit.clone().try_acquire_owned(),
+            self.global.clone().try_acquire_owned(),
+        ) {
+            return Ok((f, g));
         }
-        // Shared pools start one instance at a time; exclusive pools start one per caller.
+        let name = slot.spec.manifest.name.as_str();
+        let c = &slot.counters;
+        let ahead = c.waiting.load(Ordering::Relaxed);
+        if ahead >= self.config.queue_depth {
+            return Err(throttled(format!(
+                "function '{name}' has {ahead} invocations waiting; its queue is full"
+            )));
+        }
+        // Expected wait: the callers ahead, served `in_flight` at a time, each taking the mean run time.
+        let mean = Duration::from_micros(c.mean_run_us.load(Ordering::Relaxed));
+        let lanes = c.in_flight.load(Ordering::Relaxed).max(1) as u32;
+        let expected = mean * (ahead as u32 + 1) / lanes;
+        let now = Instant::now();
+        if now + expected >= deadline {
+            return Err(throttled(format!(
+                "function '{name}' is at its concurrency limit and this call could not start before its timeout"
+            )));
+        }
+        c.waiting.fetch_add(1, Ordering::Relaxed);
+        let waited = tokio::time::timeout_at(deadline, async {
+            let f = limit.acquire_owned().await;
+            let g = self.global.clone().acquire_owned().await;
+            (f, g)
+        })
+        .await;
+        c.waiting.fetch_sub(1, Ordering::Relaxed);
+        match waited {
+            Ok((Ok(f), Ok(g))) => Ok((f, g)),
+            Ok(_) => Err(InvokeError::Unavailable(
+                "the function is shutting down".into(),
+            )),
+            Err(_) => Err(throttled(format!(
+                "function '{name}' is at its concurrency limit; no slot freed up before the timeout"
+            ))),
+        }
+    }
+
+    /// A warm instance, or a new one (the cold start, timed, at the scale-up rate).
+    async fn acquire(&self, slot: &Slot, deadline: Instant) -> Result<Lease, InvokeError> {
+        if let Some(lease) = slot.take_warm() {
+            return Ok(lease);
+        }
+        // Shared pools start one instance at a time; exclusive pools one per caller.
         let _one_start = if slot.shared {
             Some(slot.start_lock.lock().await)
         } else {
             None
         };
-        if let Some(inst) = slot.take_warm() {
-            return Ok((inst, None));
+        loop {
+            if let Some(lease) = slot.take_warm() {
+                return Ok(lease);
+            }
+            if let Some(e) = slot.remembered_failure() {
+                return Err(e);
+            }
+            match slot.starts.try_take() {
+                Ok(()) => break,
+                Err(wait) => {
+                    // Over the scale-up rate: an instance given back, or the next token.
+                    let until = (Instant::now() + wait).min(deadline);
+                    tokio::select! {
+                        _ = slot.returned.notified() => {}
+                        _ = tokio::time::sleep_until(until) => {}
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(throttled(format!(
+                            "function '{}' is scaling up at its maximum rate; try again",
+                            slot.spec.manifest.name
+                        )));
+                    }
+                }
+            }
         }
-        if let Some(e) = slot.remembered_failure() {
-            return Err(e);
+        if !slot.shared {
+            lock(&slot.pool).starting += 1;
         }
         let t0 = Instant::now();
-        let inst = match self.start(&slot.spec).await {
+        let started = self.start(&slot.spec).await;
+        if !slot.shared {
+            lock(&slot.pool).starting -= 1;
+        }
+        let inst = match started {
             Ok(inst) => inst,
             Err(e) => {
                 slot.remember_failure(&e);
@@ -288,18 +445,18 @@ impl Scheduler {
             }
         };
         let took = t0.elapsed();
-        *lock(&slot.init_failure) = None;
-        slot.cold_starts.fetch_add(1, Ordering::Relaxed);
-        slot.last_init_us
+        slot.forget_failure();
+        slot.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+        slot.counters
+            .last_init_us
             .store(took.as_micros().max(1) as u64, Ordering::Relaxed);
         tracing::info!(function = %slot.spec.manifest.name, version = slot.spec.version, init_ms = took.as_secs_f64() * 1e3, "cold start");
-        let mut pool = lock(&slot.pool);
-        if slot.shared {
-            pool.shared = Some(inst.clone());
-        } else {
-            pool.busy += 1;
-        }
-        Ok((inst, Some(took)))
+        slot.add(inst.clone(), false, true);
+        Ok(Lease {
+            instance: inst,
+            provisioned: false,
+            init: Some(took),
+        })
     }
 
     async fn run(
@@ -311,102 +468,93 @@ impl Scheduler {
         let name = spec.manifest.name.as_str();
         let log = !slot.shared;
         let id = inv.request_id.clone();
-        if log {
-            self.logs.line(
-                name,
-                Some(&id),
-                LogStream::Platform,
-                &format!("START RequestId: {id} Version: {}", spec.version),
-            );
-        }
         let timeout = Duration::from_millis(spec.manifest.timeout_ms);
-        // An exclusive pool runs at most MAX_EXCLUSIVE_INSTANCES invocations at once.
-        let _permit = if slot.shared {
-            None
-        } else {
-            match tokio::time::timeout(timeout, slot.slots.clone().acquire_owned()).await {
-                Ok(Ok(p)) => Some(p),
-                _ => {
-                    let e = InvokeError::Throttled {
-                        message: format!("function '{name}' has {MAX_EXCLUSIVE_INSTANCES} instances busy; try again"),
-                        retry_after: Duration::from_secs(1),
-                    };
-                    if log {
-                        self.logs.line(
-                            name,
-                            Some(&id),
-                            LogStream::Platform,
-                            &format!("END RequestId: {id}"),
-                        );
-                    }
-                    return Err(e);
-                }
+        let arrived = Instant::now();
+        let deadline = arrived + timeout;
+        let platform = |text: &str| {
+            if log {
+                self.logs.line(name, Some(&id), LogStream::Platform, text);
             }
         };
-        let (instance, init_duration) = match self.acquire(slot).await {
-            Ok(x) => x,
+        platform(&format!("START RequestId: {id} Version: {}", spec.version));
+        let admitted = match self.admit(slot, deadline).await {
+            Ok(p) => p,
             Err(e) => {
-                if log {
-                    self.logs
-                        .line(name, Some(&id), LogStream::Platform, &format!("{e}"));
-                    self.logs.line(
-                        name,
-                        Some(&id),
-                        LogStream::Platform,
-                        &format!("END RequestId: {id}"),
-                    );
-                }
+                platform(&format!("{e}"));
+                platform(&format!("END RequestId: {id}"));
                 return Err(e);
             }
         };
+        let in_flight = InFlight::enter(slot);
+        let lease = match self.acquire(slot, deadline).await {
+            Ok(l) => l,
+            Err(e) => {
+                platform(&format!("{e}"));
+                platform(&format!("END RequestId: {id}"));
+                return Err(e);
+            }
+        };
+        // The function's timeout counts from when it runs, as on Lambda.
         let t0 = Instant::now();
+        let queue_wait = t0
+            .saturating_duration_since(arrived)
+            .saturating_sub(lease.init.unwrap_or_default());
         inv.deadline = Some((t0 + timeout).into_std());
-        let result = match tokio::time::timeout(timeout, instance.invoke(inv)).await {
+        let result = match tokio::time::timeout(timeout, lease.instance.invoke(inv)).await {
             Ok(r) => r,
             Err(_) => Err(InvokeError::Timeout(timeout)),
         };
         let duration = t0.elapsed();
+        slot.record_run(duration);
         let timed_out = matches!(result, Err(InvokeError::Timeout(_)));
-        if log {
-            if timed_out {
-                self.logs.line(
-                    name,
-                    Some(&id),
-                    LogStream::Platform,
-                    &format!(
-                        "RequestId: {id} Error: Task timed out after {:.2} seconds",
-                        timeout.as_secs_f64()
-                    ),
-                );
-            }
-            self.logs.line(
-                name,
-                Some(&id),
-                LogStream::Platform,
-                &format!("END RequestId: {id}"),
-            );
-            self.logs.line(
-                name,
-                Some(&id),
-                LogStream::Platform,
-                &report_line(
-                    &id,
-                    duration,
-                    spec.manifest.memory_mb,
-                    instance.max_memory_used_mb(),
-                    init_duration,
-                ),
-            );
+        if timed_out {
+            platform(&format!(
+                "RequestId: {id} Error: Task timed out after {:.2} seconds",
+                timeout.as_secs_f64()
+            ));
         }
-        slot.give_back(instance, !timed_out);
+        platform(&format!("END RequestId: {id}"));
+        if log {
+            let line = report_line(
+                &id,
+                duration,
+                spec.manifest.memory_mb,
+                lease.instance.max_memory_used_mb(),
+                lease.init,
+            );
+            self.logs.line(name, Some(&id), LogStream::Platform, &line);
+        }
+        let init_duration = lease.init;
+        slot.give_back(lease, !timed_out);
+        drop(in_flight);
+        drop(admitted);
         let output = result?;
-        let report = InvocationReport {
-            version: spec.version,
-            cold_start: init_duration.is_some(),
-            init_duration,
-            duration,
-        };
-        Ok((output, report))
+        Ok((
+            output,
+            InvocationReport {
+                version: spec.version,
+                cold_start: init_duration.is_some(),
+                init_duration,
+                queue_wait,
+                duration,
+            },
+        ))
+    }
+}
+
+/// Counts an admitted invocation until it is dropped.
+struct InFlight<'a>(&'a Slot);
+
+impl<'a> InFlight<'a> {
+    fn enter(slot: &'a Slot) -> Self {
+        slot.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(slot)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,13 +1,14 @@
 //! The scheduler with a fake runtime under paused time: cold then warm starts, shared and
-//! exclusive pools, timeouts, dead instances, init failures with backoff, and the
-//! START/END/REPORT lines.
+//! exclusive pools, timeouts, dead instances, init failures with backoff, START/END/REPORT,
+//! keep-alive, provisioned instances, concurrency limits, queueing and the scale-up rate.
 
 use bytes::Bytes;
 use modelfn_core::{
     BoxFuture, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError, LogSink,
-    LogStream, Manifest, Runtime, RuntimeKind,
+    LogStream, Manifest, Runtime, RuntimeKind, ScalingConfig,
 };
-use modelfn_scheduler::Scheduler;
+use modelfn_scheduler::rate::ScaleRate;
+use modelfn_scheduler::{Scheduler, SchedulerConfig};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,10 +20,19 @@ struct Fake {
     starts: Arc<AtomicUsize>,
     fail_first_starts: usize,
     shared: bool,
+    gauge: Arc<Gauge>,
+}
+
+/// Invocations running now, and the most ever at once.
+#[derive(Default)]
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
 }
 
 struct Echo {
     dead: AtomicBool,
+    gauge: Arc<Gauge>,
 }
 
 impl Runtime for Fake {
@@ -42,6 +52,7 @@ impl Runtime for Fake {
             }
             Ok(Arc::new(Echo {
                 dead: AtomicBool::new(false),
+                gauge: self.gauge.clone(),
             }) as Arc<dyn Instance>)
         })
     }
@@ -58,7 +69,10 @@ impl Instance for Echo {
                 )));
             }
             let ms: u64 = std::str::from_utf8(&inv.body).unwrap().parse().unwrap();
+            let now = self.gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.gauge.max.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(ms)).await;
+            self.gauge.now.fetch_sub(1, Ordering::SeqCst);
             Ok(InvocationOutput {
                 body: inv.body,
                 content_type: "text/plain",
@@ -95,6 +109,7 @@ fn spec(timeout_ms: u64) -> Arc<FunctionSpec> {
         code_dir: ".".into(),
         code_sha256: "0".repeat(64),
         layers: vec![],
+        tuning: Default::default(),
     })
 }
 
@@ -102,21 +117,45 @@ struct Setup {
     s: Arc<Scheduler>,
     starts: Arc<AtomicUsize>,
     logs: Arc<Recorder>,
+    gauge: Arc<Gauge>,
 }
 
 fn setup(fail_first_starts: usize, shared: bool, timeout_ms: u64) -> Setup {
+    setup_with(
+        fail_first_starts,
+        shared,
+        timeout_ms,
+        ScalingConfig::default(),
+        SchedulerConfig::default(),
+    )
+}
+
+fn setup_with(
+    fail_first_starts: usize,
+    shared: bool,
+    timeout_ms: u64,
+    scaling: ScalingConfig,
+    config: SchedulerConfig,
+) -> Setup {
     let starts = Arc::new(AtomicUsize::new(0));
+    let gauge = Arc::new(Gauge::default());
     let fake = Fake {
         starts: starts.clone(),
         fail_first_starts,
         shared,
+        gauge: gauge.clone(),
     };
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(fake));
     let logs = Arc::new(Recorder::default());
-    let s = Arc::new(Scheduler::new(rt, logs.clone()));
-    s.install(spec(timeout_ms)).unwrap();
-    Setup { s, starts, logs }
+    let s = Arc::new(Scheduler::with_config(rt, logs.clone(), config));
+    s.install(spec(timeout_ms), scaling).unwrap();
+    Setup {
+        s,
+        starts,
+        logs,
+        gauge,
+    }
 }
 
 fn inv(body: &str) -> Invocation {
@@ -184,7 +223,9 @@ async fn exclusive_pool_runs_one_invocation_per_instance_and_reuses_idle_ones() 
 
 #[tokio::test(start_paused = true)]
 async fn a_timed_out_instance_is_dropped_and_the_next_call_gets_a_fresh_one() {
-    let Setup { s, starts, logs } = setup(0, false, 100);
+    let Setup {
+        s, starts, logs, ..
+    } = setup(0, false, 100);
     let e = s.invoke("f", inv("500")).await.unwrap_err();
     assert_eq!(e.to_string(), "Task timed out after 0.10 seconds");
     assert_eq!(
@@ -281,12 +322,103 @@ async fn validate_starts_an_instance_without_serving_it() {
     assert!(s.spec("f").is_none());
 }
 
+fn scaling(f: impl FnOnce(&mut ScalingConfig)) -> ScalingConfig {
+    let mut c = ScalingConfig::default();
+    f(&mut c);
+    c
+}
+
 #[tokio::test(start_paused = true)]
-async fn an_exclusive_pool_is_capped_and_waiting_calls_give_up_at_their_timeout() {
-    use modelfn_scheduler::MAX_EXCLUSIVE_INSTANCES;
-    let Setup { s, starts, .. } = setup(0, false, 1000);
+async fn idle_instances_stop_after_their_keep_alive_and_the_next_call_is_cold() {
+    let cfg = scaling(|c| c.keep_alive = Some(Duration::from_secs(2)));
+    for shared in [true, false] {
+        let Setup { s, starts, .. } =
+            setup_with(0, shared, 3000, cfg.clone(), SchedulerConfig::default());
+        s.invoke("f", inv("1")).await.unwrap();
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        s.reap_once();
+        assert_eq!(
+            s.stats("f").unwrap().instances,
+            1,
+            "shared={shared}: still within keep-alive"
+        );
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        s.reap_once();
+        let st = s.stats("f").unwrap();
+        assert_eq!(
+            (st.instances, st.state),
+            (0, "cold"),
+            "shared={shared}: scaled to zero"
+        );
+        assert!(s.invoke("f", inv("1")).await.unwrap().1.cold_start);
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn provisioned_instances_start_at_install_stay_and_are_not_cold() {
+    let cfg = scaling(|c| {
+        c.provisioned_concurrency = Some(2);
+        c.keep_alive = Some(Duration::from_secs(1));
+    });
+    let Setup { s, starts, .. } = setup_with(0, false, 3000, cfg, SchedulerConfig::default());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let st = s.stats("f").unwrap();
+    assert_eq!(
+        (st.instances, st.provisioned_instances, st.cold_starts),
+        (2, 2, 0)
+    );
+    let (a, b, c) = tokio::join!(
+        s.invoke("f", inv("10")),
+        s.invoke("f", inv("10")),
+        s.invoke("f", inv("10"))
+    );
+    let colds = [
+        a.unwrap().1.cold_start,
+        b.unwrap().1.cold_start,
+        c.unwrap().1.cold_start,
+    ];
+    assert_eq!(
+        colds.iter().filter(|c| **c).count(),
+        1,
+        "two provisioned calls are warm, the third starts one"
+    );
+    tokio::time::advance(Duration::from_secs(5)).await;
+    s.reap_once();
+    let st = s.stats("f").unwrap();
+    assert_eq!(
+        (st.instances, st.provisioned_instances),
+        (2, 2),
+        "the on-demand one stopped, the provisioned stay"
+    );
+    assert_eq!(starts.load(Ordering::SeqCst), 3);
+    // Raising provisioned concurrency starts more at once; lowering it lets the extra ones
+    // go after their keep-alive.
+    s.configure("f", scaling(|c| c.provisioned_concurrency = Some(3)))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(s.stats("f").unwrap().provisioned_instances, 3);
+    s.configure(
+        "f",
+        scaling(|c| {
+            c.provisioned_concurrency = Some(1);
+            c.keep_alive = Some(Duration::from_secs(1));
+        }),
+    )
+    .unwrap();
+    s.reap_once();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    s.reap_once();
+    let st = s.stats("f").unwrap();
+    assert_eq!((st.instances, st.provisioned_instances), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reserved_concurrency_queues_then_refuses_by_deadline() {
+    let cfg = scaling(|c| c.reserved_concurrency = Some(2));
+    let Setup { s, gauge, .. } = setup_with(0, false, 1000, cfg, SchedulerConfig::default());
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..(2 * MAX_EXCLUSIVE_INSTANCES + 1) {
+    for _ in 0..5 {
         let s = s.clone();
         set.spawn(async move { s.invoke("f", inv("600")).await });
     }
@@ -294,15 +426,156 @@ async fn an_exclusive_pool_is_capped_and_waiting_calls_give_up_at_their_timeout(
     while let Some(r) = set.join_next().await {
         match r.unwrap() {
             Ok(_) => ok += 1,
-            Err(InvokeError::Throttled { .. }) => throttled += 1,
+            Err(InvokeError::Throttled { retry_after, .. }) => {
+                assert!(retry_after >= Duration::from_secs(1));
+                throttled += 1
+            }
             Err(e) => panic!("{e}"),
         }
     }
-    // Two waves of 600 ms fit in nobody's 1 s timeout but the last caller's wait.
-    assert_eq!((ok, throttled), (2 * MAX_EXCLUSIVE_INSTANCES, 1));
+    // Two run at once; two more wait 600 ms and run; the fifth would wait 1200 ms > 1000 ms.
+    assert_eq!((ok, throttled), (4, 1));
+    assert_eq!(
+        gauge.max.load(Ordering::SeqCst),
+        2,
+        "never more than the reserved concurrency"
+    );
+    assert_eq!(s.stats("f").unwrap().throttles, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_cannot_start_before_its_deadline_is_refused_at_once() {
+    let cfg = scaling(|c| c.reserved_concurrency = Some(1));
+    let Setup { s, .. } = setup_with(0, false, 1000, cfg, SchedulerConfig::default());
+    s.invoke("f", inv("600")).await.unwrap(); // learns a 600 ms mean
+    let (first, second, third) = {
+        let (a, b, c) = (s.clone(), s.clone(), s.clone());
+        let t1 = tokio::spawn(async move { a.invoke("f", inv("600")).await });
+        tokio::task::yield_now().await;
+        let t2 = tokio::spawn(async move { b.invoke("f", inv("600")).await });
+        tokio::task::yield_now().await;
+        let t0 = tokio::time::Instant::now();
+        let r3 = c.invoke("f", inv("600")).await;
+        assert_eq!(t0.elapsed(), Duration::ZERO, "refused without waiting");
+        (t1.await.unwrap(), t2.await.unwrap(), r3)
+    };
+    assert!(
+        first.is_ok() && second.is_ok(),
+        "the one ahead waited 600 ms and ran"
+    );
+    let e = third.unwrap_err();
+    assert!(
+        matches!(e, InvokeError::Throttled { .. })
+            && e.to_string().contains("could not start before its timeout"),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_refuses_at_once() {
+    let config = SchedulerConfig {
+        queue_depth: 1,
+        ..SchedulerConfig::default()
+    };
+    let Setup { s, .. } = setup_with(
+        0,
+        false,
+        10_000,
+        scaling(|c| c.reserved_concurrency = Some(1)),
+        config,
+    );
+    let (a, b) = (s.clone(), s.clone());
+    let t1 = tokio::spawn(async move { a.invoke("f", inv("100")).await });
+    tokio::task::yield_now().await;
+    let t2 = tokio::spawn(async move { b.invoke("f", inv("100")).await });
+    tokio::task::yield_now().await;
+    let e = s.invoke("f", inv("100")).await.unwrap_err();
+    assert!(e.to_string().contains("queue is full"), "{e}");
+    assert!(t1.await.unwrap().is_ok() && t2.await.unwrap().is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn scale_up_is_limited_by_the_rate_and_waiting_calls_take_returned_instances() {
+    let config = SchedulerConfig {
+        scale_rate: ScaleRate {
+            burst: 2,
+            per_interval: 1,
+            interval: Duration::from_secs(10),
+        },
+        ..SchedulerConfig::default()
+    };
+    let Setup { s, starts, .. } = setup_with(0, false, 3000, ScalingConfig::default(), config);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let s = s.clone();
+        set.spawn(async move { s.invoke("f", inv("100")).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
     assert_eq!(
         starts.load(Ordering::SeqCst),
-        MAX_EXCLUSIVE_INSTANCES,
-        "the second wave reused idle instances"
+        2,
+        "a burst of 2 starts, then reuse"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_server_wide_limit_holds_across_functions() {
+    let config = SchedulerConfig {
+        max_concurrency: 3,
+        ..SchedulerConfig::default()
+    };
+    let Setup { s, gauge, .. } = setup_with(0, false, 5000, ScalingConfig::default(), config);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let s = s.clone();
+        set.spawn(async move { s.invoke("f", inv("100")).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(gauge.max.load(Ordering::SeqCst), 3);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the arrivals and run times, no more invocations run at once than the
+        /// reserved concurrency, and every call either runs or is refused with 429.
+        #[test]
+        fn concurrency_limits_are_never_exceeded(
+            limit in 1u32..6,
+            shared in any::<bool>(),
+            arrivals in proptest::collection::vec((0u64..300, 1u64..400), 1..40),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            rt.block_on(async move {
+                let cfg = scaling(|c| c.reserved_concurrency = Some(limit));
+                let Setup { s, gauge, .. } = setup_with(0, shared, 1000, cfg, SchedulerConfig::default());
+                let mut set = tokio::task::JoinSet::new();
+                for (at, run) in arrivals.clone() {
+                    let s = s.clone();
+                    set.spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(at)).await;
+                        s.invoke("f", inv(&run.to_string())).await
+                    });
+                }
+                let mut done = 0;
+                while let Some(r) = set.join_next().await {
+                    match r.unwrap() {
+                        Ok(_) | Err(InvokeError::Throttled { .. }) => done += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                assert_eq!(done, arrivals.len());
+                assert!(gauge.max.load(Ordering::SeqCst) <= limit as usize);
+                assert_eq!(s.stats("f").unwrap().in_flight, 0);
+            });
+        }
+    }
 }

@@ -94,6 +94,30 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Change a function's scaling settings at once, without a restart.
+    Config {
+        name: String,
+        /// At most this many invocations at once (also reserves them).
+        #[arg(long)]
+        reserved_concurrency: Option<u32>,
+        /// Instances kept initialized at all times.
+        #[arg(long = "provisioned")]
+        provisioned_concurrency: Option<u32>,
+        /// Stop an idle instance after this long (scale to zero): 30s, 5m, 1h.
+        #[arg(long)]
+        keep_alive: Option<String>,
+        /// Models: rows merged into one run at most.
+        #[arg(long)]
+        max_batch: Option<usize>,
+        /// Models: how long a request may wait for others to batch with: 500us, 2ms.
+        #[arg(long)]
+        max_delay: Option<String>,
+        /// Replace every stored setting (unset ones fall back to the manifest).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Publish and list layers (dependencies shared between functions).
     #[command(subcommand)]
     Layer(LayerCommand),
@@ -346,6 +370,47 @@ pub async fn run(cli: Cli) -> Result<()> {
                 after = after.or(Some(0));
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
+        }
+        Command::Config {
+            name,
+            reserved_concurrency,
+            provisioned_concurrency,
+            keep_alive,
+            max_batch,
+            max_delay,
+            replace,
+            conn,
+        } => {
+            let mut patch = serde_json::Map::new();
+            if let Some(v) = reserved_concurrency {
+                patch.insert("reserved_concurrency".into(), v.into());
+            }
+            if let Some(v) = provisioned_concurrency {
+                patch.insert("provisioned_concurrency".into(), v.into());
+            }
+            if let Some(v) = keep_alive {
+                patch.insert("keep_alive".into(), v.into());
+            }
+            if let Some(v) = max_batch {
+                patch.insert("max_batch".into(), v.into());
+            }
+            if let Some(v) = max_delay {
+                patch.insert("max_delay".into(), v.into());
+            }
+            let path = format!(
+                "/v1/functions/{name}/config{}",
+                if replace { "?replace=true" } else { "" }
+            );
+            let out = conn
+                .client()?
+                .put_admin(&path, serde_json::to_vec(&patch)?)
+                .await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{}", table::describe(&out));
+            }
+            Ok(())
         }
         Command::Layer(LayerCommand::Publish {
             name,

@@ -38,6 +38,8 @@ struct FileConfig {
     max_package_mb: Option<u64>,
     max_unpacked_mb: Option<u64>,
     max_layer_mb: Option<u64>,
+    max_concurrency: Option<usize>,
+    queue_depth: Option<usize>,
     function_python: Option<String>,
     ort_library: Option<PathBuf>,
     install_onnxruntime: Option<bool>,
@@ -56,6 +58,10 @@ pub struct ServeConfig {
     pub max_layer_bytes: u64,
     /// The Python interpreter of `python3` functions (default: `python3` on PATH).
     pub function_python: Option<String>,
+    /// Invocations running at once on this server (all functions).
+    pub max_concurrency: usize,
+    /// Invocations waiting per function before 429.
+    pub queue_depth: usize,
     pub ort_library: Option<PathBuf>,
     /// Whether a missing ONNX Runtime may be installed with pip.
     pub install_onnxruntime: bool,
@@ -85,6 +91,8 @@ impl ServeConfig {
             max_unpacked_bytes: 250 * 1024 * 1024,
             max_layer_bytes: 250 * 1024 * 1024,
             function_python: std::env::var("MODELFN_PYTHON").ok(),
+            max_concurrency: 1000,
+            queue_depth: 10_000,
             ort_library: None,
             install_onnxruntime: true,
             log: "info".into(),
@@ -124,6 +132,12 @@ impl ServeConfig {
             if f.function_python.is_some() {
                 c.function_python = f.function_python;
             }
+            if let Some(v) = f.max_concurrency {
+                c.max_concurrency = v;
+            }
+            if let Some(v) = f.queue_depth {
+                c.queue_depth = v;
+            }
             c.ort_library = f.ort_library;
             if let Some(v) = f.install_onnxruntime {
                 c.install_onnxruntime = v;
@@ -146,6 +160,9 @@ impl ServeConfig {
             c.listen = l
                 .parse()
                 .with_context(|| format!("listen = {l:?} is not an address like 127.0.0.1:8080"))?;
+        }
+        if c.max_concurrency == 0 {
+            bail!("max_concurrency must be more than 0");
         }
         if c.max_invoke_body_bytes == 0 {
             bail!("max_invoke_body_bytes must be more than 0");

@@ -10,7 +10,7 @@ use modelfn_gateway::{router, AppState, GatewayConfig};
 use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
 use modelfn_runtime_process::{ProcessConfig, ProcessRuntime};
-use modelfn_scheduler::Scheduler;
+use modelfn_scheduler::{Scheduler, SchedulerConfig};
 use modelfn_telemetry::LogStore;
 use std::collections::HashMap;
 use std::io::Write;
@@ -155,7 +155,18 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     runtimes.insert(RuntimeKind::Onnx, onnx);
     runtimes.insert(RuntimeKind::Python3, processes.clone());
     runtimes.insert(RuntimeKind::Provided, processes);
-    let scheduler = Arc::new(Scheduler::new(runtimes, logs.clone()));
+    let scheduler_config = SchedulerConfig {
+        max_concurrency: cfg.max_concurrency,
+        queue_depth: cfg.queue_depth,
+        ..SchedulerConfig::default()
+    };
+    let scheduler = Arc::new(Scheduler::with_config(
+        runtimes,
+        logs.clone(),
+        scheduler_config,
+    ));
+    // Scale to zero and provisioned concurrency.
+    scheduler.spawn_reaper();
     let limits = Limits {
         function: function_limits,
         layer: layer_limits,

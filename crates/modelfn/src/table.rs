@@ -118,10 +118,41 @@ pub fn describe(f: &Value) -> String {
             ]);
         }
     }
+    if let Some(sc) = f.get("scaling") {
+        let show = |k: &str, default: &str| match &sc[k] {
+            Value::Null => default.to_string(),
+            v => s(v),
+        };
+        rows.push(vec![
+            "reserved concurrency".into(),
+            show("reserved_concurrency", "none (the server's limit)"),
+        ]);
+        rows.push(vec![
+            "provisioned".into(),
+            show("provisioned_concurrency", "0"),
+        ]);
+        rows.push(vec!["keep-alive".into(), show("keep_alive", "5m")]);
+        if f.get("model").is_some() {
+            rows.push(vec!["max batch".into(), show("max_batch", "256")]);
+            rows.push(vec![
+                "max delay".into(),
+                show("max_delay", "0 (no waiting)"),
+            ]);
+        }
+    }
     if let Some(st) = f.get("stats") {
         rows.push(vec!["state".into(), s(&st["state"])]);
+        rows.push(vec![
+            "instances".into(),
+            format!(
+                "{} ({} provisioned)",
+                s(&st["instances"]),
+                s(&st["provisioned_instances"])
+            ),
+        ]);
         rows.push(vec!["invocations".into(), s(&st["invocations"])]);
         rows.push(vec!["errors".into(), s(&st["errors"])]);
+        rows.push(vec!["throttles".into(), s(&st["throttles"])]);
         rows.push(vec!["cold starts".into(), s(&st["cold_starts"])]);
         rows.push(vec![
             "last init".into(),
