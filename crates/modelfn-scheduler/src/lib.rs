@@ -357,6 +357,12 @@ impl Scheduler {
             return Ok((f, g));
         }
         let name = slot.spec.manifest.name.as_str();
+        if slot.scaling().reserved_concurrency == Some(0) {
+            // As on Lambda: reserved concurrency 0 stops a function.
+            return Err(throttled(format!(
+                "function '{name}' has reserved concurrency 0: every invocation is throttled"
+            )));
+        }
         let c = &slot.counters;
         let ahead = c.waiting.load(Ordering::Relaxed);
         if ahead >= self.config.queue_depth {
