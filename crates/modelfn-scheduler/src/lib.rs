@@ -42,6 +42,9 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SchedulerConfig {
     /// Invocations running at once on this server, all functions together.
     pub max_concurrency: usize,
+    /// Processes of one code function at once when it sets no reserved concurrency (a
+    /// guard for small machines; a model's one instance is not limited by it).
+    pub default_process_concurrency: usize,
     /// Invocations waiting for admission per function; more are refused with 429.
     pub queue_depth: usize,
     /// Instance starts per function.
@@ -53,7 +56,8 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
-            max_concurrency: 1000,
+            max_concurrency: 10_000,
+            default_process_concurrency: 64,
             queue_depth: 10_000,
             scale_rate: ScaleRate::default(),
             reap_interval: Duration::from_secs(1),
@@ -152,10 +156,15 @@ impl Scheduler {
         self.start(&spec).await.map(|_instance| t0.elapsed())
     }
 
-    fn function_limit(&self, scaling: &ScalingConfig) -> usize {
-        scaling
-            .reserved_concurrency
-            .map_or(self.config.max_concurrency, |r| r as usize)
+    fn function_limit(&self, scaling: &ScalingConfig, shared: bool) -> usize {
+        let default = if shared {
+            self.config.max_concurrency
+        } else {
+            self.config
+                .default_process_concurrency
+                .min(self.config.max_concurrency)
+        };
+        scaling.reserved_concurrency.map_or(default, |r| r as usize)
     }
 
     /// Makes `spec` the version that serves its function, with these scaling settings; the
@@ -173,7 +182,7 @@ impl Scheduler {
             spec,
             shared,
             scaling.clone(),
-            self.function_limit(&scaling),
+            self.function_limit(&scaling, shared),
             TokenBucket::new(self.config.scale_rate),
         ));
         {
@@ -197,7 +206,8 @@ impl Scheduler {
         slot.spec.tuning.set(&scaling);
         if old.reserved_concurrency != scaling.reserved_concurrency {
             // Calls holding the old limit's permits finish on it; new calls use the new one.
-            *lock(&slot.limit) = Arc::new(Semaphore::new(self.function_limit(&scaling)));
+            *lock(&slot.limit) =
+                Arc::new(Semaphore::new(self.function_limit(&scaling, slot.shared)));
         }
         *lock(&slot.scaling) = scaling;
         self.provision(slot);
@@ -477,17 +487,19 @@ impl Scheduler {
         let timeout = Duration::from_millis(spec.manifest.timeout_ms);
         let arrived = Instant::now();
         let deadline = arrived + timeout;
-        let platform = |text: &str| {
+        // Lines for function processes only; a model's hot path formats nothing.
+        let platform = |text: &dyn Fn() -> String| {
             if log {
-                self.logs.line(name, Some(&id), LogStream::Platform, text);
+                self.logs
+                    .line(name, Some(&id), LogStream::Platform, &text());
             }
         };
-        platform(&format!("START RequestId: {id} Version: {}", spec.version));
+        platform(&|| format!("START RequestId: {id} Version: {}", spec.version));
         let admitted = match self.admit(slot, deadline).await {
             Ok(p) => p,
             Err(e) => {
-                platform(&format!("{e}"));
-                platform(&format!("END RequestId: {id}"));
+                platform(&|| format!("{e}"));
+                platform(&|| format!("END RequestId: {id}"));
                 return Err(e);
             }
         };
@@ -495,10 +507,16 @@ impl Scheduler {
         let lease = match self.acquire(slot, deadline).await {
             Ok(l) => l,
             Err(e) => {
-                platform(&format!("{e}"));
-                platform(&format!("END RequestId: {id}"));
+                platform(&|| format!("{e}"));
+                platform(&|| format!("END RequestId: {id}"));
                 return Err(e);
             }
+        };
+        // If the caller goes away mid-run, this future is dropped: the guard gives the
+        // instance back (a process in the middle of an event is not reused).
+        let lease = LeaseGuard {
+            slot,
+            lease: Some(lease),
         };
         // The function's timeout counts from when it runs, as on Lambda.
         let t0 = Instant::now();
@@ -514,12 +532,14 @@ impl Scheduler {
         slot.record_run(duration);
         let timed_out = matches!(result, Err(InvokeError::Timeout(_)));
         if timed_out {
-            platform(&format!(
-                "RequestId: {id} Error: Task timed out after {:.2} seconds",
-                timeout.as_secs_f64()
-            ));
+            platform(&|| {
+                format!(
+                    "RequestId: {id} Error: Task timed out after {:.2} seconds",
+                    timeout.as_secs_f64()
+                )
+            });
         }
-        platform(&format!("END RequestId: {id}"));
+        platform(&|| format!("END RequestId: {id}"));
         if log {
             let line = report_line(
                 &id,
@@ -531,7 +551,7 @@ impl Scheduler {
             self.logs.line(name, Some(&id), LogStream::Platform, &line);
         }
         let init_duration = lease.init;
-        slot.give_back(lease, !timed_out);
+        lease.finish(!timed_out);
         drop(in_flight);
         drop(admitted);
         let output = result?;
@@ -545,6 +565,40 @@ impl Scheduler {
                 duration,
             },
         ))
+    }
+}
+
+/// An instance lent to a running invocation.
+struct LeaseGuard<'a> {
+    slot: &'a Slot,
+    lease: Option<Lease>,
+}
+
+impl LeaseGuard<'_> {
+    fn finish(mut self, reusable: bool) {
+        if let Some(l) = self.lease.take() {
+            self.slot.give_back(l, reusable);
+        }
+    }
+}
+
+impl std::ops::Deref for LeaseGuard<'_> {
+    type Target = Lease;
+    fn deref(&self) -> &Lease {
+        // Always Some until `finish` or drop.
+        self.lease
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a finished lease is not used"))
+    }
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(l) = self.lease.take() {
+            // Cancelled: a shared instance serves on; a process stopped mid-event does not.
+            let reusable = self.slot.shared;
+            self.slot.give_back(l, reusable);
+        }
     }
 }
 

@@ -27,9 +27,8 @@ pub struct Idle {
 
 #[derive(Default)]
 pub struct Pool {
-    /// The one instance of a shared pool, and when it last served.
+    /// The one instance of a shared pool (and whether it is provisioned).
     pub shared: Option<(Arc<dyn Instance>, bool)>,
-    pub shared_used: Option<Instant>,
     /// Idle instances of an exclusive pool, most recently used last.
     pub idle: Vec<Idle>,
     /// Instances of an exclusive pool running an invocation.
@@ -75,6 +74,9 @@ pub struct Slot {
     pub start_lock: tokio::sync::Mutex<()>,
     pub init_failure: Mutex<Option<InitFailure>>,
     pub counters: Counters,
+    /// When a shared instance last took a call, in µs after `born`.
+    used_us: AtomicU64,
+    born: Instant,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -103,7 +105,19 @@ impl Slot {
             start_lock: tokio::sync::Mutex::new(()),
             init_failure: Mutex::new(None),
             counters: Counters::default(),
+            used_us: AtomicU64::new(0),
+            born: Instant::now(),
         }
+    }
+
+    fn touch(&self) {
+        let us = self.born.elapsed().as_micros() as u64;
+        self.used_us.store(us, Ordering::Relaxed);
+    }
+
+    /// When the shared instance last took a call.
+    fn last_used(&self) -> Option<Instant> {
+        Some(self.born + Duration::from_micros(self.used_us.load(Ordering::Relaxed)))
     }
 
     pub fn scaling(&self) -> ScalingConfig {
@@ -115,7 +129,8 @@ impl Slot {
         let mut pool = lock(&self.pool);
         if self.shared {
             let (inst, provisioned) = pool.shared.clone().filter(|(i, _)| i.healthy())?;
-            pool.shared_used = Some(Instant::now());
+            drop(pool);
+            self.touch();
             return Some(Lease {
                 instance: inst,
                 provisioned,
@@ -146,7 +161,8 @@ impl Slot {
         }
         if self.shared {
             pool.shared = Some((instance, provisioned));
-            pool.shared_used = Some(Instant::now());
+            drop(pool);
+            self.touch();
         } else if lend {
             pool.busy += 1;
         } else {
@@ -162,8 +178,11 @@ impl Slot {
 
     /// Gives an instance back after an invocation; `reusable` is false after a timeout.
     pub fn give_back(&self, lease: Lease, reusable: bool) {
-        let mut pool = lock(&self.pool);
         let keep = reusable && lease.instance.healthy();
+        if self.shared && keep {
+            return; // the hot path of a model: nothing to do
+        }
+        let mut pool = lock(&self.pool);
         if self.shared {
             if !keep
                 && pool
@@ -216,8 +235,8 @@ impl Slot {
                 pool.provisioned_live = scaling.provisioned() + excess;
             }
             if self.shared {
-                let idle_for = pool
-                    .shared_used
+                let idle_for = self
+                    .last_used()
                     .map(|t| now.saturating_duration_since(t))
                     .unwrap_or_default();
                 let unprovisioned = pool.shared.as_ref().is_some_and(|(_, p)| !p);

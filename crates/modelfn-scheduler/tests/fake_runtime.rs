@@ -579,3 +579,29 @@ mod properties {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_call_frees_its_slot_and_its_process_is_not_reused() {
+    let cfg = scaling(|c| c.reserved_concurrency = Some(1));
+    let Setup { s, starts, .. } = setup_with(0, false, 5000, cfg, SchedulerConfig::default());
+    let s2 = s.clone();
+    let running = tokio::spawn(async move { s2.invoke("f", inv("3000")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(s.stats("f").unwrap().in_flight, 1);
+    running.abort(); // the client went away
+    let _ = running.await;
+    let st = s.stats("f").unwrap();
+    assert_eq!(
+        (st.in_flight, st.instances),
+        (0, 0),
+        "slot freed, the instance dropped"
+    );
+    let t0 = tokio::time::Instant::now();
+    let (_, r) = s.invoke("f", inv("10")).await.unwrap();
+    assert!(
+        r.cold_start && r.queue_wait < Duration::from_millis(10),
+        "admitted at once on a fresh instance"
+    );
+    assert!(t0.elapsed() < Duration::from_millis(100));
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+}

@@ -91,7 +91,7 @@ impl ServeConfig {
             max_unpacked_bytes: 250 * 1024 * 1024,
             max_layer_bytes: 250 * 1024 * 1024,
             function_python: std::env::var("MODELFN_PYTHON").ok(),
-            max_concurrency: 1000,
+            max_concurrency: 10_000,
             queue_depth: 10_000,
             ort_library: None,
             install_onnxruntime: true,
