@@ -80,6 +80,16 @@ fn admin_token(data_dir: &Path) -> Result<String> {
     Ok(token)
 }
 
+/// The first directory above `dir` that others may not traverse, if any.
+fn closed_ancestor(dir: &Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dir.canonicalize().ok()?;
+    dir.ancestors()
+        .skip(1)
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .map(Path::to_path_buf)
+}
+
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -147,6 +157,14 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         data.join("runtime"),
         cfg.function_python.clone(),
     );
+    if process_cfg.run_as.is_some() {
+        if let Some(closed) = closed_ancestor(data) {
+            eprintln!(
+                "modelfn: warning: functions run as an unprivileged user and cannot reach {} (no search permission for others above the data directory): make it traversable (chmod o+x) or choose another --data-dir",
+                closed.display()
+            );
+        }
+    }
     let _ = process_cfg.endpoint.set(format!("http://{addr}"));
     let processes = Arc::new(
         ProcessRuntime::new(process_cfg).context("preparing the function process runtime")?,
