@@ -134,6 +134,36 @@ pub struct LayerInfo {
     pub unpacked_limit: u64,
 }
 
+/// An access key: the credentials AWS-protocol clients sign requests with.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    /// Shown once, when the key is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+}
+
+/// `len` characters drawn uniformly from `alphabet`.
+fn random_text(alphabet: &[u8], len: usize) -> Result<String, ControlError> {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        getrandom::fill(&mut buf)
+            .map_err(|e| ControlError::Storage(format!("no randomness: {e}")))?;
+        // Rejection sampling keeps every character equally likely.
+        let limit = 256 - 256 % alphabet.len();
+        for b in buf.iter().filter(|b| usize::from(**b) < limit) {
+            if out.len() == len {
+                break;
+            }
+            out.push(alphabet[usize::from(*b) % alphabet.len()] as char);
+        }
+    }
+    Ok(out)
+}
+
 /// The control plane. Share it behind an `Arc`.
 pub struct ControlPlane {
     meta: Arc<dyn MetadataStore>,
@@ -254,6 +284,60 @@ impl ControlPlane {
 
     pub async fn list_layers(&self) -> Result<Vec<LayerRecord>, ControlError> {
         Ok(self.meta.list_layers().await?)
+    }
+
+    /// Creates an access key; its secret is in the answer and never shown again.
+    pub async fn create_key(&self, name: &str) -> Result<AccessKey, ControlError> {
+        if name.trim().is_empty() || name.len() > 128 {
+            return Err(ControlError::InvalidRequest(
+                "a key needs a name of 1 to 128 characters".into(),
+            ));
+        }
+        let id = format!(
+            "MFN{}",
+            random_text(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?
+        );
+        let secret = random_text(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            40,
+        )?;
+        self.meta.put_access_key(&id, name, &secret).await?;
+        Ok(AccessKey {
+            access_key_id: id,
+            name: name.to_string(),
+            created_at_ms: modelfn_registry::now_ms(),
+            secret_access_key: Some(secret),
+        })
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<AccessKey>, ControlError> {
+        Ok(self
+            .meta
+            .list_access_keys()
+            .await?
+            .into_iter()
+            .map(|(access_key_id, name, created_at_ms)| AccessKey {
+                access_key_id,
+                name,
+                created_at_ms,
+                secret_access_key: None,
+            })
+            .collect())
+    }
+
+    pub async fn delete_key(&self, id: &str) -> Result<(), ControlError> {
+        if self.meta.delete_access_key(id).await? {
+            Ok(())
+        } else {
+            Err(ControlError::Missing(format!(
+                "access key '{id}' does not exist"
+            )))
+        }
+    }
+
+    /// The secret of an access key, to verify a signature.
+    pub async fn key_secret(&self, id: &str) -> Result<Option<String>, ControlError> {
+        Ok(self.meta.access_key_secret(id).await?)
     }
 
     /// Saves a named test event for a function.

@@ -10,10 +10,13 @@
 //! - [`health`]: `/healthz` and `/readyz`.
 
 pub mod admin;
+pub mod aws;
+pub mod aws_lambda;
 pub mod error;
 pub mod health;
 pub mod invoke;
 pub mod ops;
+pub mod sigv4;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -35,6 +38,8 @@ pub struct GatewayConfig {
     pub max_package_bytes: usize,
     /// Largest layer upload (250 MB by default).
     pub max_layer_bytes: usize,
+    /// Accept unsigned requests on the AWS protocols (off by default; for local use).
+    pub aws_allow_unsigned: bool,
 }
 
 impl GatewayConfig {
@@ -44,6 +49,7 @@ impl GatewayConfig {
             max_invoke_body_bytes: 6 * 1024 * 1024,
             max_package_bytes: 50 * 1024 * 1024,
             max_layer_bytes: 250 * 1024 * 1024,
+            aws_allow_unsigned: false,
         }
     }
 }
@@ -90,8 +96,29 @@ pub fn router(state: AppState) -> Router {
             post(invoke::invoke_post).get(invoke::invoke_get),
         )
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+    let lambda = Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(aws_lambda::invoke),
+        )
+        .route(
+            "/2015-03-31/functions/{name}",
+            get(aws_lambda::get_function),
+        )
+        .route("/2015-03-31/functions/", get(aws_lambda::list_functions))
+        .route("/2015-03-31/functions", get(aws_lambda::list_functions))
+        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+    let keys = Router::new()
+        .route("/v1/keys", get(ops::list_keys).post(ops::create_key))
+        .route("/v1/keys/{id}", axum::routing::delete(ops::delete_key))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_token,
+        ));
     Router::new()
         .merge(admin)
+        .merge(lambda)
+        .merge(keys)
         .merge(layers)
         .merge(invoke)
         .route("/healthz", get(health::healthz))

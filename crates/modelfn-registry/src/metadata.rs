@@ -92,6 +92,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The names of a function's saved events.
     async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError>;
 
+    /// Records an access key (id, name, secret).
+    async fn put_access_key(&self, id: &str, name: &str, secret: &str)
+        -> Result<(), RegistryError>;
+    /// The secret of an access key.
+    async fn access_key_secret(&self, id: &str) -> Result<Option<String>, RegistryError>;
+    /// Every access key as (id, name, created at), without secrets.
+    async fn list_access_keys(&self) -> Result<Vec<(String, String, i64)>, RegistryError>;
+    /// Answers whether the key existed.
+    async fn delete_access_key(&self, id: &str) -> Result<bool, RegistryError>;
+
     /// A function's run-time configuration (JSON), set by `put_config`.
     async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError>;
     async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError>;
@@ -340,6 +350,51 @@ impl MetadataStore for SqliteMetadataStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn put_access_key(
+        &self,
+        id: &str,
+        name: &str,
+        secret: &str,
+    ) -> Result<(), RegistryError> {
+        sqlx::query("INSERT INTO access_keys (access_key_id, name, secret, created_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(name)
+            .bind(secret)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn access_key_secret(&self, id: &str) -> Result<Option<String>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT secret FROM access_keys WHERE access_key_id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn list_access_keys(&self) -> Result<Vec<(String, String, i64)>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT access_key_id, name, created_at_ms FROM access_keys ORDER BY created_at_ms",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    async fn delete_access_key(&self, id: &str) -> Result<bool, RegistryError> {
+        let done = sqlx::query("DELETE FROM access_keys WHERE access_key_id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError> {

@@ -118,6 +118,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Create, list and delete access keys (the credentials of AWS SDK clients).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Publish and list layers (dependencies shared between functions).
     #[command(subcommand)]
     Layer(LayerCommand),
@@ -147,6 +150,27 @@ pub enum LayerCommand {
     },
     /// List every layer version.
     List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an access key; its secret is printed this once.
+    Create {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List access keys (without secrets).
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an access key.
+    Delete {
+        access_key_id: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -410,6 +434,50 @@ pub async fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", table::describe(&out));
             }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Create { name, conn }) => {
+            let body = serde_json::to_vec(&serde_json::json!({ "name": name }))?;
+            let client = conn.client()?;
+            let out = client.post_admin("/v1/keys", body).await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!(
+                    "access key id:     {}",
+                    out["access_key_id"].as_str().unwrap_or_default()
+                );
+                println!(
+                    "secret access key: {}",
+                    out["secret_access_key"].as_str().unwrap_or_default()
+                );
+                println!("(the secret is shown this once; AWS SDKs take these as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List { conn }) => {
+            let out = conn.client()?.get_admin("/v1/keys").await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for k in out["keys"].as_array().cloned().unwrap_or_default() {
+                    println!(
+                        "{}  {}",
+                        k["access_key_id"].as_str().unwrap_or_default(),
+                        k["name"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Delete {
+            access_key_id,
+            conn,
+        }) => {
+            conn.client()?
+                .delete(&format!("/v1/keys/{access_key_id}"))
+                .await?;
+            println!("deleted access key {access_key_id}");
             Ok(())
         }
         Command::Layer(LayerCommand::Publish {

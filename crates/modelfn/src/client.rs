@@ -106,6 +106,15 @@ impl Client {
         self.admin_bytes(self.http.get(self.url(path))).await
     }
 
+    pub async fn post_admin(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+        let req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        self.admin_json(req).await
+    }
+
     pub async fn put_admin(&self, path: &str, body: Vec<u8>) -> Result<Value> {
         let req = self
             .http

@@ -40,6 +40,7 @@ struct FileConfig {
     max_layer_mb: Option<u64>,
     max_concurrency: Option<usize>,
     queue_depth: Option<usize>,
+    aws_allow_unsigned: Option<bool>,
     function_python: Option<String>,
     ort_library: Option<PathBuf>,
     install_onnxruntime: Option<bool>,
@@ -62,6 +63,8 @@ pub struct ServeConfig {
     pub max_concurrency: usize,
     /// Invocations waiting per function before 429.
     pub queue_depth: usize,
+    /// Accept unsigned requests on the AWS protocols (local use only).
+    pub aws_allow_unsigned: bool,
     pub ort_library: Option<PathBuf>,
     /// Whether a missing ONNX Runtime may be installed with pip.
     pub install_onnxruntime: bool,
@@ -93,6 +96,7 @@ impl ServeConfig {
             function_python: std::env::var("MODELFN_PYTHON").ok(),
             max_concurrency: 10_000,
             queue_depth: 10_000,
+            aws_allow_unsigned: false,
             ort_library: None,
             install_onnxruntime: true,
             log: "info".into(),
@@ -137,6 +141,9 @@ impl ServeConfig {
             }
             if let Some(v) = f.queue_depth {
                 c.queue_depth = v;
+            }
+            if let Some(v) = f.aws_allow_unsigned {
+                c.aws_allow_unsigned = v;
             }
             c.ort_library = f.ort_library;
             if let Some(v) = f.install_onnxruntime {

@@ -205,6 +205,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     gw.max_invoke_body_bytes = cfg.max_invoke_body_bytes;
     gw.max_package_bytes = cfg.max_package_bytes as usize;
     gw.max_layer_bytes = cfg.max_layer_bytes as usize;
+    gw.aws_allow_unsigned = cfg.aws_allow_unsigned;
     let ready = Arc::new(AtomicBool::new(false));
     let app = router(AppState {
         control: control.clone(),

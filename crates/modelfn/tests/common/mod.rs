@@ -178,3 +178,41 @@ pub fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(&format!("{name}: ")))
         .map(str::trim)
 }
+
+/// A Python with the real clients of `tests/clients/requirements.txt` (boto3...), in a
+/// virtual environment made once under `target/test-venv`.
+pub fn client_python() -> PathBuf {
+    static READY: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut ready = READY.lock().unwrap_or_else(|p| p.into_inner());
+    let venv = repo().join("target/test-venv");
+    let python = venv.join("bin/python");
+    let req = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/requirements.txt");
+    let stamp = venv.join("installed.txt");
+    let want = std::fs::read_to_string(&req).unwrap();
+    if !*ready && std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let ok = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&req)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pip install of the test clients failed");
+        std::fs::write(&stamp, &want).unwrap();
+    }
+    *ready = true;
+    python
+}

@@ -1,0 +1,121 @@
+//! The AWS protocols' common ground: SigV4 authentication against modelfn access keys,
+//! and errors in the shape botocore recognises (`x-amzn-ErrorType`, a JSON body with
+//! `Type` and `message`, `x-amzn-RequestId`).
+
+use crate::sigv4::{self, SigError};
+use crate::AppState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An AWS-style error response.
+pub fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+    let kind = if status.is_server_error() {
+        "Service"
+    } else {
+        "User"
+    };
+    error_with(
+        status,
+        code,
+        json!({"Type": kind, "message": message}),
+        request_id,
+    )
+}
+
+/// An AWS-style error response with a body of more members.
+pub fn error_with(
+    status: StatusCode,
+    code: &str,
+    body: serde_json::Value,
+    request_id: &str,
+) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(code) {
+        h.insert("x-amzn-errortype", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// Checks the request's SigV4 signature against the access key it names. Answers the
+/// error response to send when it is not accepted.
+pub async fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    request_id: &str,
+) -> Result<(), Response> {
+    let deny = |code: &str, msg: &str| Err(error(StatusCode::FORBIDDEN, code, msg, request_id));
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        if state.config.aws_allow_unsigned {
+            return Ok(());
+        }
+        return deny(
+            "MissingAuthenticationTokenException",
+            "the request is not signed: sign it with AWS Signature V4 using a modelfn access key (modelfn keys create NAME)",
+        );
+    };
+    let auth = match sigv4::parse_authorization(value) {
+        Ok(a) => a,
+        Err(SigError::Malformed(m)) => return deny("IncompleteSignatureException", &m),
+        Err(_) => {
+            return deny(
+                "IncompleteSignatureException",
+                "the Authorization header cannot be read",
+            )
+        }
+    };
+    let secret = match state.control.key_secret(&auth.access_key_id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return deny(
+                "UnrecognizedClientException",
+                &format!(
+                    "the access key id {} is not a modelfn access key",
+                    auth.access_key_id
+                ),
+            )
+        }
+        Err(e) => {
+            return Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceException",
+                &e.to_string(),
+                request_id,
+            ))
+        }
+    };
+    let req = sigv4::Request {
+        method: method.as_str(),
+        raw_path: uri.path(),
+        raw_query: uri.query(),
+        headers,
+        body,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    match sigv4::verify(&req, &auth, &secret, now) {
+        Ok(()) => Ok(()),
+        Err(SigError::Mismatch) => deny(
+            "InvalidSignatureException",
+            "the request signature does not match: check the secret access key",
+        ),
+        Err(SigError::Skewed) => deny(
+            "InvalidSignatureException",
+            "Signature expired: X-Amz-Date is more than 15 minutes from the server's time",
+        ),
+        Err(SigError::Malformed(m)) => deny("IncompleteSignatureException", &m),
+        Err(SigError::Missing) => deny(
+            "MissingAuthenticationTokenException",
+            "the request is not signed",
+        ),
+    }
+}

@@ -1,0 +1,376 @@
+//! The AWS Lambda API as boto3 and the AWS CLI send it (`rest-json`, SigV4 with a modelfn
+//! access key): `Invoke`, `GetFunction`, `ListFunctions`.
+//!
+//! Function names resolve from a name, `name:qualifier`, a partial ARN
+//! (`123456789012:function:name`) or a full ARN, percent-encoded or not. `Qualifier` may
+//! be `$LATEST` or the version serving (versions and aliases beyond that are not built).
+//! `X-Amz-Invocation-Type`: `RequestResponse`, `Event` (run in the background: 202, no
+//! retries or dead letters yet), `DryRun` (204). `X-Amz-Log-Type: Tail` answers the last
+//! 4 KB of the invocation's log in `X-Amz-Log-Result`. A function error is HTTP 200 with
+//! `X-Amz-Function-Error: Unhandled`, as on Lambda; API errors carry `x-amzn-ErrorType`.
+
+use crate::aws::{authenticate, error, error_with};
+use crate::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::Bytes;
+use modelfn_control::FunctionInfo;
+use modelfn_core::{Invocation, InvokeError};
+use serde_json::{json, Value};
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "000000000000";
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+}
+
+/// `name`, `name:q`, `123456789012:function:name[:q]`, `arn:aws:lambda:r:a:function:name[:q]`.
+pub fn parse_function_name(raw: &str) -> (String, Option<String>) {
+    let parts: Vec<&str> = raw.split(':').collect();
+    let rest: &[&str] = if parts.len() >= 7 && parts[0] == "arn" {
+        &parts[6..]
+    } else if parts.len() >= 3 && parts[1] == "function" {
+        &parts[2..]
+    } else {
+        &parts[..]
+    };
+    let name = rest.first().copied().unwrap_or("").to_string();
+    let qualifier = rest.get(1).map(|q| q.to_string());
+    (name, qualifier)
+}
+
+fn configuration(f: &FunctionInfo) -> Value {
+    let digest = hex::decode(&f.code_sha256).unwrap_or_default();
+    let last_modified = modelfn_telemetry::time::rfc3339_ms(f.updated_at_ms).replace('Z', "+0000");
+    json!({
+        "FunctionName": f.name,
+        "FunctionArn": arn(&f.name),
+        "Runtime": f.runtime,
+        "Handler": f.handler,
+        "Description": f.description,
+        "Timeout": f.timeout_ms.div_ceil(1000),
+        "MemorySize": f.memory_mb,
+        "CodeSize": f.code_size,
+        "CodeSha256": base64::engine::general_purpose::STANDARD.encode(digest),
+        "LastModified": last_modified,
+        "Version": "$LATEST",
+        "State": "Active",
+        "LastUpdateStatus": "Successful",
+        "PackageType": "Zip",
+        "Layers": f.layers.iter().map(|l| json!({"Arn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{}:{}", l.name, l.version), "CodeSize": l.unpacked_size})).collect::<Vec<_>>(),
+    })
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn not_found(name: &str, request_id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFoundException",
+        &format!("Function not found: {}", arn(name)),
+        request_id,
+    )
+}
+
+/// `GET /2015-03-31/functions/{FunctionName}`
+pub async fn get_function(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Response {
+    let request_id = new_request_id();
+    if let Err(resp) = authenticate(&state, &method, &uri, &headers, b"", &request_id).await {
+        return resp;
+    }
+    let (name, _) = parse_function_name(&raw);
+    match state.control.describe(&name).await {
+        Ok(f) => {
+            let code = json!({"RepositoryType": "modelfn", "Location": format!("/v1/functions/{}", f.name)});
+            axum::Json(json!({"Configuration": configuration(&f), "Code": code})).into_response()
+        }
+        Err(modelfn_control::ControlError::NotFound(_)) => not_found(&name, &request_id),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            &e.to_string(),
+            &request_id,
+        ),
+    }
+}
+
+/// `GET /2015-03-31/functions/`
+pub async fn list_functions(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let request_id = new_request_id();
+    if let Err(resp) = authenticate(&state, &method, &uri, &headers, b"", &request_id).await {
+        return resp;
+    }
+    match state.control.list().await {
+        Ok(fs) => {
+            axum::Json(json!({"Functions": fs.iter().map(configuration).collect::<Vec<_>>()}))
+                .into_response()
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            &e.to_string(),
+            &request_id,
+        ),
+    }
+}
+
+/// `POST /2015-03-31/functions/{FunctionName}/invocations`
+pub async fn invoke(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = new_request_id();
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+                &request_id,
+            )
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                &e.body_text(),
+                &request_id,
+            )
+        }
+    };
+    if let Err(resp) = authenticate(&state, &method, &uri, &headers, &body, &request_id).await {
+        return resp;
+    }
+    let (name, name_qualifier) = parse_function_name(&raw);
+    let query_qualifier = uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| {
+            pairs
+                .into_iter()
+                .find(|(k, _)| k == "Qualifier")
+                .map(|(_, v)| v)
+        });
+    let qualifier = match (name_qualifier, query_qualifier) {
+        (Some(a), Some(b)) if a != b => return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &format!(
+                "the qualifier in the function name ({a}) and the Qualifier parameter ({b}) differ"
+            ),
+            &request_id,
+        ),
+        (a, b) => a.or(b),
+    };
+    let Some(spec) = state.control.scheduler().spec(&name) else {
+        return not_found(&name, &request_id);
+    };
+    let version = spec.version.to_string();
+    if let Some(q) = &qualifier {
+        if q != "$LATEST" && *q != version {
+            return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {}:{q} (this server serves the latest version, {version}, and $LATEST)", arn(&name)), &request_id);
+        }
+    }
+    if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json: the payload is not valid JSON",
+            &request_id,
+        );
+    }
+    let body = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    let invocation_type = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse");
+    let inv = Invocation::new(request_id.clone(), body, Some("application/json"));
+    match invocation_type {
+        "RequestResponse" => {}
+        "DryRun" => {
+            return with_ids(
+                StatusCode::NO_CONTENT.into_response(),
+                &request_id,
+                Some(&version),
+            )
+        }
+        "Event" => {
+            let control = state.control.clone();
+            let fname = name.clone();
+            tokio::spawn(async move {
+                if let Err(e) = control.invoke(&fname, inv).await {
+                    tracing::warn!(function = %fname, error = %e, "an Event invocation failed (no retries yet)");
+                }
+            });
+            return with_ids(
+                StatusCode::ACCEPTED.into_response(),
+                &request_id,
+                Some(&version),
+            );
+        }
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                &format!("X-Amz-Invocation-Type {other:?} is not RequestResponse, Event or DryRun"),
+                &request_id,
+            )
+        }
+    }
+    let tail = headers.get("x-amz-log-type").and_then(|v| v.to_str().ok()) == Some("Tail");
+    let mut resp = match state.control.invoke(&name, inv).await {
+        Ok((output, report)) => {
+            let mut r = (StatusCode::OK, output.body).into_response();
+            r.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static(output.content_type),
+            );
+            if let Ok(v) = HeaderValue::from_str(&report.version.to_string()) {
+                r.headers_mut().insert("x-amz-executed-version", v);
+            }
+            r
+        }
+        Err(e) => match function_error(&e) {
+            Some(fe) => {
+                let mut r = (StatusCode::OK, axum::Json(fe)).into_response();
+                r.headers_mut().insert(
+                    "x-amz-function-error",
+                    HeaderValue::from_static("Unhandled"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&version) {
+                    r.headers_mut().insert("x-amz-executed-version", v);
+                }
+                r
+            }
+            None => return api_error(e, &name, &request_id),
+        },
+    };
+    if tail {
+        let lines = state.logs.query(
+            &name,
+            &modelfn_telemetry::LogQuery {
+                request_id: Some(request_id.clone()),
+                ..Default::default()
+            },
+        );
+        let text: String = lines.iter().map(|l| format!("{}\n", l.message)).collect();
+        let start = text.len().saturating_sub(4096);
+        let start = (start..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&text.as_bytes()[start..]);
+        if let Ok(v) = HeaderValue::from_str(&b64) {
+            resp.headers_mut().insert("x-amz-log-result", v);
+        }
+    }
+    with_ids(resp, &request_id, None)
+}
+
+fn with_ids(mut resp: Response, request_id: &str, version: Option<&str>) -> Response {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(v).ok()) {
+        resp.headers_mut().insert("x-amz-executed-version", v);
+    }
+    resp
+}
+
+/// The function's own failures, as Lambda reports them (a model refusing its input
+/// counts: the function raised).
+fn function_error(e: &InvokeError) -> Option<modelfn_core::FunctionError> {
+    match e {
+        InvokeError::InvalidInput(m) => {
+            Some(modelfn_core::FunctionError::new("InvalidInput", m.clone()))
+        }
+        InvokeError::UnsupportedMediaType { .. } => Some(modelfn_core::FunctionError::new(
+            "UnsupportedMediaType",
+            e.to_string(),
+        )),
+        _ => e.function_error(),
+    }
+}
+
+/// Errors of the platform or the caller, as Lambda's API reports them.
+fn api_error(e: InvokeError, name: &str, request_id: &str) -> Response {
+    match e {
+        InvokeError::FunctionNotFound(_) => not_found(name, request_id),
+        InvokeError::Throttled {
+            message,
+            retry_after,
+        } => {
+            let body = json!({"Type": "User", "message": message, "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"});
+            let mut r = error_with(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                body,
+                request_id,
+            );
+            r.headers_mut().insert(
+                "retry-after",
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            r
+        }
+        InvokeError::Unavailable(m) => error(
+            StatusCode::BAD_GATEWAY,
+            "ResourceNotReadyException",
+            &m,
+            request_id,
+        ),
+        other => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            &other.to_string(),
+            request_id,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_and_arns() {
+        assert_eq!(parse_function_name("iris"), ("iris".into(), None));
+        assert_eq!(
+            parse_function_name("iris:3"),
+            ("iris".into(), Some("3".into()))
+        );
+        assert_eq!(
+            parse_function_name("123456789012:function:iris"),
+            ("iris".into(), None)
+        );
+        assert_eq!(
+            parse_function_name("arn:aws:lambda:us-east-1:123456789012:function:iris:$LATEST"),
+            ("iris".into(), Some("$LATEST".into()))
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! The AWS protocols with real AWS clients: boto3's Lambda client, signing with a modelfn
+//! access key, against the real binary.
+
+mod common;
+use common::{client_python, example, repo, Server};
+
+#[test]
+fn boto3_invokes_native_and_python_functions_through_the_lambda_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&example("iris"));
+    s.deploy(&example("addfive"));
+    s.deploy(&repo().join("crates/modelfn/tests/functions/behaviours"));
+    let (ok, _, err) = s.cli(&[
+        "deploy",
+        example("addfive").to_str().unwrap(),
+        "--name",
+        "addfive-stopped",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        s.cli(&["config", "addfive-stopped", "--reserved-concurrency", "0"])
+            .0
+    );
+    let (ok, out, err) = s.cli(&["keys", "create", "tests", "--json"]);
+    assert!(ok, "{err}");
+    let key = common::json(&out);
+    let (id, secret) = (
+        key["access_key_id"].as_str().unwrap(),
+        key["secret_access_key"].as_str().unwrap(),
+    );
+    assert!(
+        id.starts_with("MFN") && id.len() == 20 && secret.len() == 40,
+        "{out}"
+    );
+    let (_, listed, _) = s.cli(&["keys", "list", "--json"]);
+    assert!(
+        listed.contains(id) && !listed.contains(secret),
+        "secrets are never listed: {listed}"
+    );
+
+    let out = std::process::Command::new(client_python())
+        .arg(repo().join("crates/modelfn/tests/clients/lambda_boto3.py"))
+        .args([&s.url, id, secret])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OK "), "{text}");
+
+    // Unsigned requests are refused unless the server is told otherwise.
+    let (code, body) = common::curl(&[
+        "-X",
+        "POST",
+        &format!("{}/2015-03-31/functions/addfive/invocations", s.url),
+        "-d",
+        "{}",
+    ]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("not signed"), "{body}");
+    // A deleted key stops working.
+    assert!(s.cli(&["keys", "delete", id]).0);
+    let out = std::process::Command::new(client_python())
+        .arg(repo().join("crates/modelfn/tests/clients/lambda_boto3.py"))
+        .args([&s.url, id, secret])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
