@@ -50,6 +50,20 @@ pub async fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
     request_id: &str,
+) -> Result<(), Box<Response>> {
+    check_signature(state, method, uri, headers, body, request_id)
+        .await
+        .map_err(Box::new)
+}
+
+#[allow(clippy::result_large_err)] // the error is the response itself; `authenticate` boxes it
+async fn check_signature(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    request_id: &str,
 ) -> Result<(), Response> {
     let deny = |code: &str, msg: &str| Err(error(StatusCode::FORBIDDEN, code, msg, request_id));
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {

@@ -88,7 +88,7 @@ pub async fn get_function(
 ) -> Response {
     let request_id = new_request_id();
     if let Err(resp) = authenticate(&state, &method, &uri, &headers, b"", &request_id).await {
-        return resp;
+        return *resp;
     }
     let (name, _) = parse_function_name(&raw);
     match state.control.describe(&name).await {
@@ -115,7 +115,7 @@ pub async fn list_functions(
 ) -> Response {
     let request_id = new_request_id();
     if let Err(resp) = authenticate(&state, &method, &uri, &headers, b"", &request_id).await {
-        return resp;
+        return *resp;
     }
     match state.control.list().await {
         Ok(fs) => {
@@ -161,7 +161,7 @@ pub async fn invoke(
         }
     };
     if let Err(resp) = authenticate(&state, &method, &uri, &headers, &body, &request_id).await {
-        return resp;
+        return *resp;
     }
     let (name, name_qualifier) = parse_function_name(&raw);
     let query_qualifier = uri
@@ -174,14 +174,16 @@ pub async fn invoke(
                 .map(|(_, v)| v)
         });
     let qualifier = match (name_qualifier, query_qualifier) {
-        (Some(a), Some(b)) if a != b => return error(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameterValueException",
-            &format!(
+        (Some(a), Some(b)) if a != b => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                &format!(
                 "the qualifier in the function name ({a}) and the Qualifier parameter ({b}) differ"
             ),
-            &request_id,
-        ),
+                &request_id,
+            )
+        }
         (a, b) => a.or(b),
     };
     let Some(spec) = state.control.scheduler().spec(&name) else {
