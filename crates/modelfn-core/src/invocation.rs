@@ -14,6 +14,18 @@ pub struct Invocation {
     pub content_type: Option<String>,
     /// When the caller stops waiting; set by the scheduler from the function's timeout.
     pub deadline: Option<Instant>,
+    /// How a model writes its answer (the front door decides).
+    pub format: ResponseFormat,
+}
+
+/// The shape of a model's answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// `{"prediction": ..., "probabilities": {...}}` / `{"predictions": [...]}`.
+    #[default]
+    Native,
+    /// SageMaker's built-in algorithms: `{"predictions": [{"score": ..., "predicted_label": ...}]}`.
+    SageMaker,
 }
 
 impl Invocation {
@@ -23,7 +35,13 @@ impl Invocation {
             body,
             content_type: content_type.map(normalize_media_type),
             deadline: None,
+            format: ResponseFormat::Native,
         }
+    }
+
+    pub fn with_format(mut self, format: ResponseFormat) -> Self {
+        self.format = format;
+        self
     }
 }
 

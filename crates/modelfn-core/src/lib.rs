@@ -14,7 +14,7 @@ pub mod runtime;
 pub mod scaling;
 
 pub use error::{FunctionError, InvokeError};
-pub use invocation::{Invocation, InvocationOutput};
+pub use invocation::{Invocation, InvocationOutput, ResponseFormat};
 pub use logs::{LogSink, LogStream};
 pub use manifest::{Manifest, ManifestError, ModelSpec, RuntimeClient, RuntimeKind};
 pub use name::{FunctionName, NameError};

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod aws;
 pub mod aws_lambda;
+pub mod aws_sagemaker;
 pub mod error;
 pub mod health;
 pub mod invoke;
@@ -107,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/2015-03-31/functions/", get(aws_lambda::list_functions))
         .route("/2015-03-31/functions", get(aws_lambda::list_functions))
+        .route(
+            "/endpoints/{name}/invocations",
+            post(aws_sagemaker::invoke_endpoint),
+        )
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
     let keys = Router::new()
         .route("/v1/keys", get(ops::list_keys).post(ops::create_key))

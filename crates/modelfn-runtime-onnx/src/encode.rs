@@ -88,9 +88,59 @@ pub fn encode(answers: &[RowAnswer], classes: &[Arc<str>], batch: bool) -> Vec<u
     result.unwrap_or_default()
 }
 
+/// One row as SageMaker's built-in algorithms answer it: a binary classifier
+/// `{"score": p(class 1), "predicted_label": i}`, a multi-class one
+/// `{"score": [p...], "predicted_label": i}`, a regressor `{"score": value}`.
+fn sagemaker_row(a: &RowAnswer, classes: &[Arc<str>]) -> serde_json::Value {
+    use serde_json::json;
+    let index = |p: &Prediction| -> serde_json::Value {
+        match p {
+            Prediction::Label(Label::Int(i)) => json!(i),
+            Prediction::Label(Label::Str(s)) => match classes.iter().position(|c| **c == **s) {
+                Some(i) => json!(i),
+                None => json!(&**s),
+            },
+            Prediction::Value(v) => json!(v),
+        }
+    };
+    match (&a.prediction, a.probabilities.as_deref()) {
+        (Prediction::Value(v), _) => json!({ "score": v }),
+        (p, Some([_, p1])) => json!({ "score": p1, "predicted_label": index(p) }),
+        (p, Some(ps)) => json!({ "score": ps, "predicted_label": index(p) }),
+        (p, None) => json!({ "predicted_label": index(p) }),
+    }
+}
+
+/// Writes the answers of one request in SageMaker's shape (always a list).
+pub fn encode_sagemaker(answers: &[RowAnswer], classes: &[Arc<str>]) -> Vec<u8> {
+    let rows: Vec<serde_json::Value> = answers.iter().map(|a| sagemaker_row(a, classes)).collect();
+    serde_json::to_vec(&serde_json::json!({ "predictions": rows })).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sagemaker_shape() {
+        let classes: Vec<Arc<str>> = vec!["B".into(), "M".into()];
+        let a = RowAnswer {
+            prediction: Prediction::Label(Label::Str("M".into())),
+            probabilities: Some(vec![0.25, 0.75]),
+        };
+        assert_eq!(
+            String::from_utf8(encode_sagemaker(&[a], &classes)).unwrap(),
+            r#"{"predictions":[{"predicted_label":1,"score":0.75}]}"#
+        );
+        let v = RowAnswer {
+            prediction: Prediction::Value(2.5),
+            probabilities: None,
+        };
+        assert_eq!(
+            String::from_utf8(encode_sagemaker(&[v], &[])).unwrap(),
+            r#"{"predictions":[{"score":2.5}]}"#
+        );
+    }
 
     #[test]
     fn one_row_and_batch() {

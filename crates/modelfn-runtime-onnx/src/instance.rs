@@ -3,13 +3,13 @@
 //! and runs them as one batch, so concurrency turns into batching with no added delay.
 
 use crate::decode::decode;
-use crate::encode::encode;
+use crate::encode::{encode, encode_sagemaker};
 use crate::library::{LibraryConfig, OrtLibrary};
 use crate::model::{LoadedModel, RowAnswer, SessionTuning};
 use bytes::Bytes;
 use modelfn_core::{
     BoxFuture, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError,
-    LiveTuning, Runtime,
+    LiveTuning, ResponseFormat, Runtime,
 };
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -181,8 +181,12 @@ impl Instance for OnnxInstance {
             let answers = answer.await.map_err(|_| {
                 InvokeError::Unavailable("the model instance stopped during the request".into())
             })??;
+            let body = match inv.format {
+                ResponseFormat::Native => encode(&answers, &self.classes, rows.batch),
+                ResponseFormat::SageMaker => encode_sagemaker(&answers, &self.classes),
+            };
             Ok(InvocationOutput {
-                body: Bytes::from(encode(&answers, &self.classes, rows.batch)),
+                body: Bytes::from(body),
                 content_type: "application/json",
             })
         })

@@ -71,3 +71,30 @@ fn boto3_invokes_native_and_python_functions_through_the_lambda_api() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn boto3_invokes_models_as_sagemaker_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    for f in ["cancer-linear", "iris", "addfive"] {
+        s.deploy(&example(f));
+    }
+    let (_, out, _) = s.cli(&["keys", "create", "sagemaker", "--json"]);
+    let key = common::json(&out);
+    let out = std::process::Command::new(client_python())
+        .arg(repo().join("crates/modelfn/tests/clients/sagemaker_boto3.py"))
+        .args([
+            &s.url,
+            key["access_key_id"].as_str().unwrap(),
+            key["secret_access_key"].as_str().unwrap(),
+        ])
+        .arg(example("cancer-linear").join("request.csv"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("OK "), "{text}");
+}
