@@ -335,6 +335,25 @@ impl ControlPlane {
         }
     }
 
+    /// The access key functions call this modelfn with (created once, named
+    /// `modelfn-functions`): answers (id, secret).
+    pub async fn function_credentials(&self) -> Result<(String, String), ControlError> {
+        const NAME: &str = "modelfn-functions";
+        if let Some((id, _, _)) = self
+            .meta
+            .list_access_keys()
+            .await?
+            .into_iter()
+            .find(|(_, n, _)| n == NAME)
+        {
+            if let Some(secret) = self.meta.access_key_secret(&id).await? {
+                return Ok((id, secret));
+            }
+        }
+        let key = self.create_key(NAME).await?;
+        Ok((key.access_key_id, key.secret_access_key.unwrap_or_default()))
+    }
+
     /// The secret of an access key, to verify a signature.
     pub async fn key_secret(&self, id: &str) -> Result<Option<String>, ControlError> {
         Ok(self.meta.access_key_secret(id).await?)

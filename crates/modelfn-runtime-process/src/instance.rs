@@ -28,6 +28,9 @@ pub struct ProcessConfig {
     pub region: String,
     /// This server's URL, for `AWS_ENDPOINT_URL` (set once the listener is bound).
     pub endpoint: Arc<OnceLock<String>>,
+    /// The access key functions get as `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, so
+    /// that AWS SDK calls from a function reach this modelfn signed.
+    pub credentials: Arc<OnceLock<(String, String)>>,
     /// The user and group functions run as (set when modelfn runs as root).
     pub run_as: Option<(u32, u32)>,
     pub memory: MemoryLimiter,
@@ -69,6 +72,7 @@ impl ProcessConfig {
             python,
             region: "us-east-1".into(),
             endpoint: Arc::new(OnceLock::new()),
+            credentials: Arc::new(OnceLock::new()),
             run_as,
             memory: MemoryLimiter::detect(),
         }

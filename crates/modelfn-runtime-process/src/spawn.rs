@@ -141,6 +141,10 @@ pub fn command(
     if let Some(url) = cfg.endpoint.get() {
         cmd.env("AWS_ENDPOINT_URL", url);
     }
+    if let Some((id, secret)) = cfg.credentials.get() {
+        cmd.env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret);
+    }
     for (k, v) in &m.environment {
         cmd.env(k, v);
     }

@@ -166,6 +166,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         }
     }
     let _ = process_cfg.endpoint.set(format!("http://{addr}"));
+    let function_credentials = process_cfg.credentials.clone();
     let processes = Arc::new(
         ProcessRuntime::new(process_cfg).context("preparing the function process runtime")?,
     );
@@ -196,6 +197,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         scheduler,
         limits,
     ));
+    let creds = control
+        .function_credentials()
+        .await
+        .context("creating the functions' access key")?;
+    let _ = function_credentials.set(creds);
     let restored = control
         .restore()
         .await

@@ -98,3 +98,55 @@ fn boto3_invokes_models_as_sagemaker_endpoints() {
     );
     assert!(out.status.success() && text.contains("OK "), "{text}");
 }
+
+#[test]
+fn seed_000s_handler_calls_the_native_model_through_boto3_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let req = repo().join("examples/layers/boto3/requirements.txt");
+    let (ok, _, err) = s.cli(&[
+        "layer",
+        "publish",
+        "boto3",
+        "--requirements",
+        req.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    s.deploy(&example("cancer-linear"));
+    s.deploy(&example("cancer-lambda"));
+    let row = std::fs::read_to_string(example("cancer-linear").join("request.csv")).unwrap();
+    // The seed's API: a GET whose event is {"data": "13.49,22.3,...,0.06917"}.
+    let url = format!("{}/v1/functions/cancer-lambda/invoke", s.url);
+    let (code, body) = common::curl(&[
+        "--get",
+        &url,
+        "--data-urlencode",
+        &format!("data={}", row.trim()),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let native = common::curl(&[
+        "-X",
+        "POST",
+        &format!("{}/v1/functions/cancer-linear/invoke", s.url),
+        "-H",
+        "Content-Type: text/csv",
+        "--data-binary",
+        row.trim(),
+    ])
+    .1;
+    let want = common::json(&native)["prediction"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        common::json(&body),
+        serde_json::json!(want),
+        "the handler's M/B matches the model's label"
+    );
+    let (_, out, _) = s.cli(&["describe", "cancer-linear", "--json"]);
+    assert_eq!(
+        common::json(&out)["stats"]["invocations"],
+        2,
+        "one call from boto3 inside the function, one from the test"
+    );
+}
