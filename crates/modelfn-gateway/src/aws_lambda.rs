@@ -65,9 +65,7 @@ fn configuration(f: &FunctionInfo) -> Value {
     })
 }
 
-fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
+use crate::invoke::new_request_id;
 
 fn not_found(name: &str, request_id: &str) -> Response {
     error(

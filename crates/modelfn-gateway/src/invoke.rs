@@ -78,7 +78,7 @@ fn form_to_json(
 
 /// A request id in UUID form: a random 64-bit prefix drawn once per process, then a
 /// counter. Unique per server, and cheap (no system call per request).
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
