@@ -26,6 +26,8 @@ pub enum ResponseFormat {
     Native,
     /// SageMaker's built-in algorithms: `{"predictions": [{"score": ..., "predicted_label": ...}]}`.
     SageMaker,
+    /// The Open Inference Protocol's tensors: `{"outputs": [{"name", "datatype", "shape", "data"}]}`.
+    OpenInference,
 }
 
 impl Invocation {

@@ -16,6 +16,7 @@ pub mod aws_sagemaker;
 pub mod error;
 pub mod health;
 pub mod invoke;
+pub mod oip;
 pub mod ops;
 pub mod sigv4;
 
@@ -120,8 +121,34 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             admin::require_token,
         ));
+    let oip = Router::new()
+        .route("/v2/health/live", get(oip::live))
+        .route("/v2/health/ready", get(oip::ready))
+        .route("/v2", get(oip::server_metadata))
+        .route("/v2/models/{name}", get(oip::model_metadata))
+        .route("/v2/models/{name}/ready", get(oip::model_ready))
+        .route("/v2/models/{name}/infer", post(oip::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(oip::model_version_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(oip::model_version_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(oip::infer_version),
+        )
+        .route("/v1/models", get(oip::v1_list))
+        .route(
+            "/v1/models/{target}",
+            get(oip::v1_model).post(oip::v1_predict),
+        )
+        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
     Router::new()
         .merge(admin)
+        .merge(oip)
         .merge(lambda)
         .merge(keys)
         .merge(layers)

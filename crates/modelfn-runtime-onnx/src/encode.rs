@@ -117,6 +117,57 @@ pub fn encode_sagemaker(answers: &[RowAnswer], classes: &[Arc<str>]) -> Vec<u8> 
     serde_json::to_vec(&serde_json::json!({ "predictions": rows })).unwrap_or_default()
 }
 
+/// Writes the answers as Open Inference Protocol output tensors: `label` (INT64, or
+/// BYTES for named classes) and `probabilities` (FP32 `[N, C]`), or `value` (FP32
+/// `[N, 1]`) for a regressor.
+pub fn encode_open_inference(answers: &[RowAnswer], classes: &[Arc<str>]) -> Vec<u8> {
+    use serde_json::json;
+    let n = answers.len();
+    let mut outputs = Vec::new();
+    let values: Vec<f64> = answers
+        .iter()
+        .filter_map(|a| match a.prediction {
+            Prediction::Value(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    if values.len() == n && n > 0 {
+        outputs.push(json!({"name": "value", "datatype": "FP32", "shape": [n, 1], "data": values}));
+    } else {
+        let ints: Vec<i64> = answers
+            .iter()
+            .filter_map(|a| match a.prediction {
+                Prediction::Label(Label::Int(i)) => Some(i),
+                _ => None,
+            })
+            .collect();
+        if ints.len() == n {
+            outputs.push(json!({"name": "label", "datatype": "INT64", "shape": [n], "data": ints}));
+        } else {
+            let names: Vec<String> = answers
+                .iter()
+                .map(|a| match &a.prediction {
+                    Prediction::Label(Label::Str(s)) => s.to_string(),
+                    Prediction::Label(Label::Int(i)) => i.to_string(),
+                    Prediction::Value(v) => v.to_string(),
+                })
+                .collect();
+            outputs
+                .push(json!({"name": "label", "datatype": "BYTES", "shape": [n], "data": names}));
+        }
+        let c = classes.len();
+        let probs: Vec<f32> = answers
+            .iter()
+            .flat_map(|a| a.probabilities.clone().unwrap_or_default())
+            .collect();
+        if c > 0 && probs.len() == n * c {
+            outputs.push(json!({"name": "probabilities", "datatype": "FP32", "shape": [n, c], "data": probs,
+                                "parameters": {"classes": classes.iter().map(|s| &**s).collect::<Vec<_>>()}}));
+        }
+    }
+    serde_json::to_vec(&json!({ "outputs": outputs })).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

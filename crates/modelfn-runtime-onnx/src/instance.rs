@@ -3,7 +3,7 @@
 //! and runs them as one batch, so concurrency turns into batching with no added delay.
 
 use crate::decode::decode;
-use crate::encode::{encode, encode_sagemaker};
+use crate::encode::{encode, encode_open_inference, encode_sagemaker};
 use crate::library::{LibraryConfig, OrtLibrary};
 use crate::model::{LoadedModel, RowAnswer, SessionTuning};
 use bytes::Bytes;
@@ -184,6 +184,7 @@ impl Instance for OnnxInstance {
             let body = match inv.format {
                 ResponseFormat::Native => encode(&answers, &self.classes, rows.batch),
                 ResponseFormat::SageMaker => encode_sagemaker(&answers, &self.classes),
+                ResponseFormat::OpenInference => encode_open_inference(&answers, &self.classes),
             };
             Ok(InvocationOutput {
                 body: Bytes::from(body),

@@ -1,5 +1,6 @@
-//! The AWS protocols with real AWS clients: boto3's Lambda client, signing with a modelfn
-//! access key, against the real binary.
+//! The protocols users' tools already speak, driven by those tools against the real
+//! binary: boto3's Lambda and SageMaker runtime clients (signing with a modelfn access
+//! key), tritonclient over the Open Inference Protocol, curl over KServe V1.
 
 mod common;
 use common::{client_python, example, repo, Server};
@@ -149,4 +150,47 @@ fn seed_000s_handler_calls_the_native_model_through_boto3_unchanged() {
         2,
         "one call from boto3 inside the function, one from the test"
     );
+}
+
+#[test]
+fn tritonclient_gets_the_reference_answers_over_the_open_inference_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&example("iris"));
+    let host = s.url.trim_start_matches("http://").to_string();
+    let out = std::process::Command::new(client_python())
+        .arg(repo().join("crates/modelfn/tests/clients/oip_tritonclient.py"))
+        .arg(&host)
+        .arg(example("iris").join("references.json"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("OK "), "{text}");
+    // KServe V1.
+    let (code, body) = common::curl(&[
+        "-X",
+        "POST",
+        &format!("{}/v1/models/iris:predict", s.url),
+        "-d",
+        r#"{"instances": [[6.9, 3.1, 5.1, 2.3], [5.1, 3.5, 1.4, 0.2]]}"#,
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let v = common::json(&body);
+    assert_eq!(
+        (
+            v["predictions"][0]["prediction"].as_str(),
+            v["predictions"][1]["prediction"].as_str()
+        ),
+        (Some("virginica"), Some("setosa"))
+    );
+    let (code, body) = common::curl(&[&format!("{}/v2/models/nope", s.url)]);
+    assert_eq!(code, 404);
+    assert!(common::json(&body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("not found"));
 }
