@@ -18,6 +18,7 @@ use modelfn_registry::{
 };
 use modelfn_scheduler::{FunctionStats, InvocationReport, Scheduler};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Why a control-plane operation failed.
@@ -85,6 +86,9 @@ pub struct FunctionInfo {
     /// The scaling settings in effect (manifest, then `modelfn config`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingConfig>,
+    /// The function URL's auth, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_auth: Option<UrlAuth>,
     /// Live counters (absent when the function is recorded but could not be restored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<FunctionStats>,
@@ -164,8 +168,20 @@ fn random_text(alphabet: &[u8], len: usize) -> Result<String, ControlError> {
     Ok(out)
 }
 
+/// Who may call a function URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrlAuth {
+    /// Anyone.
+    None,
+    /// Callers with a modelfn key in `x-api-key`.
+    Key,
+}
+
 /// The control plane. Share it behind an `Arc`.
 pub struct ControlPlane {
+    /// Function URLs and their auth, mirrored from the registry (read on every URL call).
+    urls: std::sync::RwLock<HashMap<String, UrlAuth>>,
     meta: Arc<dyn MetadataStore>,
     artifacts: Arc<dyn ArtifactStore>,
     scheduler: Arc<Scheduler>,
@@ -181,6 +197,7 @@ impl ControlPlane {
         limits: Limits,
     ) -> Self {
         ControlPlane {
+            urls: std::sync::RwLock::new(HashMap::new()),
             meta,
             artifacts,
             scheduler,
@@ -196,6 +213,20 @@ impl ControlPlane {
     /// Puts every recorded function back into service (at start-up). Answers how many were
     /// restored; a function that cannot be restored is logged and left recorded.
     pub async fn restore(&self) -> Result<usize, ControlError> {
+        let urls = self.meta.list_urls().await?;
+        {
+            let mut map = self.urls.write().unwrap_or_else(|p| p.into_inner());
+            for (f, auth) in urls {
+                map.insert(
+                    f,
+                    if auth == "key" {
+                        UrlAuth::Key
+                    } else {
+                        UrlAuth::None
+                    },
+                );
+            }
+        }
         let mut restored = 0;
         for rec in self.meta.list().await? {
             match self.spec_of(&rec).await {
@@ -352,6 +383,49 @@ impl ControlPlane {
         }
         let key = self.create_key(NAME).await?;
         Ok((key.access_key_id, key.secret_access_key.unwrap_or_default()))
+    }
+
+    /// Gives a function a URL (or changes its auth).
+    pub async fn create_url(&self, function: &str, auth: UrlAuth) -> Result<(), ControlError> {
+        self.describe(function).await?;
+        self.meta
+            .put_url(function, if auth == UrlAuth::Key { "key" } else { "none" })
+            .await?;
+        self.urls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(function.to_string(), auth);
+        Ok(())
+    }
+
+    pub async fn delete_url(&self, function: &str) -> Result<(), ControlError> {
+        self.urls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(function);
+        if self.meta.delete_url(function).await? {
+            Ok(())
+        } else {
+            Err(ControlError::Missing(format!(
+                "function '{function}' has no URL"
+            )))
+        }
+    }
+
+    /// The auth of a function's URL, if it has one.
+    pub fn url_auth(&self, function: &str) -> Option<UrlAuth> {
+        self.urls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(function)
+            .copied()
+    }
+
+    /// Whether `presented` (an `x-api-key` value) is the secret of a modelfn key.
+    pub async fn api_key_valid(&self, presented: &str) -> Result<bool, ControlError> {
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(presented.as_bytes()));
+        Ok(self.meta.access_key_by_secret_hash(&hash).await?.is_some())
     }
 
     /// The secret of an access key, to verify a signature.
@@ -557,6 +631,7 @@ impl ControlPlane {
         FunctionInfo {
             stats: self.scheduler.stats(&rec.name),
             scaling: self.scheduler.scaling(&rec.name),
+            url_auth: self.url_auth(&rec.name),
             description: manifest
                 .as_ref()
                 .map(|m| m.description.clone())
@@ -603,6 +678,10 @@ impl ControlPlane {
         let _guard = self.deploys.lock().await;
         let existed = self.meta.delete(name).await?;
         self.scheduler.remove(name);
+        self.urls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         if existed {
             Ok(())
         } else {

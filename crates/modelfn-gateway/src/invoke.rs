@@ -53,7 +53,7 @@ pub async fn invoke_get(
 
 /// A form body (what `curl -d` sends by default) is read like a query string; one that
 /// holds JSON (`curl -d '{"a": 1}'` without a content type) is read as JSON.
-fn form_to_json(
+pub(crate) fn form_to_json(
     body: Bytes,
     content_type: Option<&str>,
 ) -> Result<(Bytes, Option<&str>), ApiError> {

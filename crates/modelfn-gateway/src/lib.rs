@@ -19,6 +19,7 @@ pub mod invoke;
 pub mod oip;
 pub mod ops;
 pub mod sigv4;
+pub mod urls;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -79,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/functions/{name}/config",
             axum::routing::put(ops::configure),
+        )
+        .route(
+            "/v1/functions/{name}/url",
+            axum::routing::put(ops::create_url).delete(ops::delete_url),
         )
         .route("/v1/functions/{name}/events", get(ops::list_events))
         .route(
@@ -146,8 +151,14 @@ pub fn router(state: AppState) -> Router {
             get(oip::v1_model).post(oip::v1_predict),
         )
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+    let urls = Router::new()
+        .route("/urls/{function}", axum::routing::any(urls::call))
+        .route("/urls/{function}/", axum::routing::any(urls::call))
+        .route("/urls/{function}/{*path}", axum::routing::any(urls::call))
+        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
     Router::new()
         .merge(admin)
+        .merge(urls)
         .merge(oip)
         .merge(lambda)
         .merge(keys)

@@ -102,6 +102,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Answers whether the key existed.
     async fn delete_access_key(&self, id: &str) -> Result<bool, RegistryError>;
 
+    /// The access key whose secret has this SHA-256 (hex), for `x-api-key`.
+    async fn access_key_by_secret_hash(
+        &self,
+        sha256_hex: &str,
+    ) -> Result<Option<String>, RegistryError>;
+    /// Function URLs: (function, auth) pairs.
+    async fn list_urls(&self) -> Result<Vec<(String, String)>, RegistryError>;
+    async fn put_url(&self, function: &str, auth: &str) -> Result<(), RegistryError>;
+    async fn delete_url(&self, function: &str) -> Result<bool, RegistryError>;
+
     /// A function's run-time configuration (JSON), set by `put_config`.
     async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError>;
     async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError>;
@@ -358,11 +368,14 @@ impl MetadataStore for SqliteMetadataStore {
         name: &str,
         secret: &str,
     ) -> Result<(), RegistryError> {
-        sqlx::query("INSERT INTO access_keys (access_key_id, name, secret, created_at_ms) VALUES (?, ?, ?, ?)")
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+        sqlx::query("INSERT INTO access_keys (access_key_id, name, secret, created_at_ms, secret_sha256) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
             .bind(name)
             .bind(secret)
             .bind(now_ms())
+            .bind(hash)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -392,6 +405,46 @@ impl MetadataStore for SqliteMetadataStore {
     async fn delete_access_key(&self, id: &str) -> Result<bool, RegistryError> {
         let done = sqlx::query("DELETE FROM access_keys WHERE access_key_id = ?")
             .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn access_key_by_secret_hash(
+        &self,
+        sha256_hex: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT access_key_id FROM access_keys WHERE secret_sha256 = ?")
+                .bind(sha256_hex)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn list_urls(&self) -> Result<Vec<(String, String)>, RegistryError> {
+        let rows = sqlx::query("SELECT function, auth FROM function_urls ORDER BY function")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn put_url(&self, function: &str, auth: &str) -> Result<(), RegistryError> {
+        sqlx::query(
+            "INSERT INTO function_urls (function, auth, created_at_ms) VALUES (?, ?, ?)
+             ON CONFLICT(function) DO UPDATE SET auth = excluded.auth",
+        )
+        .bind(function)
+        .bind(auth)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_url(&self, function: &str) -> Result<bool, RegistryError> {
+        let done = sqlx::query("DELETE FROM function_urls WHERE function = ?")
+            .bind(function)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)

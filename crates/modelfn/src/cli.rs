@@ -118,6 +118,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Give a function a URL (`/urls/NAME/`), with no auth or an x-api-key.
+    #[command(subcommand)]
+    Url(UrlCommand),
     /// Create, list and delete access keys (the credentials of AWS SDK clients).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -150,6 +153,25 @@ pub enum LayerCommand {
     },
     /// List every layer version.
     List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UrlCommand {
+    /// Create (or change) a function's URL.
+    Create {
+        name: String,
+        /// `none`: anyone may call it; `key`: callers send a modelfn key's secret as x-api-key.
+        #[arg(long, default_value = "none", value_parser = ["none", "key"])]
+        auth: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a function's URL.
+    Delete {
+        name: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -434,6 +456,29 @@ pub async fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", table::describe(&out));
             }
+            Ok(())
+        }
+        Command::Url(UrlCommand::Create { name, auth, conn }) => {
+            let body = serde_json::to_vec(&serde_json::json!({ "auth": auth }))?;
+            let out = conn
+                .client()?
+                .put_admin(&format!("/v1/functions/{name}/url"), body)
+                .await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!(
+                    "{}  (auth: {auth})",
+                    out["url"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Url(UrlCommand::Delete { name, conn }) => {
+            conn.client()?
+                .delete(&format!("/v1/functions/{name}/url"))
+                .await?;
+            println!("removed the URL of {name}");
             Ok(())
         }
         Command::Keys(KeysCommand::Create { name, conn }) => {

@@ -397,6 +397,37 @@ fn seed_handlers_run_unchanged_with_their_dependencies_in_layers() {
         serde_json::json!({"reason": "'body' must contain values for: meanConcavePoints, worstRadius, worstTexture, worstArea, worstConcavePoints", "prediction": "", "status": "400"})
     );
 
+    // Seed 004's curl, unchanged, against the function's URL.
+    let (ok, out, err) = s.cli(&["url", "create", "breast-cancer-python", "--auth", "none"]);
+    assert!(ok, "{err}");
+    let furl = out.split_whitespace().next().unwrap().to_string();
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &furl,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"meanConcavePoints": 0.07951, "worstRadius": 24.86, "worstTexture": 26.58, "worstArea": 1866.0, "worstConcavePoints": 0.01}"#,
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(
+        (v["reason"].as_str(), v["status"].as_str()),
+        (Some("OK"), Some("200")),
+        "{body}"
+    );
+    let (_, body) = curl(&[
+        "-X",
+        "POST",
+        &furl,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"meanConcavePoints": 0.07951}"#,
+    ]);
+    assert_eq!(json(&body)["reason"], "'body' must contain values for: meanConcavePoints, worstRadius, worstTexture, worstArea, worstConcavePoints");
+
     // Seed 002: the PNG through the pre-processing function, chained to the native model.
     let (_, _, body) = invoke(&url("digits-preprocess"), &sample("digits-preprocess"));
     let want: Value =
@@ -513,4 +544,85 @@ fn layer_and_package_sizes_are_checked_against_the_limits() {
     });
     let (ok, _, err) = s.cli(&["deploy", missing.to_str().unwrap()]);
     assert!(!ok && err.contains("layer 'nope' does not exist"), "{err}");
+}
+
+#[test]
+fn function_urls_send_payload_2_events_and_keys_keep_strangers_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&fixture("behaviours"));
+    s.deploy(&example("iris"));
+    assert!(s.cli(&["url", "create", "behaviours", "--auth", "key"]).0);
+    assert!(s.cli(&["url", "create", "iris"]).0);
+    let base = format!("{}/urls/behaviours", s.url);
+    // Without a key: 403, and the function is never invoked.
+    let (code, _) = curl(&["-X", "POST", &format!("{base}/anything"), "-d", "{}"]);
+    assert_eq!(code, 403);
+    let (code, _) = curl(&[
+        "-X",
+        "POST",
+        &format!("{base}/anything"),
+        "-H",
+        "x-api-key: wrong",
+        "-d",
+        "{}",
+    ]);
+    assert_eq!(code, 403);
+    let (_, out, _) = s.cli(&["describe", "behaviours", "--json"]);
+    assert_eq!(json(&out)["stats"]["invocations"], 0);
+    let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);
+    let key = json(&out)["secret_access_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = curl(&[
+        "-X",
+        "PUT",
+        &format!("{base}/a/b?x=1&x=2"),
+        "-H",
+        &format!("x-api-key: {key}"),
+        "-H",
+        "Cookie: s=1; t=2",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"k": "v"}"#,
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let ev = &json(&body)["echo"];
+    assert_eq!(ev["version"], "2.0");
+    assert_eq!(ev["rawPath"], "/a/b");
+    assert_eq!(ev["rawQueryString"], "x=1&x=2");
+    assert_eq!(ev["queryStringParameters"]["x"], "1,2");
+    assert_eq!(ev["cookies"], serde_json::json!(["s=1", "t=2"]));
+    assert_eq!(ev["requestContext"]["http"]["method"], "PUT");
+    assert_eq!(ev["body"], r#"{"k": "v"}"#);
+    assert_eq!(ev["isBase64Encoded"], false);
+    assert_eq!(ev["headers"]["content-type"], "application/json");
+    // A model behind a URL reads the body as the native API does.
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{}/urls/iris/", s.url),
+        "-d",
+        r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#,
+    ]);
+    assert_eq!(
+        (code, json(&body)["prediction"].as_str()),
+        (200, Some("virginica"))
+    );
+    // No URL, no function.
+    assert_eq!(curl(&[&format!("{}/urls/addfive/", s.url)]).0, 404);
+    assert!(s.cli(&["url", "delete", "iris"]).0);
+    assert_eq!(
+        curl(&[
+            "-X",
+            "POST",
+            &format!("{}/urls/iris/", s.url),
+            "-d",
+            "[1,2,3,4]"
+        ])
+        .0,
+        404
+    );
 }
