@@ -385,6 +385,26 @@ impl ControlPlane {
         Ok((key.access_key_id, key.secret_access_key.unwrap_or_default()))
     }
 
+    /// Stores an API definition (checked by the gateway, which compiles it).
+    pub async fn save_api(&self, name: &str, definition: &str) -> Result<(), ControlError> {
+        Ok(self.meta.put_api(name, definition).await?)
+    }
+
+    /// Every stored API definition: (name, text).
+    pub async fn apis(&self) -> Result<Vec<(String, String)>, ControlError> {
+        Ok(self.meta.list_apis().await?)
+    }
+
+    pub async fn delete_api(&self, name: &str) -> Result<(), ControlError> {
+        if self.meta.delete_api(name).await? {
+            Ok(())
+        } else {
+            Err(ControlError::Missing(format!(
+                "API '{name}' does not exist"
+            )))
+        }
+    }
+
     /// Gives a function a URL (or changes its auth).
     pub async fn create_url(&self, function: &str, auth: UrlAuth) -> Result<(), ControlError> {
         self.describe(function).await?;

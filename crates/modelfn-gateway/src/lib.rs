@@ -10,6 +10,7 @@
 //! - [`health`]: `/healthz` and `/readyz`.
 
 pub mod admin;
+pub mod apis;
 pub mod aws;
 pub mod aws_lambda;
 pub mod aws_sagemaker;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub control: Arc<ControlPlane>,
     pub config: Arc<GatewayConfig>,
     pub logs: Arc<modelfn_telemetry::LogStore>,
+    /// Compiled APIs by name (loaded at start, replaced by `api apply`).
+    pub apis: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<apis::Api>>>>,
     /// Set once the registry has been restored and the server takes traffic.
     pub ready: Arc<AtomicBool>,
 }
@@ -151,6 +154,26 @@ pub fn router(state: AppState) -> Router {
             get(oip::v1_model).post(oip::v1_predict),
         )
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+    let api_routes = Router::new()
+        .route("/apis/{api}/{stage}", axum::routing::any(apis::serve::call))
+        .route(
+            "/apis/{api}/{stage}/",
+            axum::routing::any(apis::serve::call),
+        )
+        .route(
+            "/apis/{api}/{stage}/{*path}",
+            axum::routing::any(apis::serve::call),
+        )
+        .layer(DefaultBodyLimit::max(
+            apis::definition::DEFAULT_MAX_BODY.max(state.config.max_invoke_body_bytes),
+        ));
+    let api_admin = Router::new()
+        .route("/v1/apis", get(ops::list_apis).post(ops::apply_api))
+        .route("/v1/apis/{name}", axum::routing::delete(ops::delete_api))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_token,
+        ));
     let urls = Router::new()
         .route("/urls/{function}", axum::routing::any(urls::call))
         .route("/urls/{function}/", axum::routing::any(urls::call))
@@ -158,6 +181,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
     Router::new()
         .merge(admin)
+        .merge(api_routes)
+        .merge(api_admin)
         .merge(urls)
         .merge(oip)
         .merge(lambda)

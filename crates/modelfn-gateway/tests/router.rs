@@ -88,6 +88,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         control,
         config: Arc::new(GatewayConfig::new("secret")),
         logs,
+        apis: Default::default(),
         ready: Arc::new(AtomicBool::new(true)),
     })
 }

@@ -112,6 +112,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn put_url(&self, function: &str, auth: &str) -> Result<(), RegistryError>;
     async fn delete_url(&self, function: &str) -> Result<bool, RegistryError>;
 
+    /// API definitions: (name, definition text).
+    async fn list_apis(&self) -> Result<Vec<(String, String)>, RegistryError>;
+    async fn put_api(&self, name: &str, definition: &str) -> Result<(), RegistryError>;
+    async fn delete_api(&self, name: &str) -> Result<bool, RegistryError>;
+
     /// A function's run-time configuration (JSON), set by `put_config`.
     async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError>;
     async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError>;
@@ -445,6 +450,34 @@ impl MetadataStore for SqliteMetadataStore {
     async fn delete_url(&self, function: &str) -> Result<bool, RegistryError> {
         let done = sqlx::query("DELETE FROM function_urls WHERE function = ?")
             .bind(function)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_apis(&self) -> Result<Vec<(String, String)>, RegistryError> {
+        let rows = sqlx::query("SELECT name, definition FROM apis ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn put_api(&self, name: &str, definition: &str) -> Result<(), RegistryError> {
+        sqlx::query(
+            "INSERT INTO apis (name, definition, updated_at_ms) VALUES (?, ?, ?)
+             ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(name)
+        .bind(definition)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_api(&self, name: &str) -> Result<bool, RegistryError> {
+        let done = sqlx::query("DELETE FROM apis WHERE name = ?")
+            .bind(name)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)

@@ -118,6 +118,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Apply, list and delete APIs (stages and routes, defined in a TOML file).
+    #[command(subcommand)]
+    Api(ApiCommand),
     /// Give a function a URL (`/urls/NAME/`), with no auth or an x-api-key.
     #[command(subcommand)]
     Url(UrlCommand),
@@ -153,6 +156,27 @@ pub enum LayerCommand {
     },
     /// List every layer version.
     List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Create or replace an API from its definition file.
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List APIs, their stage URLs and routes.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an API.
+    Delete {
+        name: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -456,6 +480,36 @@ pub async fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", table::describe(&out));
             }
+            Ok(())
+        }
+        Command::Api(ApiCommand::Apply { file, conn }) => {
+            let text =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let out = conn
+                .client()?
+                .post_admin_raw("/v1/apis", text, "application/toml")
+                .await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{}", table::api(&out));
+            }
+            Ok(())
+        }
+        Command::Api(ApiCommand::List { conn }) => {
+            let out = conn.client()?.get_admin("/v1/apis").await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for a in out["apis"].as_array().cloned().unwrap_or_default() {
+                    print!("{}", table::api(&a));
+                }
+            }
+            Ok(())
+        }
+        Command::Api(ApiCommand::Delete { name, conn }) => {
+            conn.client()?.delete(&format!("/v1/apis/{name}")).await?;
+            println!("deleted API {name}");
             Ok(())
         }
         Command::Url(UrlCommand::Create { name, auth, conn }) => {

@@ -106,6 +106,20 @@ impl Client {
         self.admin_bytes(self.http.get(self.url(path))).await
     }
 
+    pub async fn post_admin_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Value> {
+        let req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        self.admin_json(req).await
+    }
+
     pub async fn post_admin(&self, path: &str, body: Vec<u8>) -> Result<Value> {
         let req = self
             .http

@@ -213,17 +213,22 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     gw.max_layer_bytes = cfg.max_layer_bytes as usize;
     gw.aws_allow_unsigned = cfg.aws_allow_unsigned;
     let ready = Arc::new(AtomicBool::new(false));
-    let app = router(AppState {
+    let state = AppState {
         control: control.clone(),
         config: Arc::new(gw),
         logs,
+        apis: Default::default(),
         ready: ready.clone(),
-    });
+    };
+    let apis = modelfn_gateway::ops::load_apis(&state)
+        .await
+        .context("loading the APIs")?;
+    let app = router(state);
     ready.store(true, Ordering::Release);
     let token_path = data.join(TOKEN_FILE);
     println!("modelfn listening on http://{addr}");
     println!(
-        "data directory {} ({restored} functions restored); admin token in {}",
+        "data directory {} ({restored} functions, {apis} APIs restored); admin token in {}",
         data.display(),
         token_path.display()
     );

@@ -202,3 +202,30 @@ pub fn layer_published(l: &Value) -> String {
         mb(&l["unpacked_limit"]),
     )
 }
+
+/// An API: its stage URLs and routes.
+pub fn api(a: &Value) -> String {
+    let mut out = format!("API {}\n", s(&a["name"]));
+    for st in a["stages"].as_array().cloned().unwrap_or_default() {
+        out += &format!("  stage {}: {}\n", s(&st["name"]), s(&st["url"]));
+    }
+    let rows: Vec<Vec<String>> = a["routes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            vec![
+                s(&r["method"]),
+                s(&r["path"]),
+                s(&r["function"]),
+                s(&r["integration"]),
+                s(&r["auth"]),
+            ]
+        })
+        .collect();
+    out + &render(
+        &["METHOD", "PATH", "FUNCTION", "INTEGRATION", "AUTH"],
+        &rows,
+    )
+}

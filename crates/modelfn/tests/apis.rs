@@ -1,0 +1,242 @@
+//! APIs with stages and routes, end to end with curl: seed 001's `/PRD/addfive` mapping,
+//! seed 003's GET mapping template, proxy events 1.0 and 2.0, malformed proxy results,
+//! keys, CORS, route timeouts, and APIs surviving a restart.
+
+mod common;
+use common::{curl, example, json, repo, Server};
+
+fn apply(s: &Server, text: &str) -> (bool, String, String) {
+    let f = s.data_dir.join(format!("api-{}.toml", text.len()));
+    std::fs::write(&f, text).unwrap();
+    s.cli(&["api", "apply", f.to_str().unwrap()])
+}
+
+#[test]
+fn seed_apis_map_query_strings_into_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&example("addfive"));
+    s.deploy(&example("iris"));
+    let (ok, out, err) = s.cli(&[
+        "api",
+        "apply",
+        repo().join("examples/apis/calc.toml").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("/apis/calc/PRD"), "{out}");
+    // S4: GET /PRD/addfive?num=5 → 10, ?num=test → 0.
+    let base = format!("{}/apis/calc/PRD", s.url);
+    assert_eq!(
+        curl(&[&format!("{base}/addfive?num=5")]),
+        (200, "10".to_string())
+    );
+    assert_eq!(
+        curl(&[&format!("{base}/addfive?num=test")]),
+        (200, "0".to_string())
+    );
+    assert_eq!(
+        curl(&[&format!("{}/apis/calc/DEV/addfive?num=5", s.url)]).0,
+        404
+    );
+    assert_eq!(
+        curl(&["-X", "POST", &format!("{base}/addfive"), "-d", "{}"]).0,
+        404,
+        "only GET is routed"
+    );
+    // S1: the seed's mapping template, verbatim, in front of the native model.
+    let iris = std::fs::read_to_string(repo().join("examples/apis/iris.toml"))
+        .unwrap()
+        .replace("iris-python", "iris");
+    assert!(apply(&s, &iris).0);
+    let (code, body) = curl(&[&format!(
+        "{}/apis/iris/prod/?sl=6.9&sw=3.1&pl=5.1&pw=2.3",
+        s.url
+    )]);
+    assert_eq!(
+        (code, json(&body)["prediction"].as_str()),
+        (200, Some("virginica")),
+        "{body}"
+    );
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{}/apis/iris/prod/", s.url),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#,
+    ]);
+    assert_eq!(
+        (code, json(&body)["prediction"].as_str()),
+        (200, Some("virginica")),
+        "{body}"
+    );
+    // Bad definitions are refused with the reason; templates with line and column.
+    let (ok, _, err) = apply(&s, "name = \"x\"\n[[stages]]\nname = \"a\"\n[[routes]]\nmethod = \"GET\"\npath = \"/\"\nfunction = \"addfive\"\nintegration = \"mapping\"\nrequest_template = '''\n{\n  \"a\": \"$input.params('a')\",\n  #set($x = 1)\n}'''\n");
+    assert!(
+        !ok && err.contains(
+            "routes[0].request_template: line 3, column 3: the directive #set is not supported"
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = apply(&s, "name = \"x\"\n[[stages]]\nname = \"a\"\n[[routes]]\nmethod = \"GET\"\npath = \"/\"\nfunction = \"nope\"\n");
+    assert!(
+        !ok && err.contains("function 'nope' does not exist"),
+        "{err}"
+    );
+    // APIs survive a restart.
+    let status = s.stop();
+    assert!(status.success());
+    let s = Server::start(dir.path());
+    assert_eq!(
+        curl(&[&format!("{}/apis/calc/PRD/addfive?num=37", s.url)]),
+        (200, "42".to_string())
+    );
+}
+
+#[test]
+fn proxy_routes_send_1_0_and_2_0_events_and_map_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&repo().join("crates/modelfn/tests/functions/behaviours"));
+    let def = r#"
+name = "shop"
+[cors]
+allow_origins = ["https://app.example"]
+[[stages]]
+name = "v1"
+variables = { tier = "gold" }
+[[routes]]
+method = "ANY"
+path = "/items/{id}"
+function = "behaviours"
+[[routes]]
+method = "POST"
+path = "/v2/{proxy+}"
+function = "behaviours"
+payload_version = "2.0"
+[[routes]]
+method = "GET"
+path = "/private"
+function = "behaviours"
+auth = "key"
+[[routes]]
+method = "POST"
+path = "/slow"
+function = "behaviours"
+integration = "mapping"
+timeout_ms = 300
+[[routes]]
+method = "POST"
+path = "/raise"
+function = "behaviours"
+integration = "mapping"
+"#;
+    let (ok, _, err) = apply(&s, def);
+    assert!(ok, "{err}");
+    let base = format!("{}/apis/shop/v1", s.url);
+    // 1.0: the handler echoes the event; a result without statusCode is malformed → 502.
+    let (code, body) = curl(&[
+        "-X",
+        "PUT",
+        &format!("{base}/items/42?q=1&q=2"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"k": 1}"#,
+    ]);
+    assert_eq!(
+        (code, json(&body)["message"].as_str()),
+        (502, Some("Internal server error")),
+        "{body}"
+    );
+    // 2.0: the result is inferred as JSON with 200; the event is the HTTP API shape.
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{base}/v2/a/b?x=1"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"k": 1}"#,
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let ev = &json(&body)["echo"];
+    assert_eq!(ev["version"], "2.0");
+    assert_eq!(ev["routeKey"], "POST /v2/{proxy+}");
+    assert_eq!(ev["pathParameters"]["proxy"], "a/b");
+    assert_eq!(ev["stageVariables"]["tier"], "gold");
+    assert_eq!(ev["requestContext"]["stage"], "v1");
+    assert_eq!(ev["rawPath"], "/v2/a/b");
+    // Behind a mapping route, a function error comes back as 200 with its JSON.
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{base}/raise"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"action": "raise"}"#,
+    ]);
+    assert_eq!(
+        (code, json(&body)["errorType"].as_str()),
+        (200, Some("ValueError")),
+        "{body}"
+    );
+    // Keys.
+    assert_eq!(curl(&[&format!("{base}/private")]).0, 403);
+    let (_, out, _) = s.cli(&["keys", "create", "shop", "--json"]);
+    let key = json(&out)["secret_access_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = curl(&[
+        "-H",
+        &format!("x-api-key: {key}"),
+        &format!("{base}/private"),
+    ]);
+    assert_eq!(
+        code, 502,
+        "reached the function (whose 1.0 result is malformed): {body}"
+    );
+    // The route's own timeout (300 ms) is shorter than the function's (1 s).
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{base}/slow"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"action": "sleep", "seconds": 0.8}"#,
+    ]);
+    assert_eq!(
+        (code, json(&body)["message"].as_str()),
+        (504, Some("Endpoint request timed out")),
+        "{body}"
+    );
+    // CORS: a preflight from an allowed origin, and the header on answers.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "OPTIONS",
+            &format!("{base}/items/1"),
+            "-H",
+            "Origin: https://app.example",
+            "-H",
+            "Access-Control-Request-Method: PUT",
+        ])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        head.starts_with("http/1.1 204")
+            && head.contains("access-control-allow-origin: https://app.example")
+            && head.contains("access-control-allow-methods"),
+        "{head}"
+    );
+}
