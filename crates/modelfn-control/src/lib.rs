@@ -5,6 +5,8 @@
 //! started from it before anything is recorded; only then is the new version written and
 //! swapped in. A failure at any step leaves the previous version serving.
 
+pub mod plans;
+
 use modelfn_core::manifest::parse_layer_ref;
 use modelfn_core::manifest::MANIFEST_FILE;
 use modelfn_core::ScalingConfig;
@@ -17,8 +19,9 @@ use modelfn_registry::{
     RegistryError,
 };
 use modelfn_scheduler::{FunctionStats, InvocationReport, Scheduler};
+use plans::{Admission, Meter, UsagePlan};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Why a control-plane operation failed.
@@ -178,8 +181,26 @@ pub enum UrlAuth {
     Key,
 }
 
+/// `2026-11-22` for a time in Unix milliseconds.
+pub(crate) fn rfc3339_day(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// The control plane. Share it behind an `Arc`.
 pub struct ControlPlane {
+    /// Usage plans, mirrored from the registry, and their counters.
+    plans: std::sync::RwLock<Vec<UsagePlan>>,
+    meter: std::sync::Mutex<Meter>,
     /// Function URLs and their auth, mirrored from the registry (read on every URL call).
     urls: std::sync::RwLock<HashMap<String, UrlAuth>>,
     meta: Arc<dyn MetadataStore>,
@@ -197,6 +218,8 @@ impl ControlPlane {
         limits: Limits,
     ) -> Self {
         ControlPlane {
+            plans: std::sync::RwLock::new(Vec::new()),
+            meter: std::sync::Mutex::new(Meter::default()),
             urls: std::sync::RwLock::new(HashMap::new()),
             meta,
             artifacts,
@@ -213,6 +236,19 @@ impl ControlPlane {
     /// Puts every recorded function back into service (at start-up). Answers how many were
     /// restored; a function that cannot be restored is logged and left recorded.
     pub async fn restore(&self) -> Result<usize, ControlError> {
+        let mut plans = Vec::new();
+        for (name, json) in self.meta.list_plans().await? {
+            match serde_json::from_str::<UsagePlan>(&json) {
+                Ok(mut p) => {
+                    p.name = name;
+                    plans.push(p);
+                }
+                Err(e) => {
+                    tracing::error!(plan = %name, error = %e, "a stored usage plan does not read")
+                }
+            }
+        }
+        *self.plans.write().unwrap_or_else(|p| p.into_inner()) = plans;
         let urls = self.meta.list_urls().await?;
         {
             let mut map = self.urls.write().unwrap_or_else(|p| p.into_inner());
@@ -439,6 +475,75 @@ impl ControlPlane {
             .unwrap_or_else(|p| p.into_inner())
             .get(function)
             .copied()
+    }
+
+    /// Decides a request carrying `presented` as `x-api-key` on `target` (`api/STAGE` or
+    /// `url:FUNCTION`): a valid key, in a plan of the target if any governs it, within
+    /// that plan's rate, burst and quota.
+    pub async fn admit_key(
+        &self,
+        target: &str,
+        presented: &str,
+    ) -> Result<Admission, ControlError> {
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(presented.as_bytes()));
+        let Some(key) = self.meta.access_key_by_secret_hash(&hash).await? else {
+            return Ok(Admission::Forbidden("a valid x-api-key is required".into()));
+        };
+        let plans = self.plans.read().unwrap_or_else(|p| p.into_inner());
+        let governing: Vec<&UsagePlan> = plans
+            .iter()
+            .filter(|p| p.targets.iter().any(|t| t == target))
+            .collect();
+        let mut meter = self.meter.lock().unwrap_or_else(|p| p.into_inner());
+        if governing.is_empty() {
+            meter.record_now(&key);
+            return Ok(Admission::Allowed);
+        }
+        match governing.iter().find(|p| p.keys.contains(&key)) {
+            Some(plan) => Ok(meter.admit(plan, &key)),
+            None => Ok(Admission::Forbidden(format!(
+                "this key is not in a usage plan of {target}"
+            ))),
+        }
+    }
+
+    /// Creates or replaces a usage plan.
+    pub async fn save_plan(&self, plan: UsagePlan) -> Result<UsagePlan, ControlError> {
+        plan.validate().map_err(ControlError::InvalidRequest)?;
+        let json =
+            serde_json::to_string(&plan).map_err(|e| ControlError::Storage(e.to_string()))?;
+        self.meta.put_plan(&plan.name, &json).await?;
+        let mut plans = self.plans.write().unwrap_or_else(|p| p.into_inner());
+        plans.retain(|p| p.name != plan.name);
+        plans.push(plan.clone());
+        Ok(plan)
+    }
+
+    pub fn plans(&self) -> Vec<UsagePlan> {
+        self.plans.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub async fn delete_plan(&self, name: &str) -> Result<(), ControlError> {
+        self.plans
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p.name != name);
+        if self.meta.delete_plan(name).await? {
+            Ok(())
+        } else {
+            Err(ControlError::Missing(format!(
+                "usage plan '{name}' does not exist"
+            )))
+        }
+    }
+
+    /// Requests per day made with a key (since the server started).
+    pub fn key_usage(&self, id: &str) -> BTreeMap<String, u64> {
+        self.meter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .usage(id)
     }
 
     /// Whether `presented` (an `x-api-key` value) is the secret of a modelfn key.

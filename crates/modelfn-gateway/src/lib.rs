@@ -125,6 +125,12 @@ pub fn router(state: AppState) -> Router {
     let keys = Router::new()
         .route("/v1/keys", get(ops::list_keys).post(ops::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(ops::delete_key))
+        .route("/v1/keys/{id}/usage", get(ops::key_usage))
+        .route("/v1/plans", get(ops::list_plans))
+        .route(
+            "/v1/plans/{name}",
+            axum::routing::put(ops::save_plan).delete(ops::delete_plan),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,

@@ -330,3 +330,39 @@ pub async fn delete_api(
         .remove(&name);
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `PUT /v1/plans/{name}`: a usage plan,
+/// `{"rate": 10, "burst": 20, "quota": 1000, "period": "day", "targets": ["calc/PRD", "url:digits"], "keys": ["MFN..."]}`.
+pub async fn save_plan(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let mut plan: modelfn_control::plans::UsagePlan = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the usage plan is not valid: {e}")))?;
+    plan.name = name;
+    Ok(Json(state.control.save_plan(plan).await?).into_response())
+}
+
+/// `GET /v1/plans`
+pub async fn list_plans(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "plans": state.control.plans() }))
+}
+
+/// `DELETE /v1/plans/{name}`
+pub async fn delete_plan(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.control.delete_plan(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/keys/{id}/usage`: requests per day made with the key (since the server started).
+pub async fn key_usage(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "access_key_id": id, "days": state.control.key_usage(&id) }))
+}

@@ -51,15 +51,10 @@ pub async fn call(
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        match state.control.api_key_valid(presented).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return message(
-                    StatusCode::FORBIDDEN,
-                    "Forbidden: a valid x-api-key is required",
-                )
-            }
-            Err(e) => return ApiError::from(e).into_response(),
+        if let Some(refused) =
+            crate::apis::serve::admit(&state, &format!("url:{name}"), presented).await
+        {
+            return refused;
         }
     }
     let body = match body {

@@ -112,6 +112,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn put_url(&self, function: &str, auth: &str) -> Result<(), RegistryError>;
     async fn delete_url(&self, function: &str) -> Result<bool, RegistryError>;
 
+    /// Usage plans: (name, definition JSON).
+    async fn list_plans(&self) -> Result<Vec<(String, String)>, RegistryError>;
+    async fn put_plan(&self, name: &str, definition: &str) -> Result<(), RegistryError>;
+    async fn delete_plan(&self, name: &str) -> Result<bool, RegistryError>;
+
     /// API definitions: (name, definition text).
     async fn list_apis(&self) -> Result<Vec<(String, String)>, RegistryError>;
     async fn put_api(&self, name: &str, definition: &str) -> Result<(), RegistryError>;
@@ -450,6 +455,34 @@ impl MetadataStore for SqliteMetadataStore {
     async fn delete_url(&self, function: &str) -> Result<bool, RegistryError> {
         let done = sqlx::query("DELETE FROM function_urls WHERE function = ?")
             .bind(function)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_plans(&self) -> Result<Vec<(String, String)>, RegistryError> {
+        let rows = sqlx::query("SELECT name, definition FROM usage_plans ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn put_plan(&self, name: &str, definition: &str) -> Result<(), RegistryError> {
+        sqlx::query(
+            "INSERT INTO usage_plans (name, definition, updated_at_ms) VALUES (?, ?, ?)
+             ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(name)
+        .bind(definition)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_plan(&self, name: &str) -> Result<bool, RegistryError> {
+        let done = sqlx::query("DELETE FROM usage_plans WHERE name = ?")
+            .bind(name)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)

@@ -124,6 +124,9 @@ pub enum Command {
     /// Give a function a URL (`/urls/NAME/`), with no auth or an x-api-key.
     #[command(subcommand)]
     Url(UrlCommand),
+    /// Usage plans: rate, burst and quota for keys on API stages and function URLs.
+    #[command(subcommand)]
+    Plans(PlansCommand),
     /// Create, list and delete access keys (the credentials of AWS SDK clients).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -202,6 +205,44 @@ pub enum UrlCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// Create or replace a usage plan.
+    Create {
+        name: String,
+        /// Requests per second.
+        #[arg(long)]
+        rate: f64,
+        /// Requests at once above the rate.
+        #[arg(long)]
+        burst: u32,
+        /// Requests per period.
+        #[arg(long)]
+        quota: Option<u64>,
+        #[arg(long, default_value = "day", value_parser = ["day", "month"])]
+        period: String,
+        /// An API stage (API/STAGE) or a function URL (url:FUNCTION); repeat for several.
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        /// An access key id in the plan; repeat for several.
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List usage plans.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a usage plan.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create an access key; its secret is printed this once.
     Create {
@@ -216,6 +257,12 @@ pub enum KeysCommand {
     },
     /// Delete an access key.
     Delete {
+        access_key_id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Requests per day made with a key.
+    Usage {
         access_key_id: String,
         #[command(flatten)]
         conn: Conn,
@@ -533,6 +580,51 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .delete(&format!("/v1/functions/{name}/url"))
                 .await?;
             println!("removed the URL of {name}");
+            Ok(())
+        }
+        Command::Plans(PlansCommand::Create {
+            name,
+            rate,
+            burst,
+            quota,
+            period,
+            targets,
+            keys,
+            conn,
+        }) => {
+            let body = serde_json::json!({"rate": rate, "burst": burst, "quota": quota, "period": period, "targets": targets, "keys": keys});
+            let out = conn
+                .client()?
+                .put_admin(&format!("/v1/plans/{name}"), serde_json::to_vec(&body)?)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Plans(PlansCommand::List { conn }) => {
+            let out = conn.client()?.get_admin("/v1/plans").await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Plans(PlansCommand::Delete { name, conn }) => {
+            conn.client()?.delete(&format!("/v1/plans/{name}")).await?;
+            println!("deleted usage plan {name}");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Usage {
+            access_key_id,
+            conn,
+        }) => {
+            let out = conn
+                .client()?
+                .get_admin(&format!("/v1/keys/{access_key_id}/usage"))
+                .await?;
+            if conn.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for (day, n) in out["days"].as_object().cloned().unwrap_or_default() {
+                    println!("{day}  {n}");
+                }
+            }
             Ok(())
         }
         Command::Keys(KeysCommand::Create { name, conn }) => {

@@ -240,3 +240,112 @@ integration = "mapping"
         "{head}"
     );
 }
+
+#[test]
+fn keys_and_usage_plans_guard_the_digits_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&example("digits"));
+    let def = "name = \"digits\"\n[[stages]]\nname = \"prod\"\n[[routes]]\nmethod = \"POST\"\npath = \"/predict\"\nfunction = \"digits\"\nauth = \"key\"\n";
+    assert!(apply(&s, def).0);
+    assert!(s.cli(&["url", "create", "digits", "--auth", "key"]).0);
+    let key = |name: &str| {
+        let (_, out, _) = s.cli(&["keys", "create", name, "--json"]);
+        let v = json(&out);
+        (
+            v["access_key_id"].as_str().unwrap().to_string(),
+            v["secret_access_key"].as_str().unwrap().to_string(),
+        )
+    };
+    let (paid_id, paid) = key("paid");
+    let (_, stranger) = key("stranger");
+    let (ok, _, err) = s.cli(&[
+        "plans",
+        "create",
+        "basic",
+        "--rate",
+        "0.001",
+        "--burst",
+        "2",
+        "--target",
+        "digits/prod",
+        "--key",
+        &paid_id,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = s.cli(&[
+        "plans",
+        "create",
+        "tiny",
+        "--rate",
+        "1000",
+        "--burst",
+        "100",
+        "--quota",
+        "3",
+        "--target",
+        "url:digits",
+        "--key",
+        &paid_id,
+    ]);
+    assert!(ok, "{err}");
+    let row = std::fs::read_to_string(example("digits").join("request.json")).unwrap();
+    let api = format!("{}/apis/digits/prod/predict", s.url);
+    let post = |url: &str, key: Option<&str>| {
+        let header = format!("x-api-key: {}", key.unwrap_or(""));
+        let mut args = vec![
+            "-X",
+            "POST",
+            url,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            row.trim(),
+        ];
+        if key.is_some() {
+            args.extend(["-H", header.as_str()]);
+        }
+        curl(&args)
+    };
+    // Without a key, or with a key outside the plan: 403, and the model never runs.
+    assert_eq!(post(&api, None).0, 403);
+    assert_eq!(post(&api, Some(&stranger)).0, 403);
+    let (_, out, _) = s.cli(&["describe", "digits", "--json"]);
+    assert_eq!(json(&out)["stats"]["invocations"], 0);
+    // The plan's burst of 2, then 429 with Retry-After.
+    assert_eq!(post(&api, Some(&paid)).0, 200);
+    assert_eq!(post(&api, Some(&paid)).0, 200);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-X",
+            "POST",
+            &api,
+            "-H",
+            &format!("x-api-key: {paid}"),
+            "-d",
+            row.trim(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        text.starts_with("http/1.1 429") && text.contains("retry-after:"),
+        "{text}"
+    );
+    // The URL's plan: a quota of 3.
+    let url = format!("{}/urls/digits/", s.url);
+    for _ in 0..3 {
+        assert_eq!(post(&url, Some(&paid)).0, 200);
+    }
+    let (code, body) = post(&url, Some(&paid));
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("quota"), "{body}");
+    let (_, out, _) = s.cli(&["keys", "usage", &paid_id]);
+    assert!(
+        out.trim().ends_with(" 5"),
+        "two API calls and three URL calls: {out}"
+    );
+}

@@ -143,13 +143,8 @@ async fn serve_route(
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !state
-            .control
-            .api_key_valid(presented)
-            .await
-            .unwrap_or(false)
-        {
-            return message(StatusCode::FORBIDDEN, "Forbidden");
+        if let Some(refused) = admit(state, &format!("{}/{stage}", api.name), presented).await {
+            return refused;
         }
     }
     if body.len() > route.max_body_bytes {
@@ -299,6 +294,32 @@ async fn serve_route(
             tracing::debug!(api = %api.name, route = %route.path, error = %e, "function failed behind a proxy route");
             message(StatusCode::BAD_GATEWAY, "Internal server error")
         }
+    }
+}
+
+/// Checks an `x-api-key` against the usage plans of `target`; answers the refusal
+/// (403, or 429 with `Retry-After`) when the request may not go on.
+pub async fn admit(state: &AppState, target: &str, presented: &str) -> Option<Response> {
+    match state.control.admit_key(target, presented).await {
+        Ok(modelfn_control::plans::Admission::Allowed) => None,
+        Ok(modelfn_control::plans::Admission::Forbidden(why)) => {
+            Some(message(StatusCode::FORBIDDEN, &format!("Forbidden: {why}")))
+        }
+        Ok(modelfn_control::plans::Admission::Throttled {
+            message: why,
+            retry_after,
+        }) => {
+            let mut r = message(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too Many Requests: {why}"),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            Some(r)
+        }
+        Err(e) => Some(crate::ApiError::from(e).into_response()),
     }
 }
 
