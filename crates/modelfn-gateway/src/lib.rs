@@ -18,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod invoke;
 pub mod oip;
+pub mod openapi;
 pub mod ops;
 pub mod sigv4;
 pub mod urls;
@@ -196,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .merge(layers)
         .merge(invoke)
         .route("/healthz", get(health::healthz))
+        .route("/openapi.json", get(openapi::serve))
         .route("/readyz", get(health::readyz))
         .fallback(error::not_found)
         .with_state(state)

@@ -194,3 +194,83 @@ fn tritonclient_gets_the_reference_answers_over_the_open_inference_protocol() {
         .unwrap()
         .contains("not found"));
 }
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_schema_violation_in_the_openapi_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&example("iris"));
+    let st = client_python().with_file_name("st");
+    let out = std::process::Command::new(st)
+        .arg("run")
+        .arg(format!("{}/openapi.json", s.url))
+        .args(["-H", &format!("Authorization: Bearer {}", s.token())])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+        .args(["-n", "20", "--seed", "1"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("passed") && !text.contains("failed"),
+        "{text}"
+    );
+    // The server still serves after the fuzzing.
+    let (code, _) = common::curl(&[&format!(
+        "{}/v1/functions/iris/invoke?sl=1&sw=2&pl=3&pw=4",
+        s.url
+    )]);
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn the_aws_cli_invokes_a_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&example("addfive"));
+    let (_, out, _) = s.cli(&["keys", "create", "cli", "--json"]);
+    let key = common::json(&out);
+    let result = dir.path().join("out.json");
+    let aws = client_python().with_file_name("aws");
+    let out = std::process::Command::new(aws)
+        .args(["lambda", "invoke", "--function-name", "addfive"])
+        .args([
+            "--payload",
+            r#"{"num": "15"}"#,
+            "--log-type",
+            "Tail",
+            "--endpoint-url",
+            &s.url,
+        ])
+        .arg(&result)
+        .env("AWS_ACCESS_KEY_ID", key["access_key_id"].as_str().unwrap())
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            key["secret_access_key"].as_str().unwrap(),
+        )
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert_eq!(std::fs::read_to_string(&result).unwrap(), "20");
+    let v = common::json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        (v["StatusCode"].as_i64(), v["ExecutedVersion"].as_str()),
+        (Some(200), Some("1")),
+        "{text}"
+    );
+    assert!(
+        v["LogResult"].as_str().is_some_and(|l| !l.is_empty()),
+        "{text}"
+    );
+}

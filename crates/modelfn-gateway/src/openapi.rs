@@ -1,0 +1,165 @@
+//! `GET /openapi.json`: the OpenAPI 3.0 description of the native and admin APIs,
+//! written here beside the router (`lib.rs`) and checked against the running server by
+//! schemathesis in the end-to-end tests. The AWS, Open Inference and API-stage front
+//! doors follow their own published protocols and are not described here.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+fn error_ref() -> Value {
+    json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}})
+}
+
+/// The responses an operation documents: `codes` are its successes, plus the errors.
+fn responses(ok: &[(&str, &str, Option<Value>)], errors: &[&str]) -> Value {
+    let mut r = serde_json::Map::new();
+    for (code, desc, content) in ok {
+        let mut v = json!({ "description": desc });
+        if let Some(c) = content {
+            v["content"] = c.clone();
+        }
+        r.insert((*code).to_string(), v);
+    }
+    for code in errors {
+        r.insert(
+            (*code).to_string(),
+            json!({"description": "an error, with its type and a message", "content": error_ref()}),
+        );
+    }
+    Value::Object(r)
+}
+
+fn name_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+fn any_json() -> Value {
+    json!({"application/json": {"schema": {}}})
+}
+
+fn object(required: &[&str], props: Value) -> Value {
+    json!({"application/json": {"schema": {"type": "object", "required": required, "properties": props, "additionalProperties": false}}})
+}
+
+const ADMIN_ERRORS: &[&str] = &["400", "401", "404", "413", "415", "422", "500"];
+const INVOKE_ERRORS: &[&str] = &["400", "404", "413", "415", "429", "500", "503"];
+
+/// The document.
+pub fn document() -> Value {
+    // Packages are tar.gz; application/gzip is accepted too.
+    let gz =
+        json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}});
+    let invoke_ok = json!({"*/*": {"schema": {}}});
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "modelfn", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Native invoke API and admin API of modelfn. Admin routes need `Authorization: Bearer <token>`."},
+        "components": {
+            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["type", "message"],
+                          "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}}},
+            }
+        },
+        "paths": {
+            "/healthz": {"get": {"summary": "liveness", "responses": responses(&[("200", "up", Some(any_json()))], &[])}},
+            "/readyz": {"get": {"summary": "readiness", "responses": responses(&[("200", "ready", Some(any_json())), ("503", "starting", Some(any_json()))], &[])}},
+            "/v1/functions/{name}/invoke": {
+                "parameters": [name_param("name")],
+                "post": {"summary": "invoke a function with the body as its event (JSON; text/csv rows for models)",
+                         "requestBody": {"content": {"application/json": {"schema": {}}}},
+                         "responses": responses(&[("200", "the function's answer, or its error with x-modelfn-function-error", Some(invoke_ok.clone()))], INVOKE_ERRORS)},
+                "get": {"summary": "invoke a function with the query string as its event",
+                        "responses": responses(&[("200", "the function's answer", Some(invoke_ok))], INVOKE_ERRORS)}
+            },
+            "/v1/functions": {
+                "get": {"summary": "list functions", "security": [{"admin": []}], "responses": responses(&[("200", "functions", Some(any_json()))], ADMIN_ERRORS)},
+                "post": {"summary": "deploy a package (tar.gz)", "security": [{"admin": []}],
+                         "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}, {"name": "validate", "in": "query", "schema": {"type": "boolean"}}],
+                         "requestBody": {"required": true, "content": gz.clone()},
+                         "responses": responses(&[("200", "unchanged", Some(any_json())), ("201", "a new version", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}": {
+                "parameters": [name_param("name")],
+                "get": {"summary": "describe a function", "security": [{"admin": []}], "responses": responses(&[("200", "the function", Some(any_json()))], ADMIN_ERRORS)},
+                "delete": {"summary": "delete a function", "security": [{"admin": []}], "responses": responses(&[("204", "deleted", None)], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/logs": {
+                "parameters": [name_param("name")],
+                "get": {"summary": "a function's log lines", "security": [{"admin": []}],
+                        "parameters": [{"name": "since", "in": "query", "schema": {"type": "string"}}, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                                       {"name": "request_id", "in": "query", "schema": {"type": "string"}}, {"name": "contains", "in": "query", "schema": {"type": "string"}},
+                                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                        "responses": responses(&[("200", "lines", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/config": {
+                "parameters": [name_param("name")],
+                "put": {"summary": "change scaling settings", "security": [{"admin": []}],
+                        "parameters": [{"name": "replace", "in": "query", "schema": {"type": "boolean"}}],
+                        "requestBody": {"required": true, "content": object(&[], json!({
+                            "reserved_concurrency": {"type": "integer", "minimum": 0}, "provisioned_concurrency": {"type": "integer", "minimum": 0},
+                            "keep_alive": {"type": "string"}, "max_batch": {"type": "integer", "minimum": 1}, "max_delay": {"type": "string"}}))},
+                        "responses": responses(&[("200", "the function", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/url": {
+                "parameters": [name_param("name")],
+                "put": {"summary": "give the function a URL", "security": [{"admin": []}],
+                        "requestBody": {"required": true, "content": object(&["auth"], json!({"auth": {"type": "string", "enum": ["none", "key"]}}))},
+                        "responses": responses(&[("200", "the URL", Some(any_json()))], ADMIN_ERRORS)},
+                "delete": {"summary": "remove the URL", "security": [{"admin": []}], "responses": responses(&[("204", "removed", None)], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/events": {
+                "parameters": [name_param("name")],
+                "get": {"summary": "saved test events", "security": [{"admin": []}], "responses": responses(&[("200", "names", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/events/{event}": {
+                "parameters": [name_param("name"), name_param("event")],
+                "get": {"summary": "a saved test event", "security": [{"admin": []}], "responses": responses(&[("200", "the event", Some(any_json()))], ADMIN_ERRORS)},
+                "put": {"summary": "save a test event", "security": [{"admin": []}], "requestBody": {"required": true, "content": any_json()},
+                        "responses": responses(&[("204", "saved", None)], ADMIN_ERRORS)}
+            },
+            "/v1/layers": {"get": {"summary": "layers", "security": [{"admin": []}], "responses": responses(&[("200", "layers", Some(any_json()))], ADMIN_ERRORS)}},
+            "/v1/layers/{name}": {
+                "parameters": [name_param("name")],
+                "post": {"summary": "publish a layer (tar.gz)", "security": [{"admin": []}],
+                         "parameters": [{"name": "description", "in": "query", "schema": {"type": "string"}}],
+                         "requestBody": {"required": true, "content": gz},
+                         "responses": responses(&[("201", "the layer version", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/keys": {
+                "get": {"summary": "keys (without secrets)", "security": [{"admin": []}], "responses": responses(&[("200", "keys", Some(any_json()))], ADMIN_ERRORS)},
+                "post": {"summary": "create a key (the secret is shown once)", "security": [{"admin": []}],
+                         "requestBody": {"required": true, "content": object(&["name"], json!({"name": {"type": "string", "minLength": 1, "maxLength": 128}}))},
+                         "responses": responses(&[("201", "the key", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/keys/{id}": {"parameters": [name_param("id")],
+                "delete": {"summary": "delete a key", "security": [{"admin": []}], "responses": responses(&[("204", "deleted", None)], ADMIN_ERRORS)}},
+            "/v1/keys/{id}/usage": {"parameters": [name_param("id")],
+                "get": {"summary": "requests per day with a key", "security": [{"admin": []}], "responses": responses(&[("200", "usage", Some(any_json()))], ADMIN_ERRORS)}},
+            "/v1/plans": {"get": {"summary": "usage plans", "security": [{"admin": []}], "responses": responses(&[("200", "plans", Some(any_json()))], ADMIN_ERRORS)}},
+            "/v1/plans/{name}": {
+                "parameters": [name_param("name")],
+                "put": {"summary": "create or replace a usage plan", "security": [{"admin": []}],
+                        "requestBody": {"required": true, "content": object(&["rate", "burst", "targets", "keys"], json!({
+                            "rate": {"type": "number"}, "burst": {"type": "integer"}, "quota": {"type": "integer", "minimum": 0},
+                            "period": {"type": "string", "enum": ["day", "month"]}, "targets": {"type": "array", "items": {"type": "string"}},
+                            "keys": {"type": "array", "items": {"type": "string"}}, "name": {"type": "string"}}))},
+                        "responses": responses(&[("200", "the plan", Some(any_json()))], ADMIN_ERRORS)},
+                "delete": {"summary": "delete a usage plan", "security": [{"admin": []}], "responses": responses(&[("204", "deleted", None)], ADMIN_ERRORS)}
+            },
+            "/v1/apis": {
+                "get": {"summary": "APIs", "security": [{"admin": []}], "responses": responses(&[("200", "APIs", Some(any_json()))], ADMIN_ERRORS)},
+                "post": {"summary": "apply an API definition (TOML)", "security": [{"admin": []}],
+                         "requestBody": {"required": true, "content": {"text/plain": {"schema": {"type": "string"}}}},
+                         "responses": responses(&[("200", "the API", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/apis/{name}": {"parameters": [name_param("name")],
+                "delete": {"summary": "delete an API", "security": [{"admin": []}], "responses": responses(&[("204", "deleted", None)], ADMIN_ERRORS)}}
+        }
+    })
+}
+
+/// `GET /openapi.json`
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}
