@@ -60,6 +60,48 @@ async fn publish_layers(running: &server::RunningServer, dir: &Path) {
     }
 }
 
+/// Applies `examples/apis/*.toml` whose functions are deployed, through the server's own
+/// admin API; answers a sample GET per API: (api, stage, path, query).
+async fn apply_apis(
+    running: &server::RunningServer,
+    base: &str,
+    dir: &Path,
+) -> Vec<(String, String, String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let token = std::fs::read_to_string(&running.token_path).unwrap_or_default();
+    let Ok(client) = crate::client::Client::new(base, Some(token.trim().to_string())) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let samples: &[(&str, &str, &str, &str)] = &[
+        ("calc", "PRD", "/addfive", "?num=5"),
+        ("iris", "prod", "/", "?sl=6.9&sw=3.1&pl=5.1&pw=2.3"),
+    ];
+    let mut applied = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read(&f) else {
+            continue;
+        };
+        match client.post_admin_raw("/v1/apis", text, "text/plain").await {
+            Ok(out) => {
+                let name = out["name"].as_str().unwrap_or_default().to_string();
+                println!("applied API {name}");
+                if let Some((a, st, p, q)) = samples.iter().find(|(a, ..)| *a == name) {
+                    applied.push((a.to_string(), st.to_string(), p.to_string(), q.to_string()));
+                }
+            }
+            Err(e) => println!("did not apply {}: {e}", f.display()),
+        }
+    }
+    applied
+}
+
 /// `./examples`, else the examples of the source tree this binary was built from.
 fn examples_dir(given: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(d) = given {
@@ -106,6 +148,7 @@ pub async fn run(cfg: ServeConfig, examples: Option<PathBuf>) -> Result<()> {
             Err(e) => println!("could not deploy {}: {e}", fdir.display()),
         }
     }
+    let applied = apply_apis(&running, &base, &dir.join("apis")).await;
     println!("\nTry:");
     for fdir in &names {
         let name = fdir
@@ -127,6 +170,9 @@ pub async fn run(cfg: ServeConfig, examples: Option<PathBuf>) -> Result<()> {
         if let Ok(q) = std::fs::read_to_string(fdir.join("request.query")) {
             println!("  curl -s '{base}/v1/functions/{name}/invoke?{}'", q.trim());
         }
+    }
+    for (api, stage, path, query) in &applied {
+        println!("  curl -s '{base}/apis/{api}/{stage}{path}{query}'");
     }
     println!(
         "\nAdmin API: curl -s -H \"Authorization: Bearer $(cat {})\" {base}/v1/functions",
