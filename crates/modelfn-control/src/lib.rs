@@ -181,21 +181,6 @@ pub enum UrlAuth {
     Key,
 }
 
-/// `2026-11-22` for a time in Unix milliseconds.
-pub(crate) fn rfc3339_day(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
 /// The control plane. Share it behind an `Arc`.
 pub struct ControlPlane {
     /// Usage plans, mirrored from the registry, and their counters.

@@ -83,9 +83,8 @@ pub struct Meter {
 /// `2026-11-22` and `2026-11` for now.
 fn periods() -> (String, String) {
     let day = modelfn_registry::now_ms();
-    let text = crate::rfc3339_day(day);
-    let month = text[..7].to_string();
-    (text, month)
+    let text = modelfn_telemetry::time::rfc3339_ms(day);
+    (text[..10].to_string(), text[..7].to_string())
 }
 
 /// Seconds until the end of the current UTC day or month (roughly for months).

@@ -157,6 +157,56 @@ impl SqliteMetadataStore {
     }
 }
 
+/// Tables of named documents: `(name, definition, updated_at_ms)`.
+#[derive(Clone, Copy)]
+enum Docs {
+    Plans,
+    Apis,
+}
+
+impl Docs {
+    fn table(self) -> &'static str {
+        match self {
+            Docs::Plans => "usage_plans",
+            Docs::Apis => "apis",
+        }
+    }
+}
+
+impl SqliteMetadataStore {
+    async fn list_docs(&self, docs: Docs) -> Result<Vec<(String, String)>, RegistryError> {
+        let rows = sqlx::query(&format!(
+            "SELECT name, definition FROM {} ORDER BY name",
+            docs.table()
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn put_doc(&self, docs: Docs, name: &str, definition: &str) -> Result<(), RegistryError> {
+        sqlx::query(&format!(
+            "INSERT INTO {} (name, definition, updated_at_ms) VALUES (?, ?, ?)
+             ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updated_at_ms = excluded.updated_at_ms",
+            docs.table()
+        ))
+        .bind(name)
+        .bind(definition)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_doc(&self, docs: Docs, name: &str) -> Result<bool, RegistryError> {
+        let done = sqlx::query(&format!("DELETE FROM {} WHERE name = ?", docs.table()))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
 fn record(row: &sqlx::sqlite::SqliteRow) -> FunctionRecord {
     FunctionRecord {
         name: row.get(0),
@@ -461,59 +511,27 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn list_plans(&self) -> Result<Vec<(String, String)>, RegistryError> {
-        let rows = sqlx::query("SELECT name, definition FROM usage_plans ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.list_docs(Docs::Plans).await
     }
 
     async fn put_plan(&self, name: &str, definition: &str) -> Result<(), RegistryError> {
-        sqlx::query(
-            "INSERT INTO usage_plans (name, definition, updated_at_ms) VALUES (?, ?, ?)
-             ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(name)
-        .bind(definition)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.put_doc(Docs::Plans, name, definition).await
     }
 
     async fn delete_plan(&self, name: &str) -> Result<bool, RegistryError> {
-        let done = sqlx::query("DELETE FROM usage_plans WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_doc(Docs::Plans, name).await
     }
 
     async fn list_apis(&self) -> Result<Vec<(String, String)>, RegistryError> {
-        let rows = sqlx::query("SELECT name, definition FROM apis ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.list_docs(Docs::Apis).await
     }
 
     async fn put_api(&self, name: &str, definition: &str) -> Result<(), RegistryError> {
-        sqlx::query(
-            "INSERT INTO apis (name, definition, updated_at_ms) VALUES (?, ?, ?)
-             ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(name)
-        .bind(definition)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.put_doc(Docs::Apis, name, definition).await
     }
 
     async fn delete_api(&self, name: &str) -> Result<bool, RegistryError> {
-        let done = sqlx::query("DELETE FROM apis WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_doc(Docs::Apis, name).await
     }
 
     async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError> {

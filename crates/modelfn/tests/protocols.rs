@@ -3,7 +3,7 @@
 //! key), tritonclient over the Open Inference Protocol, curl over KServe V1.
 
 mod common;
-use common::{client_python, example, repo, Server};
+use common::{client_python, example, repo, run_client, Server};
 
 #[test]
 fn boto3_invokes_native_and_python_functions_through_the_lambda_api() {
@@ -40,18 +40,8 @@ fn boto3_invokes_native_and_python_functions_through_the_lambda_api() {
         "secrets are never listed: {listed}"
     );
 
-    let out = std::process::Command::new(client_python())
-        .arg(repo().join("crates/modelfn/tests/clients/lambda_boto3.py"))
-        .args([&s.url, id, secret])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("OK "), "{text}");
+    let (ok, text) = run_client("lambda_boto3.py", &[&s.url, id, secret]);
+    assert!(ok && text.contains("OK "), "{text}");
 
     // Unsigned requests are refused unless the server is told otherwise.
     let (code, body) = common::curl(&[
@@ -65,12 +55,7 @@ fn boto3_invokes_native_and_python_functions_through_the_lambda_api() {
     assert!(body.contains("not signed"), "{body}");
     // A deleted key stops working.
     assert!(s.cli(&["keys", "delete", id]).0);
-    let out = std::process::Command::new(client_python())
-        .arg(repo().join("crates/modelfn/tests/clients/lambda_boto3.py"))
-        .args([&s.url, id, secret])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    assert!(!run_client("lambda_boto3.py", &[&s.url, id, secret]).0);
 }
 
 #[test]
@@ -82,22 +67,17 @@ fn boto3_invokes_models_as_sagemaker_endpoints() {
     }
     let (_, out, _) = s.cli(&["keys", "create", "sagemaker", "--json"]);
     let key = common::json(&out);
-    let out = std::process::Command::new(client_python())
-        .arg(repo().join("crates/modelfn/tests/clients/sagemaker_boto3.py"))
-        .args([
+    let csv = example("cancer-linear").join("request.csv");
+    let (ok, text) = run_client(
+        "sagemaker_boto3.py",
+        &[
             &s.url,
             key["access_key_id"].as_str().unwrap(),
             key["secret_access_key"].as_str().unwrap(),
-        ])
-        .arg(example("cancer-linear").join("request.csv"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+            csv.to_str().unwrap(),
+        ],
     );
-    assert!(out.status.success() && text.contains("OK "), "{text}");
+    assert!(ok && text.contains("OK "), "{text}");
 }
 
 #[test]
@@ -158,18 +138,9 @@ fn tritonclient_gets_the_reference_answers_over_the_open_inference_protocol() {
     let s = Server::start(dir.path());
     s.deploy(&example("iris"));
     let host = s.url.trim_start_matches("http://").to_string();
-    let out = std::process::Command::new(client_python())
-        .arg(repo().join("crates/modelfn/tests/clients/oip_tritonclient.py"))
-        .arg(&host)
-        .arg(example("iris").join("references.json"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && text.contains("OK "), "{text}");
+    let refs = example("iris").join("references.json");
+    let (ok, text) = run_client("oip_tritonclient.py", &[&host, refs.to_str().unwrap()]);
+    assert!(ok && text.contains("OK "), "{text}");
     // KServe V1.
     let (code, body) = common::curl(&[
         "-X",

@@ -216,3 +216,23 @@ pub fn client_python() -> PathBuf {
     *ready = true;
     python
 }
+
+/// Runs a client script of `tests/clients/` with the clients' Python; answers whether it
+/// succeeded and everything it printed.
+pub fn run_client(script: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(client_python())
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/clients")
+                .join(script),
+        )
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
