@@ -15,6 +15,9 @@ pub const DEFAULT_MEMORY_MB: u32 = 128;
 pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
 pub const MEMORY_MB_RANGE: (u32, u32) = (128, 10240);
 pub const TIMEOUT_MS_RANGE: (u64, u64) = (1, 900_000);
+/// `/tmp` of a code function in MB, as Lambda's ephemeral storage (default 512).
+pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
+pub const EPHEMERAL_MB_RANGE: (u32, u32) = (64, 10240);
 
 /// A parsed and validated manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +55,34 @@ pub struct Manifest {
     /// Concurrency, provisioned instances, keep-alive and batching.
     #[serde(default, skip_serializing_if = "is_default_scaling")]
     pub scaling: crate::ScalingConfig,
+    /// Size of a code function's `/tmp` in MB (default 512, as Lambda; 64 to 10240).
+    #[serde(default = "default_ephemeral")]
+    pub ephemeral_storage_mb: u32,
+    /// What a code function's sandbox may reach: `"none"` (default: only modelfn, at
+    /// `AWS_ENDPOINT_URL`) or `"host"` (the host's network).
+    #[serde(default, skip_serializing_if = "NetworkMode::is_none")]
+    pub network: NetworkMode,
+}
+
+/// The network a code function's sandbox sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A network namespace of its own, with loopback only.
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+impl NetworkMode {
+    fn is_none(&self) -> bool {
+        *self == NetworkMode::None
+    }
+}
+
+fn default_ephemeral() -> u32 {
+    DEFAULT_EPHEMERAL_MB
 }
 
 fn is_default_scaling(s: &crate::ScalingConfig) -> bool {
@@ -155,6 +186,13 @@ impl Manifest {
             return invalid(format!(
                 "timeout_ms = {} is out of range: use {lo} to {hi}",
                 self.timeout_ms
+            ));
+        }
+        let (lo, hi) = EPHEMERAL_MB_RANGE;
+        if !(lo..=hi).contains(&self.ephemeral_storage_mb) {
+            return invalid(format!(
+                "ephemeral_storage_mb = {} is out of range: use {lo} to {hi}",
+                self.ephemeral_storage_mb
             ));
         }
         self.scaling

@@ -76,14 +76,13 @@ pub(crate) fn form_to_json(
     ))
 }
 
-/// A request id in UUID form: a random 64-bit prefix drawn once per process, then a
-/// counter. Unique per server, and cheap (no system call per request).
+/// A request id: a version-4 UUID from the thread's CSPRNG (ChaCha, seeded by the OS), so
+/// that no caller or function can guess another's. No system call per request.
 pub(crate) fn new_request_id() -> String {
-    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    uuid::Uuid::from_u64_pair(prefix, n).to_string()
+    let bytes: [u8; 16] = rand::random();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, ApiError> {

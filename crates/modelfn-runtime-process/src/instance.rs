@@ -1,15 +1,16 @@
-//! The process `Runtime`: an instance is one function process with its own Runtime API
-//! endpoint. It starts when the process first asks for an event (the end of init), runs
-//! one invocation at a time, and is unhealthy once the process has exited; dropping it
-//! kills the process group and removes its cgroup and temporary directory.
+//! The process `Runtime`: an instance is one function process in its own sandbox, with
+//! its own Runtime API endpoint. It starts when the process first asks for an event (the
+//! end of init), runs one invocation at a time, and is unhealthy once the process has
+//! exited; dropping it kills the sandbox and everything in its cgroups.
 
 use crate::api::{self, ApiState, Outcome, Pending, Status};
-use crate::limits::{process_peak_bytes, Cgroup, MemoryLimiter};
+use crate::cgroup::{process_peak_bytes, Cgroups, InstanceCgroup, Limits};
 use crate::output::{OutputCapture, Target};
-use crate::spawn::{self, Launch};
+use crate::sandbox::{Launch, Net, Sandbox, UidRange};
+use crate::spawn::{self, Endpoints, SANDBOX_API_PORT, SANDBOX_ENDPOINT_PORT};
 use modelfn_core::{
     BoxFuture, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError,
-    LogSink, Runtime,
+    LogSink, NetworkMode, Runtime,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,41 +19,47 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+/// Serves modelfn's own API on a listener inside a sandbox (set by the server once its
+/// router exists), so that a function's `AWS_ENDPOINT_URL` reaches this modelfn.
+pub type ServeFn = Arc<dyn Fn(tokio::net::TcpListener) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// How function processes are run on this server.
 pub struct ProcessConfig {
     pub logs: Arc<dyn LogSink>,
-    /// `<data dir>/runtime`: the Python client and the instances' temporary directories.
+    /// `<data dir>/runtime`: the Python client and the merged layers.
     pub work_dir: PathBuf,
     /// The interpreter for `python3` functions.
     pub python: PathBuf,
     pub region: String,
-    /// This server's URL, for `AWS_ENDPOINT_URL` (set once the listener is bound).
+    /// This server's URL, for `AWS_ENDPOINT_URL` of `network = "host"` functions.
     pub endpoint: Arc<OnceLock<String>>,
     /// The access key functions get as `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, so
     /// that AWS SDK calls from a function reach this modelfn signed.
     pub credentials: Arc<OnceLock<(String, String)>>,
-    /// The user and group functions run as (set when modelfn runs as root).
-    pub run_as: Option<(u32, u32)>,
-    pub memory: MemoryLimiter,
+    /// modelfn's API for sandboxes, once the server has built it.
+    pub gateway: Arc<watch::Sender<Option<ServeFn>>>,
+    /// The sandbox, or why code functions cannot run here.
+    pub sandbox: Result<Sandbox, String>,
+    pub cgroups: Cgroups,
+    /// Processes one instance may have at once (Lambda: 1024).
+    pub pids_max: u32,
 }
 
-/// `nobody:nogroup`.
-pub const UNPRIVILEGED: (u32, u32) = (65534, 65534);
-
 impl ProcessConfig {
-    /// Looks at the machine: the Python to use, the user to run as, the memory limiter.
+    /// Looks at the machine: the Python to use, the sandbox, the cgroups.
     pub fn detect(
         logs: Arc<dyn LogSink>,
         work_dir: PathBuf,
         python: Option<String>,
+        uids: UidRange,
     ) -> ProcessConfig {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
-        let run_as = root.then_some(UNPRIVILEGED);
         let wanted = python.unwrap_or_else(|| "python3".to_string());
         let mut python = spawn::which(&wanted).unwrap_or_else(|| PathBuf::from(&wanted));
-        if run_as.is_some() && !spawn::usable_by_others(&python) {
-            // An interpreter under a private home (pyenv in /root) cannot run as nobody.
+        if root && !spawn::usable_by_others(&python) {
+            // An interpreter under a private home (pyenv in /root) cannot run as a
+            // function's uid.
             if let Some(p) = ["/usr/bin/python3", "/usr/local/bin/python3"]
                 .iter()
                 .map(PathBuf::from)
@@ -66,6 +73,15 @@ impl ProcessConfig {
                 python = p;
             }
         }
+        if let Ok(real) = python.canonicalize() {
+            python = real;
+        }
+        let extra = spawn::install_prefix(&python).into_iter().collect();
+        let cgroups = Cgroups::detect();
+        let swept = cgroups.sweep_leaked();
+        if swept > 0 {
+            tracing::info!(swept, "removed cgroups left by servers no longer running");
+        }
         ProcessConfig {
             logs,
             work_dir,
@@ -73,13 +89,15 @@ impl ProcessConfig {
             region: "us-east-1".into(),
             endpoint: Arc::new(OnceLock::new()),
             credentials: Arc::new(OnceLock::new()),
-            run_as,
-            memory: MemoryLimiter::detect(),
+            gateway: Arc::new(watch::channel(None).0),
+            sandbox: Sandbox::detect(uids, extra),
+            cgroups,
+            pids_max: 1024,
         }
     }
 
-    pub fn python_client_path(&self) -> PathBuf {
-        self.work_dir.join("modelfn_runtime.py")
+    fn client_dir(&self) -> PathBuf {
+        self.work_dir.join("client")
     }
 }
 
@@ -96,17 +114,27 @@ fn chmod(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
 impl ProcessRuntime {
     /// Prepares the work directory and writes the Python client into it.
     pub fn new(cfg: ProcessConfig) -> std::io::Result<ProcessRuntime> {
-        std::fs::create_dir_all(cfg.work_dir.join("instances"))?;
-        chmod(&cfg.work_dir, 0o755)?;
-        chmod(&cfg.work_dir.join("instances"), 0o711)?;
-        std::fs::write(cfg.python_client_path(), crate::PYTHON_CLIENT)?;
-        chmod(&cfg.python_client_path(), 0o644)?;
-        tracing::info!(
-            memory = %cfg.memory.describe(),
-            python = %cfg.python.display(),
-            user = ?cfg.run_as,
-            "function processes"
-        );
+        let client = cfg.client_dir();
+        std::fs::create_dir_all(&client)?;
+        chmod(&cfg.work_dir, 0o700)?;
+        chmod(&client, 0o755)?;
+        let file = client.join("modelfn_runtime.py");
+        std::fs::write(&file, crate::PYTHON_CLIENT)?;
+        chmod(&file, 0o644)?;
+        // Instances of earlier releases kept their temporary files here.
+        let _ = std::fs::remove_dir_all(cfg.work_dir.join("instances"));
+        match &cfg.sandbox {
+            Ok(s) => tracing::info!(
+                sandbox = %s.describe(),
+                limits = %cfg.cgroups.describe(),
+                python = %cfg.python.display(),
+                "function processes"
+            ),
+            Err(why) => {
+                tracing::error!("code functions cannot run: {why}");
+                eprintln!("modelfn: code functions cannot run: {why}");
+            }
+        }
         Ok(ProcessRuntime { cfg: Arc::new(cfg) })
     }
 
@@ -133,19 +161,22 @@ pub struct ProcessInstance {
     memory_mb: u32,
     next: mpsc::Sender<Pending>,
     state: Arc<ApiState>,
+    /// bubblewrap's pid (the sandbox's outermost process).
     pid: u32,
     dead: Arc<AtomicBool>,
     exited: watch::Receiver<Option<String>>,
     output: OutputCapture,
     busy: tokio::sync::Mutex<()>,
-    cgroup: Mutex<Option<Cgroup>>,
-    tmp_dir: PathBuf,
-    server: JoinHandle<()>,
-    watcher: JoinHandle<()>,
+    cgroup: Mutex<Option<InstanceCgroup>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 fn init_error(error_type: &str, message: impl Into<String>) -> InvokeError {
     InvokeError::InitFailed(FunctionError::new(error_type, message))
+}
+
+fn internal(what: &str) -> impl Fn(std::io::Error) -> InvokeError + '_ {
+    move |e| InvokeError::Internal(format!("{what}: {e}"))
 }
 
 fn unix_ms() -> u64 {
@@ -155,6 +186,15 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Runs a blocking step of the start off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)?
+}
+
 impl ProcessInstance {
     async fn start(
         spec: Arc<FunctionSpec>,
@@ -162,17 +202,97 @@ impl ProcessInstance {
     ) -> Result<ProcessInstance, InvokeError> {
         let m = &spec.manifest;
         let function = m.name.to_string();
+        let sandbox = cfg
+            .sandbox
+            .as_ref()
+            .map_err(|why| init_error("Runtime.SandboxUnavailable", why.clone()))?;
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
-        let tmp_dir = cfg.work_dir.join("instances").join(&instance_id);
-        std::fs::create_dir_all(&tmp_dir)
-            .map_err(|e| InvokeError::Internal(format!("creating {}: {e}", tmp_dir.display())))?;
-        let _ = chmod(&tmp_dir, 0o700);
-        if let Some((uid, gid)) = cfg.run_as {
-            // SAFETY: chown on a path we just created, with a valid C string.
-            let c = std::ffi::CString::new(tmp_dir.as_os_str().as_encoded_bytes())
-                .map_err(|e| InvokeError::Internal(e.to_string()))?;
-            unsafe { libc::chown(c.as_ptr(), uid, gid) };
-        }
+        let net = match m.network {
+            NetworkMode::Host => Net::Host,
+            NetworkMode::None => Net::Isolated,
+        };
+        let argv = spawn::argv(&spec, &cfg).map_err(InvokeError::InitFailed)?;
+        let (work, layers) = (cfg.work_dir.join("opt"), spec.layers.clone());
+        let opt = blocking(move || crate::layers::merged(&work, &layers))
+            .await
+            .map_err(internal("merging the layers into /opt"))?;
+        let cgroup = cfg
+            .cgroups
+            .create(Limits {
+                memory_mb: m.memory_mb,
+                pids: cfg.pids_max,
+            })
+            .map_err(internal("cannot create the instance's cgroups"))?;
+
+        // A host-network sandbox's Runtime API listens on the host's loopback.
+        let host_api = match net {
+            Net::Host => Some(
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .map_err(internal("cannot open a Runtime API port"))?,
+            ),
+            Net::Isolated => None,
+        };
+        let runtime_api = match &host_api {
+            Some(l) => l
+                .local_addr()
+                .map_err(internal("Runtime API port"))?
+                .to_string(),
+            None => format!("127.0.0.1:{SANDBOX_API_PORT}"),
+        };
+        let inner_endpoint = format!("http://127.0.0.1:{SANDBOX_ENDPOINT_PORT}");
+        let endpoint = match net {
+            Net::Host => cfg.endpoint.get().cloned(),
+            Net::Isolated => Some(inner_endpoint),
+        };
+        let env = spawn::environment(
+            &spec,
+            &cfg,
+            opt.as_deref(),
+            &Endpoints {
+                runtime_api: &runtime_api,
+                endpoint: endpoint.as_deref(),
+                instance_id: &instance_id,
+            },
+        );
+        let (mut cmd, mut handshake) = sandbox
+            .command(&Launch {
+                code: &spec.code_dir,
+                runtime_dir: &cfg.client_dir(),
+                opt: opt.as_deref(),
+                tmp_mb: m.ephemeral_storage_mb,
+                net,
+                uid: sandbox.uid_for(&function),
+                argv,
+                env,
+                cgroup: cgroup.as_ref(),
+                rlimit_as: cfg.cgroups.rlimit_bytes(m.memory_mb),
+            })
+            .map_err(internal("preparing the sandbox"))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            init_error(
+                "Runtime.InvalidEntrypoint",
+                format!("cannot start the sandbox: {e}"),
+            )
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let (sandbox_pid, handshake) = blocking(move || {
+            let p = handshake.sandbox_pid(Duration::from_secs(10))?;
+            Ok((p, handshake))
+        })
+        .await
+        .map_err(internal("starting the sandbox"))?;
+        let (api_listener, endpoint_listener) = match host_api {
+            Some(l) => (l, None),
+            None => {
+                let mut ls = blocking(move || {
+                    crate::netns::listen_in(sandbox_pid, &[SANDBOX_API_PORT, SANDBOX_ENDPOINT_PORT])
+                })
+                .await
+                .map_err(internal("opening the sandbox's Runtime API"))?;
+                let endpoint = ls.pop();
+                (ls.remove(0), endpoint)
+            }
+        };
 
         let (next_tx, next_rx) = mpsc::channel(1);
         let (status_tx, mut status_rx) = watch::channel(Status::Starting);
@@ -187,57 +307,31 @@ impl ProcessInstance {
                 cfg.region
             ),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| InvokeError::Internal(format!("cannot open a Runtime API port: {e}")))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| InvokeError::Internal(e.to_string()))?
-            .port();
+        let mut tasks = Vec::new();
+        let listener = tokio_listener(api_listener)?;
         let app = api::router(state.clone());
-        let server = tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
-        });
-
-        let cgroup = cfg
-            .memory
-            .create(m.memory_mb)
-            .map_err(|e| InvokeError::Internal(format!("cannot create a memory cgroup: {e}")))?;
-        let launch = Launch {
-            api_port: port,
-            tmp_dir: &tmp_dir,
-            instance_id: &instance_id,
-            rlimit_as: cfg.memory.rlimit_bytes(m.memory_mb),
-        };
-        let cleanup = |server: &JoinHandle<()>| {
-            server.abort();
-            let _ = std::fs::remove_dir_all(&tmp_dir);
-        };
-        let mut cmd = match spawn::command(&spec, &cfg, &launch) {
-            Ok(c) => c,
-            Err(e) => {
-                cleanup(&server);
-                return Err(InvokeError::InitFailed(e));
-            }
-        };
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                cleanup(&server);
-                return Err(init_error(
-                    "Runtime.InvalidEntrypoint",
-                    format!("cannot start the function process: {e}"),
-                ));
-            }
-        };
-        let pid = child.id().unwrap_or(0);
-        if let Some(cg) = &cgroup {
-            if let Err(e) = cg.add(pid) {
-                tracing::warn!("cannot move pid {pid} into its memory cgroup: {e}");
-            }
+        }));
+        if let Some(l) = endpoint_listener {
+            let listener = tokio_listener(l)?;
+            let mut gateway = cfg.gateway.subscribe();
+            tasks.push(tokio::spawn(async move {
+                let serve = gateway
+                    .wait_for(Option::is_some)
+                    .await
+                    .ok()
+                    .and_then(|g| g.clone());
+                if let Some(serve) = serve {
+                    serve(listener).await;
+                }
+            }));
         }
+        handshake
+            .release()
+            .map_err(internal("releasing the sandbox"))?;
+
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            cleanup(&server);
             return Err(InvokeError::Internal(
                 "the function process has no output pipes".into(),
             ));
@@ -254,7 +348,7 @@ impl ProcessInstance {
         let dead = Arc::new(AtomicBool::new(false));
         let (exit_tx, exited) = watch::channel(None);
         let dead_flag = dead.clone();
-        let watcher = tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let status = child.wait().await;
             dead_flag.store(true, Ordering::SeqCst);
             let text = match status {
@@ -262,7 +356,7 @@ impl ProcessInstance {
                 Err(e) => format!("error: {e}"),
             };
             let _ = exit_tx.send(Some(text));
-        });
+        }));
 
         let instance = ProcessInstance {
             function,
@@ -275,9 +369,7 @@ impl ProcessInstance {
             output,
             busy: tokio::sync::Mutex::new(()),
             cgroup: Mutex::new(cgroup),
-            tmp_dir,
-            server,
-            watcher,
+            tasks,
         };
         // Initialization ends when the process asks for its first event.
         let mut exited = instance.exited.clone();
@@ -304,6 +396,14 @@ impl ProcessInstance {
                 }
             }
         }
+    }
+
+    /// Processes in the instance's cgroup (its whole tree), where cgroups are in use.
+    pub fn processes(&self) -> Option<usize> {
+        self.cgroup
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(InstanceCgroup::members))
     }
 
     /// Why the process is gone, as Lambda words it.
@@ -352,9 +452,19 @@ async fn wait_exit(exited: &mut watch::Receiver<Option<String>>) {
     let _ = exited.wait_for(|e| e.is_some()).await;
 }
 
+fn tokio_listener(l: std::net::TcpListener) -> Result<tokio::net::TcpListener, InvokeError> {
+    l.set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(l))
+        .map_err(internal("serving the sandbox's socket"))
+}
+
+/// How the process ended. bubblewrap exits with 128 + N when the function was killed by
+/// signal N, so that is reported as the signal, as Lambda does.
 fn describe_exit(s: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (s.code(), s.signal()) {
+        (Some(137), _) => "signal: killed".into(),
+        (Some(code), _) if (129..=128 + 64).contains(&code) => format!("signal: {}", code - 128),
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(libc::SIGKILL)) => "signal: killed".into(),
         (None, Some(sig)) => format!("signal: {sig}"),
@@ -451,23 +561,21 @@ impl Drop for ProcessInstance {
     fn drop(&mut self) {
         if self.pid > 0 {
             // SAFETY: kill has no memory effects; the negative pid names the process group
-            // the function process leads (spawned with process_group(0)).
+            // bubblewrap leads (spawned with process_group(0)). The sandbox's pid 1 dies
+            // with it, and the kernel then kills every process in its pid namespace.
             unsafe {
                 libc::kill(-(self.pid as i32), libc::SIGKILL);
                 libc::kill(self.pid as i32, libc::SIGKILL);
             }
         }
-        self.server.abort();
-        self.watcher.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
         let cgroup = self.cgroup.lock().ok().and_then(|mut c| c.take());
-        let tmp = std::mem::take(&mut self.tmp_dir);
         let function = std::mem::take(&mut self.function);
-        // Removing a cgroup waits for the kernel to reap its processes: not on this thread.
+        // Emptying and removing cgroups waits for the kernel to reap: not on this thread.
         std::thread::spawn(move || {
             drop(cgroup);
-            if !tmp.as_os_str().is_empty() {
-                let _ = std::fs::remove_dir_all(&tmp);
-            }
             tracing::debug!(function, "instance stopped");
         });
     }

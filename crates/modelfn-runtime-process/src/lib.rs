@@ -1,23 +1,29 @@
 //! Function processes, as on Lambda: each instance is one OS process that polls its own
 //! Lambda Runtime API endpoint for events, one at a time.
 //!
-//! - [`api`] serves the Runtime API (`/2018-06-01/runtime/...`) for one instance, on its
-//!   own 127.0.0.1 port, so no process can read or answer another's events;
-//! - [`spawn`] builds the process: command, Lambda's environment, an unprivileged user,
-//!   a private temporary directory;
-//! - [`limits`] enforces `memory_mb` (cgroup v2 `memory.max`, cgroup v1
-//!   `memory.limit_in_bytes`, or `RLIMIT_AS`) and reads peak memory;
+//! - [`sandbox`] runs each instance in its own bubblewrap sandbox (namespaces, its own
+//!   uid, a root of its own, a sized `/tmp`, seccomp); [`seccomp`] is its profile,
+//!   [`layers`] merges the layers into its `/opt`;
+//! - [`cgroup`] limits memory, processes and CPU share, from the first instruction;
+//! - [`api`] serves the Runtime API for one instance, on a socket inside the instance's
+//!   own network namespace ([`netns`]), so no other process can read or answer its events;
+//! - [`spawn`] chooses the command and Lambda's environment inside the sandbox;
 //! - [`output`] captures stdout/stderr into the log sink, tagged with the request;
 //! - [`instance`] ties these together as the `Runtime`/`Instance` the scheduler drives.
 
 pub mod api;
+pub mod cgroup;
 pub mod instance;
-pub mod limits;
+pub mod layers;
+pub mod netns;
 pub mod output;
+pub mod sandbox;
+pub mod seccomp;
 pub mod spawn;
 
-pub use instance::{ProcessConfig, ProcessRuntime};
-pub use limits::MemoryLimiter;
+pub use cgroup::Cgroups;
+pub use instance::{ProcessConfig, ProcessRuntime, ServeFn};
+pub use sandbox::UidRange;
 
 /// The Python Runtime API client modelfn ships (standard library only).
 pub const PYTHON_CLIENT: &str = include_str!("../python/modelfn_runtime.py");

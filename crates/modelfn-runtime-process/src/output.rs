@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-/// Longest line kept; longer lines are cut.
+/// Longest line kept, as Lambda (256 KB); longer lines are cut.
 const MAX_LINE: usize = 256 * 1024;
 /// Lines of stderr kept to explain a process that dies while starting.
 const TAIL: usize = 20;
@@ -98,6 +98,8 @@ fn bytes_waiting(fd: RawFd) -> i32 {
     }
 }
 
+/// Reads lines with at most [`MAX_LINE`] bytes of one held: the rest of a longer line is
+/// counted and dropped as it arrives, so output without newlines cannot grow the server.
 async fn read_lines(
     stream: impl AsyncRead + Unpin,
     which: LogStream,
@@ -105,30 +107,60 @@ async fn read_lines(
     busy: Arc<AtomicBool>,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
 ) {
-    let mut reader = BufReader::new(stream);
-    let mut buf = Vec::new();
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut line = Vec::new();
+    let mut cut = 0usize;
     loop {
-        buf.clear();
         busy.store(false, Ordering::Release);
-        let n = reader.read_until(b'\n', &mut buf).await.unwrap_or_default();
-        if n == 0 {
+        let buf = match reader.fill_buf().await {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        if buf.is_empty() {
+            if !line.is_empty() || cut > 0 {
+                emit(&line, cut, which, &target, tail.as_deref());
+            }
             return;
         }
         busy.store(true, Ordering::Release);
-        buf.truncate(MAX_LINE);
-        let text = String::from_utf8_lossy(&buf);
-        let line = text.trim_end_matches(['\n', '\r']);
-        let id = target.current.lock().ok().and_then(|c| c.clone());
-        target
-            .logs
-            .line(&target.function, id.as_deref(), which, line);
-        if let Some(t) = &tail {
-            if let Ok(mut t) = t.lock() {
-                if t.len() == TAIL {
-                    t.pop_front();
-                }
-                t.push_back(line.to_string());
+        let (chunk, used, ends) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        let room = MAX_LINE.saturating_sub(line.len()).min(chunk.len());
+        line.extend_from_slice(&chunk[..room]);
+        cut += chunk.len() - room;
+        reader.consume(used);
+        if ends {
+            emit(&line, cut, which, &target, tail.as_deref());
+            line.clear();
+            cut = 0;
+        }
+    }
+}
+
+fn emit(
+    line: &[u8],
+    cut: usize,
+    which: LogStream,
+    target: &Target,
+    tail: Option<&Mutex<VecDeque<String>>>,
+) {
+    let text = String::from_utf8_lossy(line);
+    let mut line = text.trim_end_matches('\r').to_string();
+    if cut > 0 {
+        line.push_str(&format!(" [line cut: {cut} more bytes]"));
+    }
+    let id = target.current.lock().ok().and_then(|c| c.clone());
+    target
+        .logs
+        .line(&target.function, id.as_deref(), which, &line);
+    if let Some(t) = tail {
+        if let Ok(mut t) = t.lock() {
+            if t.len() == TAIL {
+                t.pop_front();
             }
+            t.push_back(line);
         }
     }
 }

@@ -1,175 +1,117 @@
-//! Building a function process: the command for its runtime, the environment a Lambda
-//! function expects (and nothing of modelfn's own: the environment starts empty, so the
-//! admin token never reaches a function), its own temporary directory, an unprivileged
-//! user when modelfn runs as root, a memory limit, and death with its parent.
+//! What a function process runs inside its sandbox: the command for its runtime and the
+//! environment a Lambda function expects, with paths as Lambda lays them out
+//! (`/var/task`, `/opt`, `/var/runtime`, `/tmp`). The environment starts empty, so
+//! nothing of modelfn's own (the admin token included) reaches a function.
 
 use crate::instance::ProcessConfig;
 use modelfn_core::{FunctionError, FunctionSpec, RuntimeClient, RuntimeKind};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use tokio::process::Command;
 
-/// What one launch needs besides the function.
-pub struct Launch<'a> {
-    pub api_port: u16,
-    pub tmp_dir: &'a Path,
+/// Where the Runtime API and the endpoint listen inside an isolated sandbox.
+pub const SANDBOX_API_PORT: u16 = 9001;
+pub const SANDBOX_ENDPOINT_PORT: u16 = 9000;
+
+/// The instance-specific values of the environment.
+pub struct Endpoints<'a> {
+    /// `host:port` of the Runtime API, as the function reaches it.
+    pub runtime_api: &'a str,
+    /// This modelfn, as the function reaches it (`AWS_ENDPOINT_URL`).
+    pub endpoint: Option<&'a str>,
     pub instance_id: &'a str,
-    pub rlimit_as: Option<u64>,
 }
 
 const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// Python import paths of the layers: `<layer>/python` and any
-/// `<layer>/python/lib/python3.*/site-packages` (Lambda's two layouts).
-fn python_layer_paths(layers: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for layer in layers {
-        let py = layer.join("python");
-        if py.is_dir() {
-            out.push(py.clone());
-        }
-        if let Ok(entries) = std::fs::read_dir(py.join("lib")) {
-            let mut sites: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path().join("site-packages")))
-                .filter(|p| p.is_dir())
-                .collect();
-            sites.sort();
-            out.extend(sites);
-        }
-    }
-    out
-}
-
-fn join(paths: impl IntoIterator<Item = PathBuf>) -> String {
-    paths
-        .into_iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// The process for `spec`, ready to spawn.
-pub fn command(
-    spec: &FunctionSpec,
-    cfg: &ProcessConfig,
-    launch: &Launch,
-) -> Result<Command, FunctionError> {
+/// The command line inside the sandbox.
+pub fn argv(spec: &FunctionSpec, cfg: &ProcessConfig) -> Result<Vec<OsString>, FunctionError> {
     let m = &spec.manifest;
-    let code = &spec.code_dir;
-    let mut cmd = match m.runtime {
+    match m.runtime {
         RuntimeKind::Python3 => {
-            let handler = m.handler.clone().unwrap_or_default();
-            let mut c = Command::new(&cfg.python);
+            let handler = OsString::from(m.handler.clone().unwrap_or_default());
+            let mut v = vec![cfg.python.clone().into_os_string(), "-u".into()];
             match m.runtime_client.unwrap_or(RuntimeClient::Modelfn) {
-                RuntimeClient::Modelfn => c.arg("-u").arg(cfg.python_client_path()).arg(&handler),
-                RuntimeClient::Awslambdaric => c.args(["-u", "-m", "awslambdaric"]).arg(&handler),
-            };
-            c
+                RuntimeClient::Modelfn => v.push("/var/runtime/modelfn_runtime.py".into()),
+                RuntimeClient::Awslambdaric => v.extend(["-m".into(), "awslambdaric".into()]),
+            }
+            v.push(handler);
+            Ok(v)
         }
         RuntimeKind::Provided => {
-            let bootstrap = code.join("bootstrap");
-            if !is_executable(&bootstrap) {
+            if !is_executable(&spec.code_dir.join("bootstrap")) {
                 return Err(FunctionError::new(
                     "Runtime.InvalidEntrypoint",
                     "the package has no executable `bootstrap` at its root (runtime \"provided\" runs it)",
                 ));
             }
-            Command::new(bootstrap)
+            Ok(vec!["/var/task/bootstrap".into()])
         }
-        RuntimeKind::Onnx => {
-            return Err(FunctionError::new(
-                "Runtime.InvalidEntrypoint",
-                "ONNX functions do not run as processes",
-            ));
-        }
-    };
-    cmd.current_dir(code).env_clear().kill_on_drop(true);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-
-    let mut path: Vec<PathBuf> = spec
-        .layers
-        .iter()
-        .map(|l| l.join("bin"))
-        .filter(|p| p.is_dir())
-        .collect();
-    path.extend(std::env::split_paths(BASE_PATH));
-    cmd.env("PATH", join(path));
-    let libs: Vec<PathBuf> = spec
-        .layers
-        .iter()
-        .map(|l| l.join("lib"))
-        .filter(|p| p.is_dir())
-        .collect();
-    if !libs.is_empty() {
-        cmd.env("LD_LIBRARY_PATH", join(libs));
+        RuntimeKind::Onnx => Err(FunctionError::new(
+            "Runtime.InvalidEntrypoint",
+            "ONNX functions do not run as processes",
+        )),
     }
-    if !spec.layers.is_empty() {
-        cmd.env("MODELFN_LAYER_DIRS", join(spec.layers.iter().cloned()));
+}
+
+/// Lambda's environment for the function, inside its sandbox.
+pub fn environment(
+    spec: &FunctionSpec,
+    cfg: &ProcessConfig,
+    opt: Option<&Path>,
+    at: &Endpoints,
+) -> Vec<(String, String)> {
+    let m = &spec.manifest;
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+    let has = |dir: &str| opt.is_some_and(|o| o.join(dir).is_dir());
+    let path = if has("bin") {
+        format!("/opt/bin:{BASE_PATH}")
+    } else {
+        BASE_PATH.to_string()
+    };
+    set("PATH", path);
+    if has("lib") {
+        set("LD_LIBRARY_PATH", "/opt/lib".into());
     }
     if m.runtime == RuntimeKind::Python3 {
-        let mut py = vec![code.clone()];
-        py.extend(python_layer_paths(&spec.layers));
-        cmd.env("PYTHONPATH", join(py))
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1");
+        let mut py = vec!["/var/task".to_string()];
+        py.extend(opt.map(crate::layers::python_paths).unwrap_or_default());
+        set("PYTHONPATH", py.join(":"));
+        set("PYTHONUNBUFFERED", "1".into());
+        set("PYTHONDONTWRITEBYTECODE", "1".into());
     }
     let name = m.name.as_str();
     let version = spec.version.to_string();
-    cmd.env("LANG", "C.UTF-8")
-        .env("TZ", ":UTC")
-        .env("HOME", launch.tmp_dir)
-        .env("TMPDIR", launch.tmp_dir)
-        .env(
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("127.0.0.1:{}", launch.api_port),
-        )
-        .env("_HANDLER", m.handler.as_deref().unwrap_or(""))
-        .env("LAMBDA_TASK_ROOT", code)
-        .env("LAMBDA_RUNTIME_DIR", &cfg.work_dir)
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", &version)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", m.memory_mb.to_string())
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-        .env(
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            format!("[{version}]{}", launch.instance_id),
-        )
-        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-        .env("AWS_REGION", &cfg.region)
-        .env("AWS_DEFAULT_REGION", &cfg.region);
-    if let Some(url) = cfg.endpoint.get() {
-        cmd.env("AWS_ENDPOINT_URL", url);
+    set("LANG", "C.UTF-8".into());
+    set("TZ", ":UTC".into());
+    set("HOME", "/tmp".into());
+    set("TMPDIR", "/tmp".into());
+    set("AWS_LAMBDA_RUNTIME_API", at.runtime_api.to_string());
+    set("_HANDLER", m.handler.clone().unwrap_or_default());
+    set("LAMBDA_TASK_ROOT", "/var/task".into());
+    set("LAMBDA_RUNTIME_DIR", "/var/runtime".into());
+    set("AWS_LAMBDA_FUNCTION_NAME", name.to_string());
+    set("AWS_LAMBDA_FUNCTION_VERSION", version.clone());
+    set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", m.memory_mb.to_string());
+    set("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"));
+    set(
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        format!("[{version}]{}", at.instance_id),
+    );
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
+    set("AWS_REGION", cfg.region.clone());
+    set("AWS_DEFAULT_REGION", cfg.region.clone());
+    if let Some(url) = at.endpoint {
+        set("AWS_ENDPOINT_URL", url.to_string());
     }
     if let Some((id, secret)) = cfg.credentials.get() {
-        cmd.env("AWS_ACCESS_KEY_ID", id)
-            .env("AWS_SECRET_ACCESS_KEY", secret);
+        set("AWS_ACCESS_KEY_ID", id.clone());
+        set("AWS_SECRET_ACCESS_KEY", secret.clone());
     }
     for (k, v) in &m.environment {
-        cmd.env(k, v);
+        set(k, v.clone());
     }
-    if let Some((uid, gid)) = cfg.run_as {
-        cmd.uid(uid).gid(gid);
-    }
-    cmd.process_group(0);
-    let rlimit = launch.rlimit_as;
-    // SAFETY: only async-signal-safe calls (prctl, setrlimit) run between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if let Some(bytes) = rlimit {
-                let lim = libc::rlimit {
-                    rlim_cur: bytes,
-                    rlim_max: bytes,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    Ok(cmd)
+    env
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -206,4 +148,14 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .unwrap_or_default()
         .into_iter()
         .find(|p| is_executable(p))
+}
+
+/// The installation an interpreter outside `/usr` lives in (`<prefix>/bin/python3` →
+/// `<prefix>`), which the sandbox must mount for it to run.
+pub fn install_prefix(interpreter: &Path) -> Option<PathBuf> {
+    let real = interpreter.canonicalize().ok()?;
+    if real.starts_with("/usr") || real.starts_with("/bin") {
+        return None;
+    }
+    real.parent()?.parent().map(Path::to_path_buf)
 }

@@ -2,6 +2,10 @@
 //! `START`/`END`/`REPORT` lines, tagged with the function, the request id and a sequence
 //! number. The newest lines of each function stay in memory for queries (`modelfn logs`);
 //! every line is also appended to `<data dir>/logs/<function>.log`.
+//!
+//! Both are bounded, since a function's output is an attacker's: memory per function by
+//! line count and by bytes; each file is rotated to `<function>.log.1` past
+//! [`ROTATE_FILE_BYTES`], so a function's logs on disk stay under twice that.
 
 use crate::time::{now_ms, rfc3339_ms};
 use modelfn_core::{LogSink, LogStream};
@@ -13,6 +17,10 @@ use std::sync::Mutex;
 
 /// Lines kept in memory per function.
 pub const KEEP_PER_FUNCTION: usize = 20_000;
+/// Bytes of lines kept in memory per function.
+pub const KEEP_BYTES_PER_FUNCTION: usize = 16 * 1024 * 1024;
+/// Size at which a function's log file is rotated.
+pub const ROTATE_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One stored line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,8 +51,8 @@ pub struct LogQuery {
 #[derive(Default)]
 struct Inner {
     seq: u64,
-    lines: HashMap<String, VecDeque<LogRecord>>,
-    files: HashMap<String, std::fs::File>,
+    lines: HashMap<String, (VecDeque<LogRecord>, usize)>,
+    files: HashMap<String, (std::fs::File, u64)>,
 }
 
 /// The store. Share it behind an `Arc`; it is also the runtimes' `LogSink`.
@@ -68,7 +76,7 @@ impl LogStore {
     /// Lines of `function` matching `q`, oldest first.
     pub fn query(&self, function: &str, q: &LogQuery) -> Vec<LogRecord> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(lines) = inner.lines.get(function) else {
+        let Some((lines, _)) = inner.lines.get(function) else {
             return Vec::new();
         };
         let limit = q.limit.unwrap_or(1000);
@@ -98,6 +106,11 @@ impl LogStore {
     }
 }
 
+/// What a record costs in memory, roughly.
+fn held_bytes(r: &LogRecord) -> usize {
+    r.message.len() + r.request_id.as_ref().map_or(0, String::len) + 64
+}
+
 impl LogSink for LogStore {
     fn line(&self, function: &str, request_id: Option<&str>, stream: LogStream, text: &str) {
         let ts = now_ms();
@@ -112,30 +125,49 @@ impl LogSink for LogStore {
             message: text.to_string(),
         };
         if let Some(dir) = &self.dir {
+            let path = dir.join(format!("{function}.log"));
             if !inner.files.contains_key(function) {
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(dir.join(format!("{function}.log")));
+                    .open(&path);
                 if let Ok(f) = file {
-                    inner.files.insert(function.to_string(), f);
+                    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    inner.files.insert(function.to_string(), (f, size));
                 }
             }
-            if let Some(f) = inner.files.get_mut(function) {
-                let _ = writeln!(
-                    f,
-                    "{}\t{}\t{}",
-                    record.timestamp,
-                    request_id.unwrap_or("-"),
-                    text
-                );
+            let rotate = match inner.files.get_mut(function) {
+                Some((f, size)) => {
+                    let line = format!(
+                        "{}\t{}\t{}\n",
+                        record.timestamp,
+                        request_id.unwrap_or("-"),
+                        text
+                    );
+                    if f.write_all(line.as_bytes()).is_ok() {
+                        *size += line.len() as u64;
+                    }
+                    *size >= ROTATE_FILE_BYTES
+                }
+                None => false,
+            };
+            if rotate {
+                inner.files.remove(function);
+                let _ = std::fs::rename(&path, dir.join(format!("{function}.log.1")));
             }
         }
-        let lines = inner.lines.entry(function.to_string()).or_default();
-        if lines.len() == KEEP_PER_FUNCTION {
-            lines.pop_front();
-        }
+        let size = held_bytes(&record);
+        let (lines, bytes) = inner.lines.entry(function.to_string()).or_default();
+        *bytes += size;
         lines.push_back(record);
+        while lines.len() > KEEP_PER_FUNCTION
+            || (*bytes > KEEP_BYTES_PER_FUNCTION && lines.len() > 1)
+        {
+            match lines.pop_front() {
+                Some(old) => *bytes -= held_bytes(&old),
+                None => break,
+            }
+        }
     }
 }
 
@@ -195,5 +227,38 @@ mod tests {
         let file = std::fs::read_to_string(dir.path().join("f.log")).unwrap();
         assert_eq!(file.lines().count(), 3);
         assert!(file.lines().nth(1).unwrap().ends_with("\ta\thello"));
+    }
+
+    #[test]
+    fn memory_and_files_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(Some(dir.path().to_path_buf())).unwrap();
+        let big = "x".repeat(256 * 1024);
+        // 160 MB of output through one function.
+        for _ in 0..640 {
+            store.line("f", None, LogStream::Stdout, &big);
+        }
+        let kept: usize = store
+            .query(
+                "f",
+                &LogQuery {
+                    limit: Some(usize::MAX),
+                    ..Default::default()
+                },
+            )
+            .iter()
+            .map(|r| r.message.len())
+            .sum();
+        assert!(
+            kept <= KEEP_BYTES_PER_FUNCTION,
+            "{kept} bytes kept in memory"
+        );
+        let on_disk: u64 = ["f.log", "f.log.1"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        assert!(on_disk <= 2 * ROTATE_FILE_BYTES, "{on_disk} bytes on disk");
+        assert!(dir.path().join("f.log.1").exists(), "rotated");
     }
 }

@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use modelfn_runtime_process::UidRange;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ struct FileConfig {
     queue_depth: Option<usize>,
     aws_allow_unsigned: Option<bool>,
     function_python: Option<String>,
+    function_uid_base: Option<u32>,
+    function_uid_count: Option<u32>,
     ort_library: Option<PathBuf>,
     install_onnxruntime: Option<bool>,
     log: Option<String>,
@@ -59,6 +62,8 @@ pub struct ServeConfig {
     pub max_layer_bytes: u64,
     /// The Python interpreter of `python3` functions (default: `python3` on PATH).
     pub function_python: Option<String>,
+    /// The uids functions' sandboxes run as, one per function (when modelfn runs as root).
+    pub function_uids: UidRange,
     /// Invocations running at once on this server (all functions).
     pub max_concurrency: usize,
     /// Invocations waiting per function before 429.
@@ -94,6 +99,7 @@ impl ServeConfig {
             max_unpacked_bytes: 250 * 1024 * 1024,
             max_layer_bytes: 250 * 1024 * 1024,
             function_python: std::env::var("MODELFN_PYTHON").ok(),
+            function_uids: UidRange::default(),
             max_concurrency: 10_000,
             queue_depth: 10_000,
             aws_allow_unsigned: false,
@@ -135,6 +141,12 @@ impl ServeConfig {
             }
             if f.function_python.is_some() {
                 c.function_python = f.function_python;
+            }
+            if let Some(v) = f.function_uid_base {
+                c.function_uids.base = v;
+            }
+            if let Some(v) = f.function_uid_count {
+                c.function_uids.count = v;
             }
             if let Some(v) = f.max_concurrency {
                 c.max_concurrency = v;

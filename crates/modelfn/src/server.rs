@@ -9,7 +9,7 @@ use modelfn_core::{Runtime, RuntimeKind};
 use modelfn_gateway::{router, AppState, GatewayConfig};
 use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
-use modelfn_runtime_process::{ProcessConfig, ProcessRuntime};
+use modelfn_runtime_process::{ProcessConfig, ProcessRuntime, ServeFn};
 use modelfn_scheduler::{Scheduler, SchedulerConfig};
 use modelfn_telemetry::LogStore;
 use std::collections::HashMap;
@@ -80,16 +80,6 @@ fn admin_token(data_dir: &Path) -> Result<String> {
     Ok(token)
 }
 
-/// The first directory above `dir` that others may not traverse, if any.
-fn closed_ancestor(dir: &Path) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = dir.canonicalize().ok()?;
-    dir.ancestors()
-        .skip(1)
-        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
-        .map(Path::to_path_buf)
-}
-
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -99,11 +89,13 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 /// Starts everything and begins serving; returns once the listener is bound.
 pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let data = &cfg.data_dir;
+    // Everything modelfn writes is private: the database with its WAL and SHM files, keys,
+    // logs, code. Sandboxes see only what is mounted into them, never this directory.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o077) };
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating the data directory {}", data.display()))?;
-    // Functions run as an unprivileged user when modelfn runs as root: they may traverse
-    // the data directory to reach their code, but not list it; private files are 0600.
-    set_mode(data, 0o711)?;
+    set_mode(data, 0o700)?;
     let token = admin_token(data)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -156,17 +148,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         logs.clone(),
         data.join("runtime"),
         cfg.function_python.clone(),
+        cfg.function_uids,
     );
-    if process_cfg.run_as.is_some() {
-        if let Some(closed) = closed_ancestor(data) {
-            eprintln!(
-                "modelfn: warning: functions run as an unprivileged user and cannot reach {} (no search permission for others above the data directory): make it traversable (chmod o+x) or choose another --data-dir",
-                closed.display()
-            );
-        }
-    }
     let _ = process_cfg.endpoint.set(format!("http://{addr}"));
     let function_credentials = process_cfg.credentials.clone();
+    let sandbox_gateway = process_cfg.gateway.clone();
     let processes = Arc::new(
         ProcessRuntime::new(process_cfg).context("preparing the function process runtime")?,
     );
@@ -224,6 +210,15 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         .await
         .context("loading the APIs")?;
     let app = router(state);
+    // Sandboxes reach this modelfn through a listener inside their own network namespace.
+    let inner = app.clone();
+    let serve: ServeFn = Arc::new(move |listener| {
+        let app = inner.clone();
+        Box::pin(async move {
+            let _ = axum::serve(listener, app).await;
+        })
+    });
+    sandbox_gateway.send_replace(Some(serve));
     ready.store(true, Ordering::Release);
     let token_path = data.join(TOKEN_FILE);
     println!("modelfn listening on http://{addr}");

@@ -1,0 +1,503 @@
+//! One bubblewrap sandbox per instance.
+//!
+//! bubblewrap (`bwrap`, the sandbox Flatpak runs on) builds the namespaces and the mount
+//! tree; modelfn only chooses what goes in. Each instance gets:
+//! - its own pid, mount, IPC, UTS and (unless `network = "host"`) network namespaces;
+//! - a uid of its own per function: with root, bwrap runs privileged and `setpriv`
+//!   (util-linux) drops to the function's uid with no capabilities; without root,
+//!   bwrap makes a user namespace and forbids further ones;
+//! - a root of its own: `/usr` (and the merged-`/usr` links) and a few files of `/etc`
+//!   read-only, a fresh `/proc` and `/dev`, the code read-only at `/var/task`, the
+//!   merged layers at `/opt`, the runtime client at `/var/runtime`, a sized tmpfs at
+//!   `/tmp` and a small one at `/dev/shm`; all else read-only. Nothing else of the host:
+//!   not its `/proc`, `/tmp`, `/dev/shm`, homes or modelfn's data directory;
+//! - `no_new_privs`, a new session (no terminal injection), death with modelfn, and the
+//!   seccomp profile of [`crate::seccomp`];
+//! - its cgroups, joined by the forked child before `exec` (see [`crate::cgroup`]).
+//!
+//! The start is a handshake: bwrap reports the sandbox's pid on `--info-fd`, modelfn
+//! opens the sandbox's sockets inside its network namespace ([`crate::netns`]), then
+//! releases bwrap through `--block-fd` to run the function.
+
+use crate::cgroup::InstanceCgroup;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+
+/// Where functions' uids come from (root only).
+#[derive(Debug, Clone, Copy)]
+pub struct UidRange {
+    pub base: u32,
+    pub count: u32,
+}
+
+impl Default for UidRange {
+    fn default() -> Self {
+        UidRange {
+            base: 200_000,
+            count: 65_536,
+        }
+    }
+}
+
+/// How a sandbox reaches the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    /// Its own namespace: loopback only, where modelfn serves the Runtime API and the
+    /// function's `AWS_ENDPOINT_URL`.
+    Isolated,
+    /// The host's network (`network = "host"` in the manifest).
+    Host,
+}
+
+/// What one sandbox mounts and runs.
+pub struct Launch<'a> {
+    pub code: &'a Path,
+    pub runtime_dir: &'a Path,
+    pub opt: Option<&'a Path>,
+    pub tmp_mb: u32,
+    pub net: Net,
+    pub uid: u32,
+    pub argv: Vec<OsString>,
+    pub env: Vec<(String, String)>,
+    pub cgroup: Option<&'a InstanceCgroup>,
+    pub rlimit_as: Option<u64>,
+}
+
+/// bubblewrap, found and tried.
+pub struct Sandbox {
+    bwrap: PathBuf,
+    /// With root: bwrap runs privileged and the function drops to its uid with setpriv.
+    setpriv: Option<PathBuf>,
+    uids: UidRange,
+    assigned: Mutex<(HashMap<String, u32>, u32)>,
+    seccomp: Vec<Vec<u8>>,
+    /// Host directories mounted read-only at the same path (an interpreter outside /usr).
+    extra_ro: Vec<PathBuf>,
+}
+
+/// The parent's side of a started sandbox's handshake.
+pub struct Handshake {
+    info: std::fs::File,
+    block: std::fs::File,
+    /// The child's ends, closed here once bwrap has been spawned.
+    child_ends: Vec<OwnedFd>,
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A sealed-enough in-memory file holding `bytes`, positioned at its start.
+fn memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    // SAFETY: a static C string name; the descriptor is owned below.
+    let fd = unsafe { libc::memfd_create(c"modelfn-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just created.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(owned);
+    f.write_all(bytes)?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Size of a sandbox's `/dev/shm` (at most its `/tmp`).
+const SHM_BYTES: u64 = 64 * 1024 * 1024;
+
+const ETC: &[&str] = &[
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/mime.types",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/host.conf",
+];
+
+fn arg(v: &mut Vec<OsString>, items: &[&str]) {
+    v.extend(items.iter().map(OsString::from));
+}
+
+impl Sandbox {
+    /// Finds bubblewrap (and, with root, setpriv) and proves they work here by starting
+    /// one empty sandbox. The error names the fix.
+    pub fn detect(uids: UidRange, extra_ro: Vec<PathBuf>) -> Result<Sandbox, String> {
+        let find = |name: &str| {
+            crate::spawn::which(name)
+                .or_else(|| Some(PathBuf::from(format!("/usr/bin/{name}"))))
+                .filter(|p| p.is_file())
+        };
+        let bwrap = find("bwrap").ok_or(
+            "bubblewrap is not installed: install it (`apt-get install bubblewrap`, `dnf install bubblewrap`) so that code functions can run sandboxed",
+        )?;
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let setpriv = if root {
+            Some(find("setpriv").ok_or(
+                "setpriv (util-linux) is not installed: modelfn needs it to run functions under their own uids",
+            )?)
+        } else {
+            None
+        };
+        if uids.count == 0 || uids.base.checked_add(uids.count).is_none() || uids.base == 0 {
+            return Err(format!(
+                "the function uid range {}+{} is not usable",
+                uids.base, uids.count
+            ));
+        }
+        let sandbox = Sandbox {
+            bwrap,
+            setpriv,
+            uids,
+            assigned: Mutex::new((HashMap::new(), 0)),
+            seccomp: crate::seccomp::programs()?,
+            extra_ro,
+        };
+        sandbox.probe()?;
+        Ok(sandbox)
+    }
+
+    fn probe(&self) -> Result<(), String> {
+        let mut args = self.namespace_args(Net::Isolated);
+        args.extend(self.root_fs_args(&[]));
+        arg(&mut args, &["--", "/usr/bin/true"]);
+        let out = std::process::Command::new(&self.bwrap)
+            .args(&args)
+            .env_clear()
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.bwrap.display()))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(format!(
+            "bubblewrap cannot create a sandbox here ({why}); as a plain user it needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or run modelfn as root"
+        ))
+    }
+
+    /// How it runs, for the start-up log.
+    pub fn describe(&self) -> String {
+        match &self.setpriv {
+            Some(_) => format!(
+                "bubblewrap {} (privileged; each function its own uid from {} to {})",
+                self.bwrap.display(),
+                self.uids.base,
+                self.uids.base + self.uids.count - 1
+            ),
+            None => format!(
+                "bubblewrap {} (user namespace; functions keep modelfn's uid)",
+                self.bwrap.display()
+            ),
+        }
+    }
+
+    /// The uid a function's sandboxes run as: one per function, stable while this server
+    /// runs (with root; otherwise modelfn's own, inside a user namespace).
+    pub fn uid_for(&self, function: &str) -> u32 {
+        if self.setpriv.is_none() {
+            // SAFETY: getuid has no preconditions.
+            return unsafe { libc::getuid() };
+        }
+        let Ok(mut g) = self.assigned.lock() else {
+            return self.uids.base;
+        };
+        let (map, next) = &mut *g;
+        if let Some(uid) = map.get(function) {
+            return *uid;
+        }
+        let uid = self.uids.base + (*next % self.uids.count);
+        *next = next.wrapping_add(1);
+        map.insert(function.to_string(), uid);
+        uid
+    }
+
+    fn namespace_args(&self, net: Net) -> Vec<OsString> {
+        let mut a = Vec::new();
+        arg(
+            &mut a,
+            &[
+                "--unshare-pid",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--unshare-cgroup-try",
+                "--die-with-parent",
+                "--new-session",
+                "--hostname",
+                "modelfn",
+            ],
+        );
+        if net == Net::Isolated {
+            arg(&mut a, &["--unshare-net"]);
+        }
+        if self.setpriv.is_some() {
+            arg(
+                &mut a,
+                &[
+                    "--cap-drop",
+                    "ALL",
+                    "--cap-add",
+                    "CAP_SETUID",
+                    "--cap-add",
+                    "CAP_SETGID",
+                    "--cap-add",
+                    "CAP_SETPCAP",
+                ],
+            );
+        } else {
+            arg(
+                &mut a,
+                &["--unshare-user", "--disable-userns", "--cap-drop", "ALL"],
+            );
+        }
+        a
+    }
+
+    fn root_fs_args(&self, extra: &[(&Path, &str)]) -> Vec<OsString> {
+        let mut a = Vec::new();
+        arg(&mut a, &["--ro-bind", "/usr", "/usr"]);
+        for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            match std::fs::read_link(top) {
+                Ok(target) => {
+                    a.push("--symlink".into());
+                    a.push(target.into_os_string());
+                    a.push(top.into());
+                }
+                Err(_) if Path::new(top).is_dir() => arg(&mut a, &["--ro-bind", top, top]),
+                Err(_) => {}
+            }
+        }
+        // bwrap makes the parents of mount points 0700: make them readable first.
+        arg(&mut a, &["--perms", "0755", "--dir", "/etc"]);
+        for f in ETC {
+            arg(&mut a, &["--ro-bind-try", f, f]);
+        }
+        for p in &self.extra_ro {
+            let mut parents: Vec<&Path> = p.ancestors().skip(1).collect();
+            parents.pop();
+            for dir in parents.into_iter().rev() {
+                arg(&mut a, &["--perms", "0755", "--dir"]);
+                a.push(dir.as_os_str().to_owned());
+            }
+            a.push("--ro-bind".into());
+            a.push(p.clone().into_os_string());
+            a.push(p.clone().into_os_string());
+        }
+        arg(
+            &mut a,
+            &[
+                "--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--dir", "/var",
+            ],
+        );
+        for (host, inside) in extra {
+            a.push("--ro-bind".into());
+            a.push(host.as_os_str().to_owned());
+            a.push(inside.into());
+        }
+        a
+    }
+
+    /// The bwrap command for one instance, and the parent's side of its handshake.
+    pub fn command(&self, l: &Launch) -> std::io::Result<(Command, Handshake)> {
+        let (info_r, info_w) = pipe()?;
+        let (block_r, block_w) = pipe()?;
+        let filters = self
+            .seccomp
+            .iter()
+            .map(|p| memfd(p))
+            .collect::<std::io::Result<Vec<_>>>()?;
+
+        let mut args = self.namespace_args(l.net);
+        let mut mounts: Vec<(&Path, &str)> =
+            vec![(l.code, "/var/task"), (l.runtime_dir, "/var/runtime")];
+        if let Some(opt) = l.opt {
+            mounts.push((opt, "/opt"));
+        }
+        args.extend(self.root_fs_args(&mounts));
+        let tmp_bytes = u64::from(l.tmp_mb) * 1024 * 1024;
+        arg(&mut args, &["--perms", "1777", "--size"]);
+        args.push(tmp_bytes.to_string().into());
+        arg(&mut args, &["--tmpfs", "/tmp", "--perms", "1777", "--size"]);
+        args.push(SHM_BYTES.min(tmp_bytes).to_string().into());
+        // Nothing else is writable: the root and /dev are read-only (without root, the
+        // function owns them inside its user namespace and could fill them).
+        arg(
+            &mut args,
+            &[
+                "--tmpfs",
+                "/dev/shm",
+                "--remount-ro",
+                "/dev",
+                "--remount-ro",
+                "/",
+                "--chdir",
+                "/var/task",
+            ],
+        );
+        let fd_arg = |a: &mut Vec<OsString>, flag: &str, fd: RawFd| {
+            a.push(flag.into());
+            a.push(fd.to_string().into());
+        };
+        fd_arg(&mut args, "--info-fd", info_w.as_raw_fd());
+        fd_arg(&mut args, "--block-fd", block_r.as_raw_fd());
+        for f in &filters {
+            fd_arg(&mut args, "--add-seccomp-fd", f.as_raw_fd());
+        }
+        args.push("--".into());
+        if let Some(setpriv) = &self.setpriv {
+            args.push(setpriv.clone().into_os_string());
+            args.push("--reuid".into());
+            args.push(l.uid.to_string().into());
+            args.push("--regid".into());
+            args.push(l.uid.to_string().into());
+            arg(
+                &mut args,
+                &[
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--bounding-set=-all",
+                    "--",
+                ],
+            );
+        }
+        args.extend(l.argv.iter().cloned());
+
+        let mut cmd = Command::new(&self.bwrap);
+        cmd.args(&args)
+            .env_clear()
+            .envs(l.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        let inherit: Vec<RawFd> = [info_w.as_raw_fd(), block_r.as_raw_fd()]
+            .into_iter()
+            .chain(filters.iter().map(AsRawFd::as_raw_fd))
+            .collect();
+        let join: Vec<RawFd> = l.cgroup.map(|c| c.join_fds()).unwrap_or_default();
+        let rlimit = l.rlimit_as;
+        // SAFETY: between fork and exec only async-signal-safe calls run (prctl, write,
+        // fcntl, setrlimit), on memory prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // modelfn's own umask (077) would make the sandbox's directories private
+                // to root.
+                libc::umask(0o022);
+                for fd in &join {
+                    if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                for fd in &inherit {
+                    if libc::fcntl(*fd, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if let Some(bytes) = rlimit {
+                    let lim = libc::rlimit {
+                        rlim_cur: bytes,
+                        rlim_max: bytes,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child_ends = vec![info_w, block_r];
+        child_ends.extend(filters);
+        Ok((
+            cmd,
+            Handshake {
+                info: std::fs::File::from(info_r),
+                block: std::fs::File::from(block_w),
+                child_ends,
+            },
+        ))
+    }
+}
+
+impl Handshake {
+    /// Called once bwrap is spawned: reads the sandbox's pid (as the host sees it) from
+    /// bwrap's info JSON, waiting at most `within`.
+    pub fn sandbox_pid(&mut self, within: Duration) -> std::io::Result<u32> {
+        self.child_ends.clear();
+        let deadline = Instant::now() + within;
+        let mut text = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            if let Some(pid) = parse_child_pid(&text) {
+                return Ok(pid);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut pfd = libc::pollfd {
+                fd: self.info.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: polls one descriptor we own.
+            let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+            if ready <= 0 {
+                return Err(std::io::Error::other(
+                    "bubblewrap did not report the sandbox in time",
+                ));
+            }
+            let n = self.info.read(&mut buf)?;
+            if n == 0 || text.len() > 4096 {
+                return Err(std::io::Error::other(
+                    "bubblewrap exited before starting the sandbox",
+                ));
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Lets the function start.
+    pub fn release(mut self) -> std::io::Result<()> {
+        self.block.write_all(b"1")
+    }
+}
+
+fn parse_child_pid(text: &[u8]) -> Option<u32> {
+    let s = std::str::from_utf8(text).ok()?;
+    if !s.contains('}') {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(s.trim()).ok()?;
+    v.get("child-pid")?
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bwraps_info() {
+        assert_eq!(
+            parse_child_pid(b"{\n    \"child-pid\": 4242\n}\n"),
+            Some(4242)
+        );
+        assert_eq!(parse_child_pid(b"{\n    \"child-pid\": 42"), None);
+    }
+}
