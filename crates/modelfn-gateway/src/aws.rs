@@ -45,13 +45,14 @@ pub fn error_with(
 /// error response to send when it is not accepted.
 pub async fn authenticate(
     state: &AppState,
+    service: &str,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
     request_id: &str,
 ) -> Result<(), Box<Response>> {
-    check_signature(state, method, uri, headers, body, request_id)
+    check_signature(state, service, method, uri, headers, body, request_id)
         .await
         .map_err(Box::new)
 }
@@ -59,6 +60,7 @@ pub async fn authenticate(
 #[allow(clippy::result_large_err)] // the error is the response itself; `authenticate` boxes it
 async fn check_signature(
     state: &AppState,
+    service: &str,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -85,6 +87,20 @@ async fn check_signature(
             )
         }
     };
+    let req = sigv4::Request {
+        method: method.as_str(),
+        raw_path: uri.path(),
+        raw_query: uri.query(),
+        headers,
+        body,
+    };
+    let expect = sigv4::Expect {
+        service,
+        region: &state.config.aws_region,
+    };
+    if let Err(e) = sigv4::check_request(&req, &auth, &expect) {
+        return refuse(e, request_id);
+    }
     let secret = match state.control.key_secret(&auth.access_key_id).await {
         Ok(Some(s)) => s,
         Ok(None) => {
@@ -105,31 +121,39 @@ async fn check_signature(
             ))
         }
     };
-    let req = sigv4::Request {
-        method: method.as_str(),
-        raw_path: uri.path(),
-        raw_query: uri.query(),
-        headers,
-        body,
-    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     match sigv4::verify(&req, &auth, &secret, now) {
         Ok(()) => Ok(()),
-        Err(SigError::Mismatch) => deny(
-            "InvalidSignatureException",
-            "the request signature does not match: check the secret access key",
-        ),
-        Err(SigError::Skewed) => deny(
-            "InvalidSignatureException",
-            "Signature expired: X-Amz-Date is more than 15 minutes from the server's time",
-        ),
-        Err(SigError::Malformed(m)) => deny("IncompleteSignatureException", &m),
-        Err(SigError::Missing) => deny(
-            "MissingAuthenticationTokenException",
-            "the request is not signed",
-        ),
+        Err(e) => refuse(e, request_id),
     }
+}
+
+/// The 403 for a refused signature, with AWS's error codes.
+#[allow(clippy::result_large_err)]
+fn refuse(e: SigError, request_id: &str) -> Result<(), Response> {
+    let (code, msg) = match e {
+        SigError::Mismatch => (
+            "InvalidSignatureException",
+            "the request signature does not match: check the secret access key".to_string(),
+        ),
+        SigError::Skewed => (
+            "InvalidSignatureException",
+            "Signature expired: X-Amz-Date is more than 15 minutes from the server's time"
+                .to_string(),
+        ),
+        SigError::BodyMismatch => (
+            "XAmzContentSHA256Mismatch",
+            "the X-Amz-Content-SHA256 header is not the SHA-256 of the body received".to_string(),
+        ),
+        SigError::Scope(m) => ("InvalidSignatureException", m),
+        SigError::Malformed(m) => ("IncompleteSignatureException", m),
+        SigError::Missing => (
+            "MissingAuthenticationTokenException",
+            "the request is not signed".to_string(),
+        ),
+    };
+    Err(error(StatusCode::FORBIDDEN, code, &msg, request_id))
 }

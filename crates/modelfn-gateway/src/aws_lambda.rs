@@ -85,7 +85,9 @@ pub async fn get_function(
     Path(raw): Path<String>,
 ) -> Response {
     let request_id = new_request_id();
-    if let Err(resp) = authenticate(&state, &method, &uri, &headers, b"", &request_id).await {
+    if let Err(resp) =
+        authenticate(&state, "lambda", &method, &uri, &headers, b"", &request_id).await
+    {
         return *resp;
     }
     let (name, _) = parse_function_name(&raw);
@@ -112,7 +114,9 @@ pub async fn list_functions(
     headers: HeaderMap,
 ) -> Response {
     let request_id = new_request_id();
-    if let Err(resp) = authenticate(&state, &method, &uri, &headers, b"", &request_id).await {
+    if let Err(resp) =
+        authenticate(&state, "lambda", &method, &uri, &headers, b"", &request_id).await
+    {
         return *resp;
     }
     match state.control.list().await {
@@ -158,7 +162,17 @@ pub async fn invoke(
             )
         }
     };
-    if let Err(resp) = authenticate(&state, &method, &uri, &headers, &body, &request_id).await {
+    if let Err(resp) = authenticate(
+        &state,
+        "lambda",
+        &method,
+        &uri,
+        &headers,
+        &body,
+        &request_id,
+    )
+    .await
+    {
         return *resp;
     }
     let (name, name_qualifier) = parse_function_name(&raw);

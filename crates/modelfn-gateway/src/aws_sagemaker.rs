@@ -59,7 +59,17 @@ pub async fn invoke_endpoint(
             )
         }
     };
-    if let Err(resp) = authenticate(&state, &method, &uri, &headers, &body, &request_id).await {
+    if let Err(resp) = authenticate(
+        &state,
+        "sagemaker",
+        &method,
+        &uri,
+        &headers,
+        &body,
+        &request_id,
+    )
+    .await
+    {
         return *resp;
     }
     let is_model = state

@@ -45,6 +45,8 @@ pub struct GatewayConfig {
     pub max_layer_bytes: usize,
     /// Accept unsigned requests on the AWS protocols (off by default; for local use).
     pub aws_allow_unsigned: bool,
+    /// The region AWS-protocol requests must be signed for.
+    pub aws_region: String,
 }
 
 impl GatewayConfig {
@@ -55,6 +57,7 @@ impl GatewayConfig {
             max_package_bytes: 50 * 1024 * 1024,
             max_layer_bytes: 250 * 1024 * 1024,
             aws_allow_unsigned: false,
+            aws_region: "us-east-1".into(),
         }
     }
 }

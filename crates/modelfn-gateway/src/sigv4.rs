@@ -3,6 +3,12 @@
 //! rebuilt from the request as it arrived (path double-encoded, as non-S3 services sign
 //! it; query sorted; the signed headers; the SHA-256 of the body), then the signature is
 //! recomputed with the key's secret and compared in constant time.
+//!
+//! The body is always hashed here: an `X-Amz-Content-SHA256` header is only compared
+//! with that hash (a mismatch is refused), never trusted in its place, and
+//! `UNSIGNED-PAYLOAD` is refused (Lambda and SageMaker do not take it). The scope's
+//! service and region must be this endpoint's, and every `X-Amz-*` header sent must be
+//! signed, so that none can be added to a captured request.
 
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
@@ -30,6 +36,16 @@ pub enum SigError {
     Mismatch,
     /// `X-Amz-Date` is more than 15 minutes from now.
     Skewed,
+    /// `X-Amz-Content-SHA256` is not the SHA-256 of the body that arrived.
+    BodyMismatch,
+    /// The credential scope names another service or region.
+    Scope(String),
+}
+
+/// What this endpoint expects of a signature.
+pub struct Expect<'a> {
+    pub service: &'a str,
+    pub region: &'a str,
 }
 
 /// Reads `AWS4-HMAC-SHA256 Credential=AKID/20261121/us-east-1/lambda/aws4_request, SignedHeaders=a;b, Signature=hex`.
@@ -157,12 +173,7 @@ pub fn canonical_request(req: &Request, auth: &Authorization) -> String {
             .collect();
         headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload = req
-        .headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| hex::encode(Sha256::digest(req.body)));
+    let payload = hex::encode(Sha256::digest(req.body));
     format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,
@@ -172,6 +183,39 @@ pub fn canonical_request(req: &Request, auth: &Authorization) -> String {
         auth.signed_headers.join(";"),
         payload
     )
+}
+
+/// Checks what can be checked before the secret is known: the scope, the payload hash
+/// header, and that every `X-Amz-*` header is signed.
+pub fn check_request(req: &Request, auth: &Authorization, expect: &Expect) -> Result<(), SigError> {
+    if auth.service != expect.service || auth.region != expect.region {
+        return Err(SigError::Scope(format!(
+            "the credential scope is {}/{}, not {}/{}: sign for service {:?} in region {:?}",
+            auth.region, auth.service, expect.region, expect.service, expect.service, expect.region
+        )));
+    }
+    if let Some(claimed) = req.headers.get("x-amz-content-sha256") {
+        let claimed = claimed.to_str().unwrap_or("");
+        if claimed == "UNSIGNED-PAYLOAD" || claimed.starts_with("STREAMING-") {
+            return Err(SigError::Malformed(format!(
+                "X-Amz-Content-SHA256 {claimed} is not accepted: sign the payload"
+            )));
+        }
+        if !claimed.eq_ignore_ascii_case(&hex::encode(Sha256::digest(req.body))) {
+            return Err(SigError::BodyMismatch);
+        }
+    }
+    let unsigned = req
+        .headers
+        .keys()
+        .map(|k| k.as_str())
+        .find(|k| k.starts_with("x-amz-") && !auth.signed_headers.iter().any(|h| h == k));
+    if let Some(h) = unsigned {
+        return Err(SigError::Malformed(format!(
+            "the header {h} is not signed: every X-Amz-* header must be in SignedHeaders"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the signature of `req` made with `secret`, and that it is recent (`now` is
@@ -289,6 +333,72 @@ mod tests {
             ),
             Err(SigError::Skewed)
         );
+    }
+
+    #[test]
+    fn the_body_scope_and_amz_headers_are_checked() {
+        let auth = parse_authorization(
+            "AWS4-HMAC-SHA256 Credential=AK/20261121/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+        )
+        .unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-date", HeaderValue::from_static("20261121T000000Z"));
+        let lambda = Expect {
+            service: "lambda",
+            region: "us-east-1",
+        };
+        let req = |h: &HeaderMap, body: &'static [u8]| -> Result<(), SigError> {
+            let r = Request {
+                method: "POST",
+                raw_path: "/",
+                raw_query: None,
+                headers: h,
+                body,
+            };
+            check_request(&r, &auth, &lambda)
+        };
+        assert_eq!(req(&h, b"{}"), Ok(()));
+        // A hash header that is not the body's.
+        let mut h2 = h.clone();
+        h2.insert(
+            "x-amz-content-sha256",
+            HeaderValue::from_str(&hex::encode(Sha256::digest(b"old body"))).unwrap(),
+        );
+        assert_eq!(req(&h2, b"new body"), Err(SigError::BodyMismatch));
+        assert_eq!(
+            req(&h2, b"old body").map_err(|_| ()),
+            Err(()),
+            "unsigned x-amz header"
+        );
+        h2.insert(
+            "x-amz-content-sha256",
+            HeaderValue::from_static("UNSIGNED-PAYLOAD"),
+        );
+        assert!(matches!(req(&h2, b"x"), Err(SigError::Malformed(_))));
+        // An unsigned header that changes behaviour.
+        let mut h3 = h.clone();
+        h3.insert("x-amz-invocation-type", HeaderValue::from_static("Event"));
+        assert!(
+            matches!(req(&h3, b"{}"), Err(SigError::Malformed(m)) if m.contains("x-amz-invocation-type"))
+        );
+        // Another service or region.
+        for scope in ["us-east-1/sagemaker", "eu-west-1/lambda"] {
+            let other = parse_authorization(&format!(
+                "AWS4-HMAC-SHA256 Credential=AK/20261121/{scope}/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
+            ))
+            .unwrap();
+            let r = Request {
+                method: "POST",
+                raw_path: "/",
+                raw_query: None,
+                headers: &h,
+                body: b"{}",
+            };
+            assert!(matches!(
+                check_request(&r, &other, &lambda),
+                Err(SigError::Scope(_))
+            ));
+        }
     }
 
     #[test]

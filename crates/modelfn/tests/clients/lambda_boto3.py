@@ -101,4 +101,46 @@ try:
 except ClientError as e:
     check(e.response["Error"]["Code"] == "InvalidSignatureException", "wrong secret: %r" % e.response["Error"])
 
+# Requests signed by botocore's own SigV4 signer, then tampered with.
+import hashlib
+import urllib.error
+import urllib.request
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+
+def signed(body, service="lambda", region="us-east-1"):
+    req = AWSRequest(method="POST", url=endpoint + "/2015-03-31/functions/addfive/invocations", data=body,
+                     headers={"Content-Type": "application/json",
+                              "X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()})
+    SigV4Auth(Credentials(key_id, secret), service, region).add_auth(req)
+    return req
+
+
+def send(req, body=None, extra=None):
+    headers = dict(req.headers.items())
+    headers.update(extra or {})
+    r = urllib.request.Request(req.url, data=req.body if body is None else body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(r) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+original = signed(b'{"num": "15"}')
+status, _, body = send(original)
+check((status, body) == (200, b"20"), "a botocore-signed request: %r %r" % (status, body))
+status, headers, body = send(original, body=b'{"num": "1000"}')
+check(status == 403 and headers.get("x-amzn-ErrorType") == "XAmzContentSHA256Mismatch",
+      "a replay with a new body and the old hash: %r %r" % (status, body))
+for service, region in [("sagemaker", "us-east-1"), ("lambda", "eu-west-1")]:
+    status, headers, body = send(signed(b"{}", service, region))
+    check(status == 403 and headers.get("x-amzn-ErrorType") == "InvalidSignatureException",
+          "signed for %s in %s: %r %r" % (service, region, status, body))
+status, _, body = send(original, extra={"X-Amz-Invocation-Type": "Event"})
+check(status == 403 and b"not signed" in body, "an unsigned X-Amz header added: %r %r" % (status, body))
+
 print("OK %d checks" % checks)
