@@ -9,10 +9,10 @@ pub mod plans;
 
 use modelfn_core::manifest::parse_layer_ref;
 use modelfn_core::manifest::MANIFEST_FILE;
-use modelfn_core::ScalingConfig;
 use modelfn_core::{
     FunctionName, FunctionSpec, Invocation, InvocationOutput, InvokeError, Manifest, ModelSpec,
 };
+use modelfn_core::{Permissions, ScalingConfig};
 use modelfn_registry::package::mb;
 use modelfn_registry::{
     ArtifactStore, FunctionRecord, LayerRecord, LayerRef, MetadataStore, NewVersion, PackageLimits,
@@ -23,6 +23,9 @@ use plans::{Admission, Meter, UsagePlan};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// Functions' own access keys are named `function:NAME`.
+pub const FUNCTION_KEY_PREFIX: &str = "function:";
 
 /// Why a control-plane operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +276,7 @@ impl ControlPlane {
         for l in &rec.layers {
             layers.push(self.artifacts.code_dir(&l.code_sha256).await?);
         }
+        let credentials = Some(self.function_key(&rec.name).await?);
         Ok(FunctionSpec {
             manifest,
             version: rec.version,
@@ -280,6 +284,7 @@ impl ControlPlane {
             code_sha256: rec.code_sha256.clone(),
             layers,
             tuning: Default::default(),
+            credentials,
         })
     }
 
@@ -345,6 +350,15 @@ impl ControlPlane {
                 "a key needs a name of 1 to 128 characters".into(),
             ));
         }
+        if name.starts_with(FUNCTION_KEY_PREFIX) {
+            return Err(ControlError::InvalidRequest(format!(
+                "key names starting with {FUNCTION_KEY_PREFIX:?} are the functions' own"
+            )));
+        }
+        self.new_key(name).await
+    }
+
+    async fn new_key(&self, name: &str) -> Result<AccessKey, ControlError> {
         let id = format!(
             "MFN{}",
             random_text(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?
@@ -387,23 +401,61 @@ impl ControlPlane {
         }
     }
 
-    /// The access key functions call this modelfn with (created once, named
-    /// `modelfn-functions`): answers (id, secret).
-    pub async fn function_credentials(&self) -> Result<(String, String), ControlError> {
-        const NAME: &str = "modelfn-functions";
+    /// A function's own access key (created with its first deploy, named
+    /// `function:NAME`): answers (id, secret). Requests signed with it may do only what
+    /// the function's `[permissions]` grant.
+    pub async fn function_key(&self, function: &str) -> Result<(String, String), ControlError> {
+        let name = format!("{FUNCTION_KEY_PREFIX}{function}");
         if let Some((id, _, _)) = self
             .meta
             .list_access_keys()
             .await?
             .into_iter()
-            .find(|(_, n, _)| n == NAME)
+            .find(|(_, n, _)| *n == name)
         {
             if let Some(secret) = self.meta.access_key_secret(&id).await? {
                 return Ok((id, secret));
             }
         }
-        let key = self.create_key(NAME).await?;
+        let key = self.new_key(&name).await?;
         Ok((key.access_key_id, key.secret_access_key.unwrap_or_default()))
+    }
+
+    /// Deletes the keys named `name` (a deleted function's, or the shared key that every
+    /// function held before functions had keys of their own).
+    async fn delete_keys_named(&self, name: &str) -> Result<(), ControlError> {
+        for (id, n, _) in self.meta.list_access_keys().await? {
+            if n == name {
+                self.meta.delete_access_key(&id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes the key every function shared in earlier releases.
+    pub async fn revoke_shared_function_key(&self) -> Result<(), ControlError> {
+        self.delete_keys_named("modelfn-functions").await
+    }
+
+    /// Whose key `id` is: `Some(function)` for a function's own key.
+    pub async fn key_function(&self, id: &str) -> Result<Option<String>, ControlError> {
+        Ok(self
+            .meta
+            .list_access_keys()
+            .await?
+            .into_iter()
+            .find(|(k, _, _)| k == id)
+            .and_then(|(_, n, _)| n.strip_prefix(FUNCTION_KEY_PREFIX).map(str::to_string)))
+    }
+
+    /// A function's grants, from its serving version's manifest (none if it is gone).
+    pub async fn permissions(&self, function: &str) -> Result<Permissions, ControlError> {
+        let Some(rec) = self.meta.get(function).await? else {
+            return Ok(Permissions::default());
+        };
+        Ok(Manifest::from_toml(&rec.manifest)
+            .map(|m| m.permissions)
+            .unwrap_or_default())
     }
 
     /// Stores an API definition (checked by the gateway, which compiles it).
@@ -641,6 +693,7 @@ impl ControlPlane {
                 });
             }
         }
+        let credentials = Some(self.function_key(&name).await?);
         let mut spec = FunctionSpec {
             manifest,
             version: 0,
@@ -648,6 +701,7 @@ impl ControlPlane {
             code_sha256: digest.clone(),
             layers: layer_dirs,
             tuning: Default::default(),
+            credentials,
         };
         let took = if validate {
             let took = self
@@ -788,6 +842,8 @@ impl ControlPlane {
         let _guard = self.deploys.lock().await;
         let existed = self.meta.delete(name).await?;
         self.scheduler.remove(name);
+        self.delete_keys_named(&format!("{FUNCTION_KEY_PREFIX}{name}"))
+            .await?;
         self.urls
             .write()
             .unwrap_or_else(|p| p.into_inner())

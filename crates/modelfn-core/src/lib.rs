@@ -16,7 +16,10 @@ pub mod scaling;
 pub use error::{FunctionError, InvokeError};
 pub use invocation::{Invocation, InvocationOutput, ResponseFormat};
 pub use logs::{LogSink, LogStream};
-pub use manifest::{Manifest, ManifestError, ModelSpec, NetworkMode, RuntimeClient, RuntimeKind};
+pub use manifest::{
+    FunctionCaller, Manifest, ManifestError, ModelSpec, NetworkMode, Permissions, RuntimeClient,
+    RuntimeKind,
+};
 pub use name::{FunctionName, NameError};
 pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime};
 pub use scaling::ScalingConfig;

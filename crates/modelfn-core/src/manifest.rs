@@ -62,6 +62,37 @@ pub struct Manifest {
     /// `AWS_ENDPOINT_URL`) or `"host"` (the host's network).
     #[serde(default, skip_serializing_if = "NetworkMode::is_none")]
     pub network: NetworkMode,
+    /// What the function may call through modelfn, as an execution role would allow:
+    /// nothing unless granted.
+    #[serde(default, skip_serializing_if = "Permissions::is_empty")]
+    pub permissions: Permissions,
+}
+
+/// The calls a function may make to modelfn (deny by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    /// Functions it may invoke, by name; `"*"` grants every function.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invoke: Vec<String>,
+}
+
+impl Permissions {
+    fn is_empty(&self) -> bool {
+        self.invoke.is_empty()
+    }
+
+    /// Whether the function may invoke `target`.
+    pub fn may_invoke(&self, target: &str) -> bool {
+        self.invoke.iter().any(|g| g == "*" || g == target)
+    }
+}
+
+/// A function calling modelfn from inside its sandbox: who it is and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCaller {
+    pub function: String,
+    pub permissions: Permissions,
 }
 
 /// The network a code function's sandbox sees.
@@ -203,6 +234,16 @@ impl Manifest {
         }
         for layer in &self.layers {
             parse_layer_ref(layer).map_err(ManifestError::Invalid)?;
+        }
+        for target in &self.permissions.invoke {
+            if target != "*" {
+                FunctionName::parse(target).map_err(|e| {
+                    ManifestError::Invalid(format!(
+                        "[permissions] invoke names {target:?}: {} (or use \"*\" for every function)",
+                        e.reason
+                    ))
+                })?;
+            }
         }
         let rt = self.runtime.as_str();
         match self.runtime {

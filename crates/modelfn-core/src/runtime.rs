@@ -26,6 +26,8 @@ pub struct FunctionSpec {
     pub layers: Vec<PathBuf>,
     /// Settings a running instance reads live (changed by `modelfn config`).
     pub tuning: Arc<LiveTuning>,
+    /// The function's own access key (id, secret), scoped to its `[permissions]`.
+    pub credentials: Option<(String, String)>,
 }
 
 /// Batching settings an instance reads on every batch, so that a change applies at once.

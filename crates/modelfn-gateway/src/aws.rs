@@ -41,20 +41,76 @@ pub fn error_with(
     resp
 }
 
-/// Checks the request's SigV4 signature against the access key it names. Answers the
-/// error response to send when it is not accepted.
+/// What a signed request asks for: the service it is signed for and, for an
+/// invocation, the function. A function's own key may only invoke what the function's
+/// `[permissions]` grant, and may not read the management API.
+pub struct Access<'a> {
+    pub service: &'a str,
+    pub invoke: Option<&'a str>,
+}
+
+/// Checks the request's SigV4 signature against the access key it names, and that the
+/// key may do what is asked. Answers the error response to send when it is not accepted.
 pub async fn authenticate(
     state: &AppState,
-    service: &str,
+    access: Access<'_>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
     request_id: &str,
 ) -> Result<(), Box<Response>> {
-    check_signature(state, service, method, uri, headers, body, request_id)
-        .await
-        .map_err(Box::new)
+    check_signature(
+        state,
+        access.service,
+        method,
+        uri,
+        headers,
+        body,
+        request_id,
+    )
+    .await
+    .map_err(Box::new)?;
+    let Some(id) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| sigv4::parse_authorization(v).ok())
+        .map(|a| a.access_key_id)
+    else {
+        return Ok(());
+    };
+    let owner = state.control.key_function(&id).await.map_err(|e| {
+        Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            &e.to_string(),
+            request_id,
+        ))
+    })?;
+    let Some(function) = owner else {
+        return Ok(());
+    };
+    let allowed = match access.invoke {
+        Some(target) => state
+            .control
+            .permissions(&function)
+            .await
+            .is_ok_and(|p| p.may_invoke(target)),
+        None => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let what = access
+        .invoke
+        .map(|t| format!("invoke {t}"))
+        .unwrap_or_else(|| "read the management API".into());
+    Err(Box::new(error(
+        StatusCode::FORBIDDEN,
+        "AccessDeniedException",
+        &format!("the access key of function {function} is not allowed to {what} (grant it with [permissions] invoke in its modelfn.toml)"),
+        request_id,
+    )))
 }
 
 #[allow(clippy::result_large_err)] // the error is the response itself; `authenticate` boxes it

@@ -9,7 +9,12 @@
 //! 4 KB of the invocation's log in `X-Amz-Log-Result`. A function error is HTTP 200 with
 //! `X-Amz-Function-Error: Unhandled`, as on Lambda; API errors carry `x-amzn-ErrorType`.
 
-use crate::aws::{authenticate, error, error_with};
+use crate::aws::{authenticate, error, error_with, Access};
+
+const MANAGE: Access<'static> = Access {
+    service: "lambda",
+    invoke: None,
+};
 use crate::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -85,8 +90,7 @@ pub async fn get_function(
     Path(raw): Path<String>,
 ) -> Response {
     let request_id = new_request_id();
-    if let Err(resp) =
-        authenticate(&state, "lambda", &method, &uri, &headers, b"", &request_id).await
+    if let Err(resp) = authenticate(&state, MANAGE, &method, &uri, &headers, b"", &request_id).await
     {
         return *resp;
     }
@@ -114,8 +118,7 @@ pub async fn list_functions(
     headers: HeaderMap,
 ) -> Response {
     let request_id = new_request_id();
-    if let Err(resp) =
-        authenticate(&state, "lambda", &method, &uri, &headers, b"", &request_id).await
+    if let Err(resp) = authenticate(&state, MANAGE, &method, &uri, &headers, b"", &request_id).await
     {
         return *resp;
     }
@@ -162,20 +165,16 @@ pub async fn invoke(
             )
         }
     };
-    if let Err(resp) = authenticate(
-        &state,
-        "lambda",
-        &method,
-        &uri,
-        &headers,
-        &body,
-        &request_id,
-    )
-    .await
+    let (name, name_qualifier) = parse_function_name(&raw);
+    let access = Access {
+        service: "lambda",
+        invoke: Some(&name),
+    };
+    if let Err(resp) =
+        authenticate(&state, access, &method, &uri, &headers, &body, &request_id).await
     {
         return *resp;
     }
-    let (name, name_qualifier) = parse_function_name(&raw);
     let query_qualifier = uri
         .query()
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())

@@ -5,7 +5,7 @@
 //! A missing endpoint is a 400 `ValidationError`, as on SageMaker; a request the model
 //! refuses or a model failure is a 424 `ModelError` carrying the original status.
 
-use crate::aws::{authenticate, error_with};
+use crate::aws::{authenticate, error_with, Access};
 use crate::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -59,16 +59,12 @@ pub async fn invoke_endpoint(
             )
         }
     };
-    if let Err(resp) = authenticate(
-        &state,
-        "sagemaker",
-        &method,
-        &uri,
-        &headers,
-        &body,
-        &request_id,
-    )
-    .await
+    let access = Access {
+        service: "sagemaker",
+        invoke: Some(&name),
+    };
+    if let Err(resp) =
+        authenticate(&state, access, &method, &uri, &headers, &body, &request_id).await
     {
         return *resp;
     }

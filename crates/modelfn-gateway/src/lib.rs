@@ -20,6 +20,8 @@ pub mod invoke;
 pub mod oip;
 pub mod openapi;
 pub mod ops;
+pub mod sandbox;
+pub mod serve;
 pub mod sigv4;
 pub mod urls;
 

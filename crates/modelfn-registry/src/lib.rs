@@ -5,6 +5,7 @@
 pub mod artifacts;
 pub mod metadata;
 pub mod package;
+pub mod tar_guard;
 
 pub use artifacts::{ArtifactStore, LocalArtifactStore};
 pub use metadata::{

@@ -2,6 +2,7 @@
 //! `modelfn.toml` at its root. Unpacking refuses anything that could escape the target
 //! directory (absolute paths, `..`, links, devices) and enforces the size limits.
 
+use crate::tar_guard::TarGuard;
 use crate::RegistryError;
 use flate2::read::GzDecoder;
 use std::io::Read;
@@ -51,6 +52,10 @@ pub fn check_compressed(len: u64, limits: &PackageLimits) -> Result<(), Registry
     Ok(())
 }
 
+/// Most files and directories in one package (Lambda's limits are in bytes; this bounds
+/// inodes, which bytes alone do not).
+pub const MAX_ENTRIES: u64 = 100_000;
+
 /// Unpacks `archive` (tar.gz) into `dest`, which must exist and be empty.
 pub fn unpack(
     archive: &[u8],
@@ -63,14 +68,27 @@ pub fn unpack(
             "the package is not a gzip-compressed tar archive (make one with `tar -czf fn.tar.gz -C DIR .`, or use `modelfn deploy DIR`)",
         ));
     }
-    let mut tar = tar::Archive::new(GzDecoder::new(archive));
+    let guard = TarGuard::new(GzDecoder::new(archive));
+    let refused = guard.refused.clone();
+    let mut tar = tar::Archive::new(guard);
     let mut total: u64 = 0;
     let mut files = 0;
+    let corrupt = |e: std::io::Error, what: &str| match refused.borrow().clone() {
+        Some(why) => invalid(format!("the package is refused: {why}")),
+        None => invalid(format!("{what}: {e}")),
+    };
     let entries = tar
         .entries()
-        .map_err(|e| invalid(format!("the package cannot be read: {e}")))?;
+        .map_err(|e| corrupt(e, "the package cannot be read"))?;
+    let mut count: u64 = 0;
     for entry in entries {
-        let mut entry = entry.map_err(|e| invalid(format!("the package is corrupt: {e}")))?;
+        let mut entry = entry.map_err(|e| corrupt(e, "the package is corrupt"))?;
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(invalid(format!(
+                "the package has more than {MAX_ENTRIES} files and directories"
+            )));
+        }
         let path = entry
             .path()
             .map_err(|e| invalid(format!("a file name in the package is unreadable: {e}")))?
@@ -110,8 +128,13 @@ pub fn unpack(
         }
         let mut out = std::fs::File::create(&target)?;
         // Copy at most the declared size: a lying header cannot overrun the limit.
-        let copied = std::io::copy(&mut (&mut entry).take(size), &mut out)
-            .map_err(|e| invalid(format!("the package is corrupt at {shown:?}: {e}")))?;
+        let copied = std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+                RegistryError::Storage(format!("the server's disk is full while unpacking: {e}"))
+            } else {
+                corrupt(e, &format!("the package is corrupt at {shown:?}"))
+            }
+        })?;
         if copied != size {
             return Err(invalid(format!("the package is truncated at {shown:?}")));
         }
@@ -199,6 +222,59 @@ mod tests {
             std::fs::read(dir.path().join("sub/model.onnx")).unwrap(),
             b"12345"
         );
+    }
+
+    /// A gzip stream of one GNU long-name header of `len` bytes, then a file.
+    fn long_name_bomb(len: u64) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_size(len);
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_cksum();
+        enc.write_all(h.as_bytes()).unwrap();
+        let chunk = vec![b'a'; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            enc.write_all(&chunk[..n]).unwrap();
+            left -= n as u64;
+        }
+        enc.write_all(&vec![0u8; (512 - (len % 512) as usize) % 512 + 1024])
+            .unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn extension_headers_are_bounded_before_they_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let bomb = long_name_bomb(64 << 20);
+        assert!(bomb.len() < 1 << 20, "{} bytes compressed", bomb.len());
+        let e = unpack(&bomb, dir.path(), &PackageLimits::default()).unwrap_err();
+        assert!(
+            matches!(&e, RegistryError::InvalidPackage(m) if m.contains("extension header (type 'L') of 67108864 bytes")),
+            "{e}"
+        );
+        // Long names within bounds, and PAX records, still unpack.
+        let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(enc);
+        let long = format!("{}/model.onnx", "d".repeat(150));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        b.append_data(&mut h, &long, &b"abc"[..]).unwrap();
+        b.append_pax_extensions([("comment", "x".repeat(1000).as_bytes())])
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "after-pax", &b"ok"[..]).unwrap();
+        let a = b.into_inner().unwrap().finish().unwrap();
+        let u = unpack(&a, dir.path(), &PackageLimits::default()).unwrap();
+        assert_eq!(u.files, 2);
+        assert_eq!(std::fs::read(dir.path().join(&long)).unwrap(), b"abc");
+        assert_eq!(std::fs::read(dir.path().join("after-pax")).unwrap(), b"ok");
     }
 
     #[test]

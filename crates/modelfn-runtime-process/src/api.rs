@@ -72,6 +72,31 @@ fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// Connections one instance may hold open to its Runtime API (clients use one or two).
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// Serves the Runtime API on `listener`, at most [`MAX_CONNECTIONS`] at once: a function
+/// opening more has them closed, so it cannot spend the server's descriptors.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            drop(slot);
+        });
+    }
+}
+
 /// The Runtime API routes for one instance.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()

@@ -9,8 +9,8 @@ use crate::output::{OutputCapture, Target};
 use crate::sandbox::{Launch, Net, Sandbox, UidRange};
 use crate::spawn::{self, Endpoints, SANDBOX_API_PORT, SANDBOX_ENDPOINT_PORT};
 use modelfn_core::{
-    BoxFuture, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError,
-    LogSink, NetworkMode, Runtime,
+    BoxFuture, FunctionCaller, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput,
+    InvokeError, LogSink, NetworkMode, Runtime,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +20,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Serves modelfn's own API on a listener inside a sandbox (set by the server once its
-/// router exists), so that a function's `AWS_ENDPOINT_URL` reaches this modelfn.
-pub type ServeFn = Arc<dyn Fn(tokio::net::TcpListener) -> BoxFuture<'static, ()> + Send + Sync>;
+/// router exists), so that a function's `AWS_ENDPOINT_URL` reaches this modelfn; every
+/// request on it is the function's, held to its `[permissions]`.
+pub type ServeFn =
+    Arc<dyn Fn(tokio::net::TcpListener, FunctionCaller) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// How function processes are run on this server.
 pub struct ProcessConfig {
@@ -33,9 +35,6 @@ pub struct ProcessConfig {
     pub region: String,
     /// This server's URL, for `AWS_ENDPOINT_URL` of `network = "host"` functions.
     pub endpoint: Arc<OnceLock<String>>,
-    /// The access key functions get as `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, so
-    /// that AWS SDK calls from a function reach this modelfn signed.
-    pub credentials: Arc<OnceLock<(String, String)>>,
     /// modelfn's API for sandboxes, once the server has built it.
     pub gateway: Arc<watch::Sender<Option<ServeFn>>>,
     /// The sandbox, or why code functions cannot run here.
@@ -88,7 +87,6 @@ impl ProcessConfig {
             python,
             region: "us-east-1".into(),
             endpoint: Arc::new(OnceLock::new()),
-            credentials: Arc::new(OnceLock::new()),
             gateway: Arc::new(watch::channel(None).0),
             sandbox: Sandbox::detect(uids, extra),
             cgroups,
@@ -310,12 +308,14 @@ impl ProcessInstance {
         let mut tasks = Vec::new();
         let listener = tokio_listener(api_listener)?;
         let app = api::router(state.clone());
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        }));
+        tasks.push(tokio::spawn(api::serve(listener, app)));
         if let Some(l) = endpoint_listener {
             let listener = tokio_listener(l)?;
             let mut gateway = cfg.gateway.subscribe();
+            let caller = FunctionCaller {
+                function: function.clone(),
+                permissions: m.permissions.clone(),
+            };
             tasks.push(tokio::spawn(async move {
                 let serve = gateway
                     .wait_for(Option::is_some)
@@ -323,7 +323,7 @@ impl ProcessInstance {
                     .ok()
                     .and_then(|g| g.clone());
                 if let Some(serve) = serve {
-                    serve(listener).await;
+                    serve(listener, caller).await;
                 }
             }));
         }

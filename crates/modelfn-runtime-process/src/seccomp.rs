@@ -111,7 +111,7 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<Vec<u8>
 pub fn programs() -> Result<Vec<Vec<u8>>, String> {
     let mut deny: BTreeMap<i64, Vec<SeccompRule>> = DENIED
         .iter()
-        .map(|nr| (i64::from(*nr), Vec::new()))
+        .map(|nr| (*nr, Vec::new()))
         .collect();
     let clone_rules = NAMESPACE_FLAGS
         .iter()
@@ -122,8 +122,8 @@ pub fn programs() -> Result<Vec<Vec<u8>>, String> {
                 .map_err(|e| e.to_string())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    deny.insert(i64::from(libc::SYS_clone), clone_rules);
-    let clone3 = BTreeMap::from([(i64::from(libc::SYS_clone3), Vec::new())]);
+    deny.insert(libc::SYS_clone, clone_rules);
+    let clone3 = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
     Ok(vec![
         compile(deny, libc::EPERM)?,
         compile(clone3, libc::ENOSYS)?,

@@ -104,7 +104,7 @@ pub fn environment(
     if let Some(url) = at.endpoint {
         set("AWS_ENDPOINT_URL", url.to_string());
     }
-    if let Some((id, secret)) = cfg.credentials.get() {
+    if let Some((id, secret)) = &spec.credentials {
         set("AWS_ACCESS_KEY_ID", id.clone());
         set("AWS_SECRET_ACCESS_KEY", secret.clone());
     }

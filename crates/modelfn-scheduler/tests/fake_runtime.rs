@@ -110,6 +110,7 @@ fn spec(timeout_ms: u64) -> Arc<FunctionSpec> {
         code_sha256: "0".repeat(64),
         layers: vec![],
         tuning: Default::default(),
+        credentials: None,
     })
 }
 

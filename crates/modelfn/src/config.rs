@@ -44,6 +44,11 @@ struct FileConfig {
     aws_allow_unsigned: Option<bool>,
     function_python: Option<String>,
     function_uid_base: Option<u32>,
+    max_connections: Option<usize>,
+    listen_backlog: Option<u32>,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
     function_uid_count: Option<u32>,
     ort_library: Option<PathBuf>,
     install_onnxruntime: Option<bool>,
@@ -64,6 +69,16 @@ pub struct ServeConfig {
     pub function_python: Option<String>,
     /// The uids functions' sandboxes run as, one per function (when modelfn runs as root).
     pub function_uids: UidRange,
+    /// Open client connections at most (default: below the open-file limit).
+    pub max_connections: Option<usize>,
+    /// The listen backlog (default: the system's somaxconn).
+    pub listen_backlog: Option<u32>,
+    /// Time for a client to send a request's headers.
+    pub header_timeout: std::time::Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// After SIGTERM, requests in flight get this long; then connections are cut.
+    pub shutdown_timeout: std::time::Duration,
     /// Invocations running at once on this server (all functions).
     pub max_concurrency: usize,
     /// Invocations waiting per function before 429.
@@ -100,6 +115,11 @@ impl ServeConfig {
             max_layer_bytes: 250 * 1024 * 1024,
             function_python: std::env::var("MODELFN_PYTHON").ok(),
             function_uids: UidRange::default(),
+            max_connections: None,
+            listen_backlog: None,
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+            shutdown_timeout: std::time::Duration::from_secs(10),
             max_concurrency: 10_000,
             queue_depth: 10_000,
             aws_allow_unsigned: false,
@@ -148,6 +168,22 @@ impl ServeConfig {
             if let Some(v) = f.function_uid_count {
                 c.function_uids.count = v;
             }
+            if f.max_connections.is_some() {
+                c.max_connections = f.max_connections;
+            }
+            if f.listen_backlog.is_some() {
+                c.listen_backlog = f.listen_backlog;
+            }
+            let ms = std::time::Duration::from_millis;
+            if let Some(v) = f.header_timeout_ms {
+                c.header_timeout = ms(v);
+            }
+            if let Some(v) = f.idle_timeout_ms {
+                c.idle_timeout = ms(v);
+            }
+            if let Some(v) = f.shutdown_timeout_ms {
+                c.shutdown_timeout = ms(v);
+            }
             if let Some(v) = f.max_concurrency {
                 c.max_concurrency = v;
             }
@@ -179,6 +215,12 @@ impl ServeConfig {
             c.listen = l
                 .parse()
                 .with_context(|| format!("listen = {l:?} is not an address like 127.0.0.1:8080"))?;
+        }
+        if c.max_connections == Some(0) || c.listen_backlog == Some(0) {
+            bail!("max_connections and listen_backlog must be more than 0");
+        }
+        if c.header_timeout.is_zero() || c.idle_timeout.is_zero() {
+            bail!("header_timeout_ms and idle_timeout_ms must be more than 0");
         }
         if c.max_concurrency == 0 {
             bail!("max_concurrency must be more than 0");

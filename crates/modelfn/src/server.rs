@@ -6,6 +6,7 @@ use crate::config::ServeConfig;
 use anyhow::{Context, Result};
 use modelfn_control::{ControlPlane, Limits};
 use modelfn_core::{Runtime, RuntimeKind};
+use modelfn_gateway::serve::{self, FrontDoor};
 use modelfn_gateway::{router, AppState, GatewayConfig};
 use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
@@ -19,6 +20,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
+
+/// Connections one sandbox may hold open to modelfn's API.
+const SANDBOX_CONNECTIONS: usize = 64;
 
 /// The admin token's file in the data directory.
 pub const TOKEN_FILE: &str = "admin-token";
@@ -97,8 +101,18 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         .with_context(|| format!("creating the data directory {}", data.display()))?;
     set_mode(data, 0o700)?;
     let token = admin_token(data)?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
+    // Connections are bounded below the open-file limit, with room kept for instances,
+    // the database and logs.
+    let nofile = serve::raise_nofile();
+    let fd_room = (nofile.saturating_sub(512) as usize).max(64);
+    let door = FrontDoor {
+        header_read_timeout: cfg.header_timeout,
+        idle_timeout: cfg.idle_timeout,
+        max_connections: cfg.max_connections.unwrap_or(fd_room).min(fd_room),
+        shutdown_timeout: cfg.shutdown_timeout,
+    };
+    let backlog = cfg.listen_backlog.unwrap_or_else(serve::somaxconn);
+    let listener = serve::listen(cfg.listen, backlog)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
 
@@ -151,7 +165,6 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         cfg.function_uids,
     );
     let _ = process_cfg.endpoint.set(format!("http://{addr}"));
-    let function_credentials = process_cfg.credentials.clone();
     let sandbox_gateway = process_cfg.gateway.clone();
     let processes = Arc::new(
         ProcessRuntime::new(process_cfg).context("preparing the function process runtime")?,
@@ -183,11 +196,10 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         scheduler,
         limits,
     ));
-    let creds = control
-        .function_credentials()
+    control
+        .revoke_shared_function_key()
         .await
-        .context("creating the functions' access key")?;
-    let _ = function_credentials.set(creds);
+        .context("revoking the shared function key of earlier releases")?;
     let restored = control
         .restore()
         .await
@@ -212,10 +224,14 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let app = router(state);
     // Sandboxes reach this modelfn through a listener inside their own network namespace.
     let inner = app.clone();
-    let serve: ServeFn = Arc::new(move |listener| {
-        let app = inner.clone();
+    let serve: ServeFn = Arc::new(move |listener, caller| {
+        let app = modelfn_gateway::sandbox::for_function(inner.clone(), caller);
+        let door = FrontDoor {
+            max_connections: SANDBOX_CONNECTIONS,
+            ..FrontDoor::default()
+        };
         Box::pin(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = serve::serve(listener, app, door, std::future::pending()).await;
         })
     });
     sandbox_gateway.send_replace(Some(serve));
@@ -230,11 +246,18 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let _ = std::io::stdout().flush();
 
     let exit_with_stdin = cfg.exit_with_stdin;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal(exit_with_stdin))
-            .await
-    });
+    tracing::info!(
+        max_connections = door.max_connections,
+        backlog,
+        open_files = nofile,
+        "front door"
+    );
+    let task = tokio::spawn(serve::serve(
+        listener,
+        app,
+        door,
+        shutdown_signal(exit_with_stdin),
+    ));
     Ok(RunningServer {
         addr,
         control,

@@ -3,7 +3,7 @@
 //! fail. These are the tests behind the claims of SECURITY.md.
 
 mod common;
-use common::{copy_dir, header, invoke, json, Server};
+use common::{copy_dir, header, invoke, json, run_client, Server};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -93,6 +93,7 @@ fn a_hostile_function_cannot_reach_its_neighbour_or_the_server() {
         }),
     );
 
+    let attacker_key = r["key"].clone();
     // No view of the victim: its pid, environment and temporary files.
     assert_eq!(r["pids"], json!([1, 2]), "only its own sandbox's processes");
     assert_eq!(r["secret_seen_in"], json!([]), "{r}");
@@ -120,6 +121,53 @@ fn a_hostile_function_cannot_reach_its_neighbour_or_the_server() {
         assert!(r["uid"].as_u64().unwrap() >= 200_000, "{r}");
         assert_eq!(r["dev_shm"], "written", "its own /dev/shm");
     }
+
+    // modelfn's API from inside the sandbox: only what the manifest grants (nothing).
+    for path in [
+        "/v1/functions/victim/invoke",
+        "/2015-03-31/functions/victim/invocations",
+        "/endpoints/victim/invocations",
+        "/v1/functions",
+        "/v1/keys",
+    ] {
+        let (_, r) = call(&s, "attacker", json!({"action": "call", "path": path}));
+        assert_eq!(r["status"], 403, "{path}: {r}");
+    }
+    let (_, r) = call(
+        &s,
+        "attacker",
+        json!({"action": "call", "path": "/v1/functions", "method": "GET"}),
+    );
+    assert_eq!(r["status"], 403, "listing functions: {r}");
+    // A function granted `invoke = ["victim"]` may invoke it, and nothing else.
+    deploy_hostile(
+        &s,
+        work.path(),
+        "friend",
+        "\n[permissions]\ninvoke = [\"victim\"]\n",
+    );
+    let (_, r) = call(
+        &s,
+        "friend",
+        json!({"action": "call", "path": "/v1/functions/victim/invoke"}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    let (_, r) = call(
+        &s,
+        "friend",
+        json!({"action": "call", "path": "/v1/functions/attacker/invoke"}),
+    );
+    assert_eq!(r["status"], 403, "{r}");
+
+    // The friend's own key, leaked and used from outside, is held to the same grants.
+    let (_, r) = call(&s, "friend", json!({"action": "probe"}));
+    let (id, secret) = (r["key"][0].as_str().unwrap(), r["key"][1].as_str().unwrap());
+    assert_ne!(r["key"], attacker_key, "each function has its own key");
+    let (ok, text) = run_client(
+        "lambda_denied.py",
+        &[&s.url, id, secret, "attacker", "victim"],
+    );
+    assert!(ok, "{text}");
 
     // The victim is untouched: still warm, its secret still in its own /tmp.
     let (headers, v) = call(&s, "victim", json!({"action": "probe"}));

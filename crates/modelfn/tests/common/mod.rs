@@ -35,7 +35,31 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(bin())
+        Self::start_command(data_dir, extra, Command::new(bin()))
+    }
+
+    /// A server whose open-file limit (soft and hard) is `nofile`, as under `ulimit -n`.
+    pub fn start_with_nofile(data_dir: &Path, extra: &[&str], nofile: u64) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(bin());
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::start_command(data_dir, extra, cmd)
+    }
+
+    fn start_command(data_dir: &Path, extra: &[&str], mut cmd: Command) -> Server {
+        let mut child = cmd
             .args([
                 "serve",
                 "--listen",

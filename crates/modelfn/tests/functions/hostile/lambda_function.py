@@ -57,6 +57,7 @@ def probe(event):
         "tmp": sorted(os.listdir("/tmp")),
         "dev_shm": outcome(lambda: open("/dev/shm/hostile", "w").write("x") and "written"),
         "root": sorted(os.listdir("/")),
+        "key": [os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")],
     }
 
 
@@ -100,8 +101,24 @@ def fork_many(event):
     return {"started": len(kids), "failed": failed}
 
 
+def call(event):
+    """POSTs to this modelfn (AWS_ENDPOINT_URL) as the function; answers the status."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(os.environ["AWS_ENDPOINT_URL"] + event["path"], method=event.get("method", "POST"),
+                                 data=b"{}" if event.get("method", "POST") == "POST" else None,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return {"status": r.status, "body": r.read().decode()}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read().decode()}
+
+
 def lambda_handler(event, context):
     action = event.get("action")
+    if action == "call":
+        return call(event)
     if action == "probe":
         return probe(event)
     if action == "fill_tmp":

@@ -1,0 +1,313 @@
+//! The front door's connections, bounded: every client is an attacker.
+//!
+//! - The listener is opened with the system's `somaxconn` as its backlog (not 128), so a
+//!   burst waits in the kernel rather than being reset.
+//! - A request's headers must arrive within `header_read_timeout`; a connection with no
+//!   request in flight for `idle_timeout` is closed.
+//! - At most `max_connections` are open (kept below the file-descriptor limit, which
+//!   [`raise_nofile`] lifts to its hard maximum at start). When a new client arrives at
+//!   the cap, the connection idle the longest (no request in flight: a slow or silent
+//!   client, or a keep-alive one) is closed to make room, so idle connections cannot
+//!   lock the server out; when none is idle, the newcomer is closed.
+//! - Shutdown stops accepting, lets requests in flight finish, and cuts whatever is
+//!   still open after `shutdown_timeout`.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tower::ServiceExt;
+
+/// The limits of the front door.
+#[derive(Debug, Clone)]
+pub struct FrontDoor {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for FrontDoor {
+    fn default() -> Self {
+        FrontDoor {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The kernel's cap on listen backlogs (`net.core.somaxconn`), 4096 if unreadable.
+pub fn somaxconn() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+/// Raises the soft limit on open files to the hard limit; answers the soft limit now.
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit write and read one struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// A listener with the given backlog.
+pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// One open connection, as the cap and the idle timer see it.
+struct Conn {
+    in_flight: AtomicUsize,
+    /// Milliseconds since the door opened, at the last request's end (or the accept).
+    last_active: AtomicU64,
+    close: Notify,
+}
+
+struct Table {
+    started: Instant,
+    next: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// Signalled each time a connection closes.
+    closed: Notify,
+}
+
+impl Table {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Asks the connection idle the longest to close.
+    fn evict_idlest(&self) {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let idlest = conns
+            .values()
+            .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|c| c.last_active.load(Ordering::Relaxed));
+        if let Some(c) = idlest {
+            c.close.notify_one();
+        }
+    }
+
+    fn open(&self) -> (u64, Arc<Conn>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let c = Arc::new(Conn {
+            in_flight: AtomicUsize::new(0),
+            last_active: AtomicU64::new(self.now_ms()),
+            close: Notify::new(),
+        });
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, c.clone());
+        (id, c)
+    }
+
+    fn close(&self, id: u64) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.closed.notify_one();
+    }
+
+    fn len(&self) -> usize {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Counts a request as in flight until its response body is dropped.
+struct InFlight {
+    conn: Arc<Conn>,
+    table: Arc<Table>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.conn
+            .last_active
+            .store(self.table.now_ms(), Ordering::Relaxed);
+        self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] until sent.
+struct Tracked {
+    inner: Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves `app` on `listener` within `door`'s limits until `shutdown` resolves, then
+/// drains for at most `door.shutdown_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    door: FrontDoor,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let table = Arc::new(Table {
+        started: Instant::now(),
+        next: AtomicU64::new(0),
+        conns: Mutex::new(HashMap::new()),
+        closed: Notify::new(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(door.header_read_timeout);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    'serving: loop {
+        // Room first: at the cap, close the idlest connection and wait for a close.
+        while table.len() >= door.max_connections {
+            table.evict_idlest();
+            tokio::select! {
+                _ = &mut shutdown => break 'serving,
+                _ = table.closed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => a,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors or a connection reset while queued: keep serving.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (id, conn) = table.open();
+        let (app, table, builder, door) =
+            (app.clone(), table.clone(), builder.clone(), door.clone());
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let svc_conn = conn.clone();
+            let svc_table = table.clone();
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                svc_conn.in_flight.fetch_add(1, Ordering::AcqRel);
+                let guard = InFlight {
+                    conn: svc_conn.clone(),
+                    table: svc_table.clone(),
+                };
+                let app = app.clone();
+                async move {
+                    let resp = app.oneshot(req.map(Body::new)).await?;
+                    Ok::<_, std::convert::Infallible>(resp.map(|inner| {
+                        Body::new(Tracked {
+                            inner,
+                            _guard: guard,
+                        })
+                    }))
+                }
+            });
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let tick = door.idle_timeout.min(Duration::from_secs(1));
+            let mut draining = *stop.borrow();
+            if draining {
+                connection.as_mut().graceful_shutdown();
+            }
+            loop {
+                tokio::select! {
+                    _ = connection.as_mut() => break,
+                    _ = conn.close.notified() => break,
+                    changed = stop.changed(), if !draining => {
+                        if changed.is_err() || *stop.borrow() {
+                            draining = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                    _ = tokio::time::sleep(tick) => {
+                        let idle_ms = table.now_ms().saturating_sub(conn.last_active.load(Ordering::Relaxed));
+                        if conn.in_flight.load(Ordering::Acquire) == 0
+                            && idle_ms >= door.idle_timeout.as_millis() as u64
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+            table.close(id);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(door.shutdown_timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = table.len(),
+            "shutdown deadline passed: closing the connections still open"
+        );
+        tasks.abort_all();
+    }
+    Ok(())
+}

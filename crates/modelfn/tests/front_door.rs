@@ -1,0 +1,156 @@
+//! The front door under abuse, end to end: idle connections beyond the open-file limit,
+//! a request whose headers never finish, and a client stuck mid-body at shutdown.
+
+mod common;
+use common::{curl, Server};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn addr(s: &Server) -> String {
+    s.url.trim_start_matches("http://").to_string()
+}
+
+fn config(dir: &std::path::Path, text: &str) -> String {
+    let path = dir.join("modelfn-test.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Lets this test process open more sockets than the server may.
+fn raise_own_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reads and writes one struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+#[test]
+fn idle_connections_past_the_file_limit_do_not_lock_the_server_out() {
+    raise_own_nofile();
+    let dir = tempfile::tempdir().unwrap();
+    // Headers may take a minute: only evicting idle connections can make room.
+    let cfg = config(dir.path(), "header_timeout_ms = 60000\n");
+    let s = Server::start_with_nofile(dir.path(), &["--config", &cfg], 1024);
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        match TcpStream::connect(addr(&s)) {
+            Ok(c) => idle.push(c),
+            Err(e) => panic!("connect {}: {e}", idle.len()),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let (code, body) = curl(&["--max-time", "5", &format!("{}/healthz", s.url)]);
+    let took = started.elapsed();
+    assert_eq!(code, 200, "{body}");
+    eprintln!("healthz with 2000 idle connections open: {took:?}");
+    drop(idle);
+}
+
+#[test]
+fn a_request_whose_headers_never_finish_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "header_timeout_ms = 500\n");
+    let s = Server::start_with(dir.path(), &["--config", &cfg]);
+    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    // The server closes the connection (possibly after a 408): read reaches the end.
+    let _ = c.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the half-sent request was held for {:?}",
+        started.elapsed()
+    );
+    // And the server still serves.
+    assert_eq!(curl(&[&format!("{}/healthz", s.url)]).0, 200);
+}
+
+#[test]
+fn sigterm_exits_within_the_deadline_with_a_client_stuck_mid_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "shutdown_timeout_ms = 1000\n");
+    let s = Server::start_with(dir.path(), &["--config", &cfg]);
+    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    c.write_all(
+        b"POST /v1/functions/anything/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"half\": ",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let status = s.stop();
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "the server took {took:?} to stop (deadline 1 s)"
+    );
+    drop(c);
+}
+
+fn peak_rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+#[test]
+fn a_package_with_a_1_gb_long_name_header_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.tar.gz");
+    // A GNU long-name header claiming 1 GB, and the gigabyte: about 1 MB compressed.
+    let ok = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import sys, tarfile, zlib
+ti = tarfile.TarInfo("././@LongLink"); ti.type = tarfile.GNUTYPE_LONGNAME; ti.size = 1 << 30
+c = zlib.compressobj(9, zlib.DEFLATED, 31)
+with open(sys.argv[1], "wb") as f:
+    f.write(c.compress(ti.tobuf(format=tarfile.GNU_FORMAT)))
+    chunk = b"a" * (1 << 20)
+    for _ in range(1024):
+        f.write(c.compress(chunk))
+    f.write(c.compress(b"\0" * 1024))
+    f.write(c.flush())
+"#,
+        )
+        .arg(&bomb)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "making the package");
+    let size = std::fs::metadata(&bomb).unwrap().len();
+    assert!(size < 2 << 20, "{size} bytes");
+    let s = Server::start(dir.path().join("data").as_path());
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{}/v1/functions", s.url),
+        "-H",
+        &format!("Authorization: Bearer {}", s.token()),
+        "-H",
+        "Content-Type: application/gzip",
+        "--data-binary",
+        &format!("@{}", bomb.display()),
+    ]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("extension header"), "{body}");
+    let peak = peak_rss_mb(s.child.id());
+    eprintln!("server peak RSS after the 1 GB long-name package: {peak} MB");
+    assert!(peak < 200, "the server peaked at {peak} MB");
+}
