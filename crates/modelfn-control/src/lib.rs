@@ -4,15 +4,21 @@
 //! A deploy is atomic: the package is unpacked, its manifest checked and an instance
 //! started from it before anything is recorded; only then is the new version written and
 //! swapped in. A failure at any step leaves the previous version serving.
+//!
+//! [`keys`] holds access keys (sealed by [`secrets`]); [`plans`] usage plans.
 
+pub mod keys;
 pub mod plans;
+pub mod secrets;
+
+pub use keys::{AccessKey, FUNCTION_KEY_PREFIX};
 
 use modelfn_core::manifest::parse_layer_ref;
 use modelfn_core::manifest::MANIFEST_FILE;
+use modelfn_core::ScalingConfig;
 use modelfn_core::{
     FunctionName, FunctionSpec, Invocation, InvocationOutput, InvokeError, Manifest, ModelSpec,
 };
-use modelfn_core::{Permissions, ScalingConfig};
 use modelfn_registry::package::mb;
 use modelfn_registry::{
     ArtifactStore, FunctionRecord, LayerRecord, LayerRef, MetadataStore, NewVersion, PackageLimits,
@@ -20,12 +26,10 @@ use modelfn_registry::{
 };
 use modelfn_scheduler::{FunctionStats, InvocationReport, Scheduler};
 use plans::{Admission, Meter, UsagePlan};
+use secrets::Sealer;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-
-/// Functions' own access keys are named `function:NAME`.
-pub const FUNCTION_KEY_PREFIX: &str = "function:";
 
 /// Why a control-plane operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,19 +148,8 @@ pub struct LayerInfo {
     pub unpacked_limit: u64,
 }
 
-/// An access key: the credentials AWS-protocol clients sign requests with.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccessKey {
-    pub access_key_id: String,
-    pub name: String,
-    pub created_at_ms: i64,
-    /// Shown once, when the key is created.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret_access_key: Option<String>,
-}
-
 /// `len` characters drawn uniformly from `alphabet`.
-fn random_text(alphabet: &[u8], len: usize) -> Result<String, ControlError> {
+pub(crate) fn random_text(alphabet: &[u8], len: usize) -> Result<String, ControlError> {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
@@ -196,6 +189,10 @@ pub struct ControlPlane {
     scheduler: Arc<Scheduler>,
     limits: Limits,
     deploys: tokio::sync::Mutex<()>,
+    sealer: Sealer,
+    /// API keys seen valid (SHA-256 → key id), so a keyed request costs no database
+    /// read; emptied when a key is deleted.
+    api_keys: std::sync::RwLock<HashMap<String, String>>,
 }
 
 impl ControlPlane {
@@ -204,6 +201,7 @@ impl ControlPlane {
         artifacts: Arc<dyn ArtifactStore>,
         scheduler: Arc<Scheduler>,
         limits: Limits,
+        sealer: Sealer,
     ) -> Self {
         ControlPlane {
             plans: std::sync::RwLock::new(Vec::new()),
@@ -214,7 +212,31 @@ impl ControlPlane {
             scheduler,
             limits,
             deploys: tokio::sync::Mutex::new(()),
+            sealer,
+            api_keys: std::sync::RwLock::new(HashMap::new()),
         }
+    }
+
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    pub(crate) fn api_keys_seen(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, String>> {
+        self.api_keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn remember_api_key(&self, hash: String, id: String) {
+        let mut seen = self.api_keys.write().unwrap_or_else(|p| p.into_inner());
+        if seen.len() < 100_000 {
+            seen.insert(hash, id);
+        }
+    }
+
+    pub(crate) fn forget_api_keys(&self) {
+        self.api_keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub fn scheduler(&self) -> &Arc<Scheduler> {
@@ -343,121 +365,6 @@ impl ControlPlane {
         Ok(self.meta.list_layers().await?)
     }
 
-    /// Creates an access key; its secret is in the answer and never shown again.
-    pub async fn create_key(&self, name: &str) -> Result<AccessKey, ControlError> {
-        if name.trim().is_empty() || name.len() > 128 {
-            return Err(ControlError::InvalidRequest(
-                "a key needs a name of 1 to 128 characters".into(),
-            ));
-        }
-        if name.starts_with(FUNCTION_KEY_PREFIX) {
-            return Err(ControlError::InvalidRequest(format!(
-                "key names starting with {FUNCTION_KEY_PREFIX:?} are the functions' own"
-            )));
-        }
-        self.new_key(name).await
-    }
-
-    async fn new_key(&self, name: &str) -> Result<AccessKey, ControlError> {
-        let id = format!(
-            "MFN{}",
-            random_text(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?
-        );
-        let secret = random_text(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-            40,
-        )?;
-        self.meta.put_access_key(&id, name, &secret).await?;
-        Ok(AccessKey {
-            access_key_id: id,
-            name: name.to_string(),
-            created_at_ms: modelfn_registry::now_ms(),
-            secret_access_key: Some(secret),
-        })
-    }
-
-    pub async fn list_keys(&self) -> Result<Vec<AccessKey>, ControlError> {
-        Ok(self
-            .meta
-            .list_access_keys()
-            .await?
-            .into_iter()
-            .map(|(access_key_id, name, created_at_ms)| AccessKey {
-                access_key_id,
-                name,
-                created_at_ms,
-                secret_access_key: None,
-            })
-            .collect())
-    }
-
-    pub async fn delete_key(&self, id: &str) -> Result<(), ControlError> {
-        if self.meta.delete_access_key(id).await? {
-            Ok(())
-        } else {
-            Err(ControlError::Missing(format!(
-                "access key '{id}' does not exist"
-            )))
-        }
-    }
-
-    /// A function's own access key (created with its first deploy, named
-    /// `function:NAME`): answers (id, secret). Requests signed with it may do only what
-    /// the function's `[permissions]` grant.
-    pub async fn function_key(&self, function: &str) -> Result<(String, String), ControlError> {
-        let name = format!("{FUNCTION_KEY_PREFIX}{function}");
-        if let Some((id, _, _)) = self
-            .meta
-            .list_access_keys()
-            .await?
-            .into_iter()
-            .find(|(_, n, _)| *n == name)
-        {
-            if let Some(secret) = self.meta.access_key_secret(&id).await? {
-                return Ok((id, secret));
-            }
-        }
-        let key = self.new_key(&name).await?;
-        Ok((key.access_key_id, key.secret_access_key.unwrap_or_default()))
-    }
-
-    /// Deletes the keys named `name` (a deleted function's, or the shared key that every
-    /// function held before functions had keys of their own).
-    async fn delete_keys_named(&self, name: &str) -> Result<(), ControlError> {
-        for (id, n, _) in self.meta.list_access_keys().await? {
-            if n == name {
-                self.meta.delete_access_key(&id).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Revokes the key every function shared in earlier releases.
-    pub async fn revoke_shared_function_key(&self) -> Result<(), ControlError> {
-        self.delete_keys_named("modelfn-functions").await
-    }
-
-    /// Whose key `id` is: `Some(function)` for a function's own key.
-    pub async fn key_function(&self, id: &str) -> Result<Option<String>, ControlError> {
-        Ok(self
-            .meta
-            .list_access_keys()
-            .await?
-            .into_iter()
-            .find(|(k, _, _)| k == id)
-            .and_then(|(_, n, _)| n.strip_prefix(FUNCTION_KEY_PREFIX).map(str::to_string)))
-    }
-
-    /// A function's grants, from its serving version's manifest (none if it is gone).
-    pub async fn permissions(&self, function: &str) -> Result<Permissions, ControlError> {
-        let Some(rec) = self.meta.get(function).await? else {
-            return Ok(Permissions::default());
-        };
-        Ok(Manifest::from_toml(&rec.manifest)
-            .map(|m| m.permissions)
-            .unwrap_or_default())
-    }
-
     /// Stores an API definition (checked by the gateway, which compiles it).
     pub async fn save_api(&self, name: &str, definition: &str) -> Result<(), ControlError> {
         Ok(self.meta.put_api(name, definition).await?)
@@ -522,9 +429,7 @@ impl ControlPlane {
         target: &str,
         presented: &str,
     ) -> Result<Admission, ControlError> {
-        use sha2::Digest;
-        let hash = hex::encode(sha2::Sha256::digest(presented.as_bytes()));
-        let Some(key) = self.meta.access_key_by_secret_hash(&hash).await? else {
+        let Some(key) = self.api_key_owner(presented).await? else {
             return Ok(Admission::Forbidden("a valid x-api-key is required".into()));
         };
         let plans = self.plans.read().unwrap_or_else(|p| p.into_inner());
@@ -581,18 +486,6 @@ impl ControlPlane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .usage(id)
-    }
-
-    /// Whether `presented` (an `x-api-key` value) is the secret of a modelfn key.
-    pub async fn api_key_valid(&self, presented: &str) -> Result<bool, ControlError> {
-        use sha2::Digest;
-        let hash = hex::encode(sha2::Sha256::digest(presented.as_bytes()));
-        Ok(self.meta.access_key_by_secret_hash(&hash).await?.is_some())
-    }
-
-    /// The secret of an access key, to verify a signature.
-    pub async fn key_secret(&self, id: &str) -> Result<Option<String>, ControlError> {
-        Ok(self.meta.access_key_secret(id).await?)
     }
 
     /// Saves a named test event for a function.

@@ -17,8 +17,8 @@ pub use error::{FunctionError, InvokeError};
 pub use invocation::{Invocation, InvocationOutput, ResponseFormat};
 pub use logs::{LogSink, LogStream};
 pub use manifest::{
-    FunctionCaller, Manifest, ManifestError, ModelSpec, NetworkMode, Permissions, RuntimeClient,
-    RuntimeKind,
+    Access, DoorAuth, FunctionCaller, Manifest, ManifestError, ModelSpec, NetworkMode, Permissions,
+    RuntimeClient, RuntimeKind,
 };
 pub use name::{FunctionName, NameError};
 pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime};

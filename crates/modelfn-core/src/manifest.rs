@@ -66,6 +66,39 @@ pub struct Manifest {
     /// nothing unless granted.
     #[serde(default, skip_serializing_if = "Permissions::is_empty")]
     pub permissions: Permissions,
+    /// Who may call the function on the native, OIP and KServe doors, beyond what the
+    /// server requires of every function.
+    #[serde(default, skip_serializing_if = "Access::is_default")]
+    pub access: Access,
+}
+
+/// How a door checks its callers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DoorAuth {
+    /// Anyone who can connect.
+    #[default]
+    None,
+    /// An API key of a modelfn access key, as `x-api-key`.
+    Key,
+    /// The admin token, as `Authorization: Bearer`.
+    Token,
+}
+
+/// A function's own access rules (`[access]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// The native invoke API, OIP and KServe: `"key"` to require an API key even where
+    /// the server does not.
+    #[serde(default)]
+    pub native: DoorAuth,
+}
+
+impl Access {
+    fn is_default(&self) -> bool {
+        *self == Access::default()
+    }
 }
 
 /// The calls a function may make to modelfn (deny by default).

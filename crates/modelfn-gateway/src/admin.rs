@@ -33,7 +33,7 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -124,5 +124,9 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.control.delete(&name).await?;
+    let dropped = state.events.drop_function(&name);
+    if dropped > 0 {
+        tracing::info!(function = %name, dropped, "dropped the deleted function's queued events");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -234,13 +234,31 @@ pub async fn invoke(
             )
         }
         "Event" => {
-            let control = state.control.clone();
-            let fname = name.clone();
-            tokio::spawn(async move {
-                if let Err(e) = control.invoke(&fname, inv).await {
-                    tracing::warn!(function = %fname, error = %e, "an Event invocation failed (no retries yet)");
+            match state.events.submit(state.control.clone(), &name, inv) {
+                Ok(()) => {}
+                Err(crate::events::Refused::TooLarge) => {
+                    return error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestTooLargeException",
+                        &format!(
+                            "Request must be smaller than {} bytes for the Event invocation type",
+                            crate::events::MAX_EVENT_BYTES
+                        ),
+                        &request_id,
+                    )
                 }
-            });
+                Err(crate::events::Refused::Full) => {
+                    let mut r = error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequestsException",
+                        "too many Event invocations are queued on this server: retry later",
+                        &request_id,
+                    );
+                    r.headers_mut()
+                        .insert("retry-after", HeaderValue::from_static("1"));
+                    return r;
+                }
+            }
             return with_ids(
                 StatusCode::ACCEPTED.into_response(),
                 &request_id,

@@ -148,3 +148,12 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
         format!("no route for {}", uri.path()),
     )
 }
+
+/// A known path with another method: 405 with a body that says so.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("{} does not take {method} (see /openapi.json)", uri.path()),
+    )
+}

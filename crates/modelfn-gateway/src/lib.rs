@@ -14,7 +14,9 @@ pub mod apis;
 pub mod aws;
 pub mod aws_lambda;
 pub mod aws_sagemaker;
+pub mod door_auth;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod invoke;
 pub mod oip;
@@ -49,6 +51,8 @@ pub struct GatewayConfig {
     pub aws_allow_unsigned: bool,
     /// The region AWS-protocol requests must be signed for.
     pub aws_region: String,
+    /// What the native, OIP and KServe doors require of callers.
+    pub invoke_auth: modelfn_core::DoorAuth,
 }
 
 impl GatewayConfig {
@@ -60,6 +64,7 @@ impl GatewayConfig {
             max_layer_bytes: 250 * 1024 * 1024,
             aws_allow_unsigned: false,
             aws_region: "us-east-1".into(),
+            invoke_auth: modelfn_core::DoorAuth::None,
         }
     }
 }
@@ -74,11 +79,14 @@ pub struct AppState {
     pub apis: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<apis::Api>>>>,
     /// Set once the registry has been restored and the server takes traffic.
     pub ready: Arc<AtomicBool>,
+    /// `Event` invocations waiting or running.
+    pub events: Arc<events::EventQueue>,
 }
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let token = axum::middleware::from_fn_with_state(state.clone(), admin::require_token);
+    let door_auth = axum::middleware::from_fn_with_state(state.clone(), door_auth::require);
     let admin = Router::new()
         .route("/v1/functions", get(admin::list).post(admin::deploy))
         .route(
@@ -111,7 +119,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/functions/{name}/invoke",
             post(invoke::invoke_post).get(invoke::invoke_get),
         )
-        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes))
+        .route_layer(door_auth.clone());
     let lambda = Router::new()
         .route(
             "/2015-03-31/functions/{name}/invocations",
@@ -165,7 +174,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{target}",
             get(oip::v1_model).post(oip::v1_predict),
         )
-        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes))
+        .route_layer(door_auth);
     let api_routes = Router::new()
         .route("/apis/{api}/{stage}", axum::routing::any(apis::serve::call))
         .route(
@@ -205,5 +215,6 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/readyz", get(health::readyz))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
 }

@@ -23,10 +23,18 @@ pub fn for_function(app: Router, caller: FunctionCaller) -> Router {
     ))
 }
 
-async fn guard(State(caller): State<Arc<FunctionCaller>>, req: Request, next: Next) -> Response {
+async fn guard(
+    State(caller): State<Arc<FunctionCaller>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     match target(req.uri().path()) {
         Target::Health => next.run(req).await,
-        Target::Function(f) if caller.permissions.may_invoke(&f) => next.run(req).await,
+        Target::Function(f) if caller.permissions.may_invoke(&f) => {
+            // The doors' own auth knows the caller by its sandbox.
+            req.extensions_mut().insert(caller.clone());
+            next.run(req).await
+        }
         Target::Function(f) => denied(&format!(
             "function {} is not allowed to invoke {f}: grant it in the caller's modelfn.toml ([permissions] invoke = [\"{f}\"])",
             caller.function
@@ -56,7 +64,7 @@ fn denied(message: &str) -> Response {
 }
 
 #[derive(Debug, PartialEq)]
-enum Target {
+pub(crate) enum Target {
     Health,
     Function(String),
     Other,
@@ -77,8 +85,8 @@ fn percent_decode_str(s: &str) -> String {
         .unwrap_or_else(|| s.to_string())
 }
 
-/// Which function a request on the sandbox listener invokes.
-fn target(path: &str) -> Target {
+/// Which function a request invokes (by its path, on any door).
+pub(crate) fn target(path: &str) -> Target {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let f = |s: &str| Target::Function(function_name(s));
     match parts.as_slice() {

@@ -90,6 +90,9 @@ pub async fn call(
             Err(e) => ApiError::from(e).into_response(),
         };
     }
+    // The caller's API key is the caller's credential, not the function's business.
+    let mut headers = headers;
+    headers.remove("x-api-key");
     let event = event_v2(
         &name,
         &method,

@@ -71,6 +71,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         Arc::new(artifacts),
         Arc::new(Scheduler::new(rt, logs.clone())),
         modelfn_control::Limits::default(),
+        modelfn_control::secrets::Sealer::new([7; 32]),
     ));
     let pkg = dir.join("pkg");
     std::fs::create_dir_all(&pkg).unwrap();
@@ -90,6 +91,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         logs,
         apis: Default::default(),
         ready: Arc::new(AtomicBool::new(true)),
+        events: Default::default(),
     })
 }
 

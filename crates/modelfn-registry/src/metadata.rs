@@ -92,17 +92,25 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The names of a function's saved events.
     async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError>;
 
-    /// Records an access key (id, name, secret).
-    async fn put_access_key(&self, id: &str, name: &str, secret: &str)
-        -> Result<(), RegistryError>;
-    /// The secret of an access key.
+    /// Records an access key: its id, name, secret as stored (sealed by the control
+    /// plane) and the SHA-256 of its API key (empty: none).
+    async fn put_access_key(
+        &self,
+        id: &str,
+        name: &str,
+        secret: &str,
+        api_key_sha256: &str,
+    ) -> Result<(), RegistryError>;
+    /// The secret of an access key, as stored.
     async fn access_key_secret(&self, id: &str) -> Result<Option<String>, RegistryError>;
+    /// Replaces the stored secret of an access key (sealing a clear one).
+    async fn update_access_key_secret(&self, id: &str, secret: &str) -> Result<(), RegistryError>;
     /// Every access key as (id, name, created at), without secrets.
     async fn list_access_keys(&self) -> Result<Vec<(String, String, i64)>, RegistryError>;
     /// Answers whether the key existed.
     async fn delete_access_key(&self, id: &str) -> Result<bool, RegistryError>;
 
-    /// The access key whose secret has this SHA-256 (hex), for `x-api-key`.
+    /// The access key whose API key has this SHA-256 (hex), for `x-api-key`.
     async fn access_key_by_secret_hash(
         &self,
         sha256_hex: &str,
@@ -427,15 +435,24 @@ impl MetadataStore for SqliteMetadataStore {
         id: &str,
         name: &str,
         secret: &str,
+        api_key_sha256: &str,
     ) -> Result<(), RegistryError> {
-        use sha2::Digest;
-        let hash = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+        let hash = api_key_sha256;
         sqlx::query("INSERT INTO access_keys (access_key_id, name, secret, created_at_ms, secret_sha256) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
             .bind(name)
             .bind(secret)
             .bind(now_ms())
             .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_access_key_secret(&self, id: &str, secret: &str) -> Result<(), RegistryError> {
+        sqlx::query("UPDATE access_keys SET secret = ? WHERE access_key_id = ?")
+            .bind(secret)
+            .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())

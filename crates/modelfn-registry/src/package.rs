@@ -102,9 +102,21 @@ pub fn unpack(
                 "the package path {shown:?} leaves the package (absolute or '..')"
             )));
         }
+        // A name the filesystem refuses (too long, say) is the package's fault; a full
+        // disk is the server's.
+        let written = |e: std::io::Error| {
+            // ENOSPC, EDQUOT
+            if matches!(e.raw_os_error(), Some(28) | Some(122)) {
+                RegistryError::Storage(format!("the server's disk is full while unpacking: {e}"))
+            } else {
+                invalid(format!(
+                    "the package entry {shown:?} cannot be written: {e}"
+                ))
+            }
+        };
         let kind = entry.header().entry_type();
         if kind.is_dir() {
-            std::fs::create_dir_all(dest.join(&path))?;
+            std::fs::create_dir_all(dest.join(&path)).map_err(written)?;
             set_mode(&dest.join(&path), 0o755)?;
             continue;
         }
@@ -124,12 +136,12 @@ pub fn unpack(
         }
         let target = dest.join(&path);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(written)?;
         }
-        let mut out = std::fs::File::create(&target)?;
+        let mut out = std::fs::File::create(&target).map_err(written)?;
         // Copy at most the declared size: a lying header cannot overrun the limit.
         let copied = std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+            if matches!(e.raw_os_error(), Some(28) | Some(122)) {
                 RegistryError::Storage(format!("the server's disk is full while unpacking: {e}"))
             } else {
                 corrupt(e, &format!("the package is corrupt at {shown:?}"))
@@ -275,6 +287,23 @@ mod tests {
         assert_eq!(u.files, 2);
         assert_eq!(std::fs::read(dir.path().join(&long)).unwrap(), b"abc");
         assert_eq!(std::fs::read(dir.path().join("after-pax")).unwrap(), b"ok");
+    }
+
+    #[test]
+    fn names_the_filesystem_refuses_are_the_packages_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(enc);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "x".repeat(300), &b"1"[..]).unwrap();
+        let a = b.into_inner().unwrap().finish().unwrap();
+        let e = unpack(&a, dir.path(), &PackageLimits::default()).unwrap_err();
+        assert!(
+            matches!(&e, RegistryError::InvalidPackage(m) if m.contains("cannot be written")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -132,7 +132,8 @@ def main():
             identity = json.loads(headers["Lambda-Runtime-Cognito-Identity"]) if headers.get("Lambda-Runtime-Cognito-Identity") else None
             content_type = headers.get("Content-Type", "")
             event = json.loads(body) if content_type.startswith("application/json") else body
-        except ValueError as e:
+        except Exception as e:  # ValueError, and RecursionError for deeply nested input
+            e = ValueError("the event is not valid JSON: %s" % type(e).__name__)
             err = error_body(e, "Runtime.UnmarshalError", request_id)
             log_error(err)
             client.error(request_id, err)
@@ -150,8 +151,8 @@ def main():
             client.respond(request_id, bytes(result), "application/octet-stream")
             continue
         try:
-            payload = json.dumps(result).encode()
-        except (TypeError, ValueError) as e:
+            payload = json.dumps(result, allow_nan=False).encode()  # NaN is not JSON
+        except (TypeError, ValueError, RecursionError) as e:
             err = {"errorMessage": "Unable to marshal response: %s" % e, "errorType": "Runtime.MarshalError",
                    "requestId": request_id, "stackTrace": []}
             log_error(err)

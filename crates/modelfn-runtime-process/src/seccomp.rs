@@ -109,10 +109,8 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<Vec<u8>
 
 /// The two BPF programs, as the bytes bubblewrap reads from `--add-seccomp-fd`.
 pub fn programs() -> Result<Vec<Vec<u8>>, String> {
-    let mut deny: BTreeMap<i64, Vec<SeccompRule>> = DENIED
-        .iter()
-        .map(|nr| (*nr, Vec::new()))
-        .collect();
+    let mut deny: BTreeMap<i64, Vec<SeccompRule>> =
+        DENIED.iter().map(|nr| (*nr, Vec::new())).collect();
     let clone_rules = NAMESPACE_FLAGS
         .iter()
         .map(|flag| {

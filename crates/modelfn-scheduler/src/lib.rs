@@ -176,6 +176,7 @@ impl Scheduler {
         scaling: ScalingConfig,
     ) -> Result<(), InvokeError> {
         let shared = self.runtime(spec.manifest.runtime)?.shared_instances();
+        self.check_provisioned(&scaling, shared)?;
         spec.tuning.set(&scaling);
         let name = spec.manifest.name.to_string();
         let slot = Arc::new(Slot::new(
@@ -202,6 +203,7 @@ impl Scheduler {
         let slot = self
             .slot(name)
             .ok_or_else(|| InvokeError::FunctionNotFound(name.to_string()))?;
+        self.check_provisioned(&scaling, slot.shared)?;
         let old = slot.scaling();
         slot.spec.tuning.set(&scaling);
         if old.reserved_concurrency != scaling.reserved_concurrency {
@@ -214,7 +216,26 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Starts the provisioned instances a function is missing, in the background.
+    /// Refuses provisioned concurrency over what the function may run at once (its
+    /// reserved concurrency, or the process guard for code functions).
+    fn check_provisioned(&self, scaling: &ScalingConfig, shared: bool) -> Result<(), InvokeError> {
+        let limit = if shared {
+            1
+        } else {
+            self.function_limit(scaling, shared)
+        };
+        let want = scaling.provisioned();
+        if want > limit && !shared {
+            return Err(InvokeError::InvalidInput(format!(
+                "provisioned_concurrency = {want} is more than this function may run at once ({limit}): raise reserved_concurrency first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts the provisioned instances a function is missing, in the background, one
+    /// at a time. Each start first checks that it is still wanted, so lowering the
+    /// setting, replacing the version or deleting the function stops a ramp.
     fn provision(self: &Arc<Self>, slot: Arc<Slot>) {
         let missing = slot.provisioned_missing();
         if missing == 0 {
@@ -223,8 +244,17 @@ impl Scheduler {
         lock(&slot.pool).starting += missing;
         let me = self.clone();
         tokio::spawn(async move {
-            for _ in 0..missing {
+            let mut left = missing;
+            while left > 0 {
+                let current = me
+                    .slot(slot.spec.manifest.name.as_str())
+                    .is_some_and(|s| Arc::ptr_eq(&s, &slot));
+                let wanted = slot.scaling().provisioned() > lock(&slot.pool).provisioned_live;
+                if !current || !wanted {
+                    break;
+                }
                 let started = me.start(&slot.spec).await;
+                left -= 1;
                 lock(&slot.pool).starting -= 1;
                 match started {
                     Ok(inst) => {
@@ -248,6 +278,7 @@ impl Scheduler {
                     }
                 }
             }
+            lock(&slot.pool).starting -= left;
         });
     }
 

@@ -415,6 +415,40 @@ async fn provisioned_instances_start_at_install_stay_and_are_not_cold() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn provisioned_ramps_are_bounded_and_cancellable() {
+    // Code functions: no more provisioned than the process guard allows.
+    let Setup { s, starts, .. } = setup(0, false, 3000);
+    let e = s
+        .configure("f", scaling(|c| c.provisioned_concurrency = Some(1000)))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("more than this function may run at once (64)"),
+        "{e}"
+    );
+    // A ramp of 60 (5 ms a start), cancelled after about ten.
+    s.configure("f", scaling(|c| c.provisioned_concurrency = Some(60)))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(52)).await;
+    s.configure("f", scaling(|c| c.provisioned_concurrency = Some(0)))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = starts.load(Ordering::SeqCst);
+    assert!(
+        (9..=12).contains(&started),
+        "{started} starts after the ramp was cancelled"
+    );
+    // Deleting the function stops a ramp too.
+    s.configure("f", scaling(|c| c.provisioned_concurrency = Some(60)))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(12)).await;
+    s.remove("f");
+    let at_remove = starts.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(starts.load(Ordering::SeqCst) <= at_remove + 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn reserved_concurrency_queues_then_refuses_by_deadline() {
     let cfg = scaling(|c| c.reserved_concurrency = Some(2));
     let Setup { s, gauge, .. } = setup_with(0, false, 1000, cfg, SchedulerConfig::default());

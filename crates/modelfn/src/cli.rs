@@ -420,7 +420,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                print!("{}", table::functions(&out["functions"]));
+                print!("{}", table::printable(&table::functions(&out["functions"])));
             }
             Ok(())
         }
@@ -432,7 +432,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                print!("{}", table::describe(&out));
+                print!("{}", table::printable(&table::describe(&out)));
             }
             Ok(())
         }
@@ -476,7 +476,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                         println!(
                             "{}  {}",
                             l["timestamp"].as_str().unwrap_or(""),
-                            l["message"].as_str().unwrap_or("")
+                            crate::table::printable(l["message"].as_str().unwrap_or(""))
                         );
                     }
                     after = l["seq"].as_u64().or(after);
@@ -525,7 +525,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                print!("{}", table::describe(&out));
+                print!("{}", table::printable(&table::describe(&out)));
             }
             Ok(())
         }
@@ -642,7 +642,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                     "secret access key: {}",
                     out["secret_access_key"].as_str().unwrap_or_default()
                 );
-                println!("(the secret is shown this once; AWS SDKs take these as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+                println!(
+                    "api key:           {}",
+                    out["api_key"].as_str().unwrap_or_default()
+                );
+                println!("(shown this once: AWS SDKs sign with the id and secret as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; APIs and function URLs take the api key as x-api-key)");
             }
             Ok(())
         }

@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use modelfn_core::DoorAuth;
 use modelfn_runtime_process::UidRange;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ struct FileConfig {
     function_python: Option<String>,
     function_uid_base: Option<u32>,
     max_connections: Option<usize>,
+    invoke_auth: Option<DoorAuth>,
+    code_functions: Option<bool>,
     listen_backlog: Option<u32>,
     header_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
@@ -67,8 +70,17 @@ pub struct ServeConfig {
     pub max_layer_bytes: u64,
     /// The Python interpreter of `python3` functions (default: `python3` on PATH).
     pub function_python: Option<String>,
+    /// The key-encryption key for access-key secrets, hex (`MODELFN_KEK`; default: a
+    /// 0600 file in the data directory).
+    pub kek: Option<String>,
     /// The uids functions' sandboxes run as, one per function (when modelfn runs as root).
     pub function_uids: UidRange,
+    /// What the native, OIP and KServe doors require (default: `none` on a loopback
+    /// listener, `key` on any other).
+    pub invoke_auth: Option<DoorAuth>,
+    /// Whether code functions are served (they need bubblewrap); `false` serves ONNX
+    /// functions only.
+    pub code_functions: bool,
     /// Open client connections at most (default: below the open-file limit).
     pub max_connections: Option<usize>,
     /// The listen backlog (default: the system's somaxconn).
@@ -115,7 +127,10 @@ impl ServeConfig {
             max_layer_bytes: 250 * 1024 * 1024,
             function_python: std::env::var("MODELFN_PYTHON").ok(),
             function_uids: UidRange::default(),
+            kek: std::env::var("MODELFN_KEK").ok().filter(|k| !k.is_empty()),
             max_connections: None,
+            invoke_auth: None,
+            code_functions: true,
             listen_backlog: None,
             header_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(60),
@@ -167,6 +182,12 @@ impl ServeConfig {
             }
             if let Some(v) = f.function_uid_count {
                 c.function_uids.count = v;
+            }
+            if let Some(v) = f.code_functions {
+                c.code_functions = v;
+            }
+            if f.invoke_auth.is_some() {
+                c.invoke_auth = f.invoke_auth;
             }
             if f.max_connections.is_some() {
                 c.max_connections = f.max_connections;

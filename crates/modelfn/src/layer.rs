@@ -2,22 +2,17 @@
 //! with pip's own progress output, into a directory that is removed afterwards.
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A built layer directory, removed on drop.
+/// A built layer directory: private (0700, a random name, made with `O_EXCL`, so no
+/// other local user can plant files or links in it), removed on drop.
 pub struct BuiltLayer {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl BuiltLayer {
     pub fn path(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for BuiltLayer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path()
     }
 }
 
@@ -25,10 +20,12 @@ pub fn build_with_pip(python: &str, requirements: &Path) -> Result<BuiltLayer> {
     if !requirements.is_file() {
         bail!("{} does not exist", requirements.display());
     }
-    let dir = std::env::temp_dir().join(format!("modelfn-layer-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempfile::Builder::new()
+        .prefix("modelfn-layer-")
+        .tempdir()
+        .context("creating a private directory for the layer")?;
     let layer = BuiltLayer { dir };
-    let target = layer.dir.join("python");
+    let target = layer.path().join("python");
     std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
     eprintln!(
         "building the layer: {python} -m pip install --target {} -r {}",

@@ -31,7 +31,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("modelfn: {e:#}");
+            eprintln!("modelfn: {}", table::printable(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

@@ -4,8 +4,9 @@
 
 use crate::config::ServeConfig;
 use anyhow::{Context, Result};
+use modelfn_control::secrets::Sealer;
 use modelfn_control::{ControlPlane, Limits};
-use modelfn_core::{Runtime, RuntimeKind};
+use modelfn_core::{DoorAuth, Runtime, RuntimeKind};
 use modelfn_gateway::serve::{self, FrontDoor};
 use modelfn_gateway::{router, AppState, GatewayConfig};
 use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
@@ -23,6 +24,9 @@ use tokio::task::JoinHandle;
 
 /// Connections one sandbox may hold open to modelfn's API.
 const SANDBOX_CONNECTIONS: usize = 64;
+
+/// The key-encryption key's file in the data directory (unless `MODELFN_KEK` is set).
+pub const KEK_FILE: &str = "secrets.kek";
 
 /// The admin token's file in the data directory.
 pub const TOKEN_FILE: &str = "admin-token";
@@ -116,6 +120,9 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
 
+    // Access-key secrets are sealed with a key-encryption key kept apart from the database.
+    let sealer = Sealer::load(cfg.kek.as_deref(), &data.join(KEK_FILE))
+        .map_err(|e| anyhow::anyhow!("the key-encryption key: {e}"))?;
     let db = data.join("modelfn.db");
     let meta = SqliteMetadataStore::open(&db)
         .await
@@ -164,6 +171,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         cfg.function_python.clone(),
         cfg.function_uids,
     );
+    if let (Err(why), true) = (&process_cfg.sandbox, cfg.code_functions) {
+        anyhow::bail!(
+            "code functions cannot run sandboxed here: {why}\n(to serve ONNX functions only, set code_functions = false in a --config file)"
+        );
+    }
     let _ = process_cfg.endpoint.set(format!("http://{addr}"));
     let sandbox_gateway = process_cfg.gateway.clone();
     let processes = Arc::new(
@@ -195,11 +207,18 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         Arc::new(artifacts),
         scheduler,
         limits,
+        sealer,
     ));
-    control
-        .revoke_shared_function_key()
+    let sealed = control
+        .secure_keys()
         .await
-        .context("revoking the shared function key of earlier releases")?;
+        .context("sealing access-key secrets")?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "sealed access-key secrets stored in the clear by an earlier release"
+        );
+    }
     let restored = control
         .restore()
         .await
@@ -210,6 +229,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     gw.max_package_bytes = cfg.max_package_bytes as usize;
     gw.max_layer_bytes = cfg.max_layer_bytes as usize;
     gw.aws_allow_unsigned = cfg.aws_allow_unsigned;
+    gw.invoke_auth = cfg.invoke_auth.unwrap_or(if addr.ip().is_loopback() {
+        DoorAuth::None
+    } else {
+        DoorAuth::Key
+    });
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         control: control.clone(),
@@ -217,6 +241,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         logs,
         apis: Default::default(),
         ready: ready.clone(),
+        events: Default::default(),
     };
     let apis = modelfn_gateway::ops::load_apis(&state)
         .await

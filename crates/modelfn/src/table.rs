@@ -229,3 +229,29 @@ pub fn api(a: &Value) -> String {
         &rows,
     )
 }
+
+/// Text from the server (a function's output, its error messages) made safe for a
+/// terminal: control characters other than newline and tab (escape sequences that could
+/// rewrite the screen or the title) are shown as `\u{..}` instead of acting.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn escapes_cannot_reach_the_terminal() {
+        assert_eq!(
+            super::printable("a\x1b]0;pwned\x07b\tc\nd\r"),
+            "a\\u{1b}]0;pwned\\u{7}b\tc\nd\\u{d}"
+        );
+    }
+}

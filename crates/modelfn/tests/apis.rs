@@ -186,10 +186,18 @@ integration = "mapping"
     // Keys.
     assert_eq!(curl(&[&format!("{base}/private")]).0, 403);
     let (_, out, _) = s.cli(&["keys", "create", "shop", "--json"]);
-    let key = json(&out)["secret_access_key"]
+    let secret = json(&out)["secret_access_key"]
         .as_str()
         .unwrap()
         .to_string();
+    let key = json(&out)["api_key"].as_str().unwrap().to_string();
+    // The SigV4 secret is not an API key.
+    let (code, _) = curl(&[
+        "-H",
+        &format!("x-api-key: {secret}"),
+        &format!("{base}/private"),
+    ]);
+    assert_eq!(code, 403, "a SigV4 secret used as x-api-key");
     let (code, body) = curl(&[
         "-H",
         &format!("x-api-key: {key}"),
@@ -254,7 +262,7 @@ fn keys_and_usage_plans_guard_the_digits_api() {
         let v = json(&out);
         (
             v["access_key_id"].as_str().unwrap().to_string(),
-            v["secret_access_key"].as_str().unwrap().to_string(),
+            v["api_key"].as_str().unwrap().to_string(),
         )
     };
     let (paid_id, paid) = key("paid");

@@ -154,3 +154,88 @@ with open(sys.argv[1], "wb") as f:
     eprintln!("server peak RSS after the 1 GB long-name package: {peak} MB");
     assert!(peak < 200, "the server peaked at {peak} MB");
 }
+
+#[test]
+fn open_doors_require_what_the_server_and_the_function_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
+    let post = |url: &str, key: Option<&str>| {
+        let mut args = vec!["-X", "POST", url, "-d", row];
+        let h;
+        if let Some(k) = key {
+            h = format!("x-api-key: {k}");
+            args.extend(["-H", &h]);
+        }
+        curl(&args).0
+    };
+
+    // A function that asks for a key on the native door, on a server that does not.
+    let s = Server::start(&dir.path().join("a"));
+    let work = dir.path().join("iris-keyed");
+    common::copy_dir(&common::example("iris"), &work);
+    let m = std::fs::read_to_string(work.join("modelfn.toml")).unwrap();
+    let m = m.replacen("name = \"iris\"", "name = \"iris-keyed\"", 1);
+    std::fs::write(
+        work.join("modelfn.toml"),
+        format!("{m}\n[access]\nnative = \"key\"\n"),
+    )
+    .unwrap();
+    s.deploy(&work);
+    s.deploy(&common::example("iris"));
+    let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);
+    let key = common::json(&out)["api_key"].as_str().unwrap().to_string();
+    assert_eq!(
+        post(&format!("{}/v1/functions/iris/invoke", s.url), None),
+        200
+    );
+    assert_eq!(
+        post(&format!("{}/v1/functions/iris-keyed/invoke", s.url), None),
+        401
+    );
+    assert_eq!(
+        post(
+            &format!("{}/v1/functions/iris-keyed/invoke", s.url),
+            Some("nope")
+        ),
+        401
+    );
+    assert_eq!(
+        post(
+            &format!("{}/v1/functions/iris-keyed/invoke", s.url),
+            Some(&key)
+        ),
+        200
+    );
+    drop(s);
+
+    // A server that asks for a key on every open door (as it does off loopback).
+    let cfg = config(dir.path(), "invoke_auth = \"key\"\n");
+    let s = Server::start_with(&dir.path().join("b"), &["--config", &cfg]);
+    s.deploy(&common::example("iris"));
+    let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);
+    let key = common::json(&out)["api_key"].as_str().unwrap().to_string();
+    let native = format!("{}/v1/functions/iris/invoke", s.url);
+    assert_eq!(post(&native, None), 401);
+    assert_eq!(post(&native, Some(&key)), 200);
+    let v2 = r#"{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [6.9, 3.1, 5.1, 2.3]}]}"#;
+    let oip = format!("{}/v2/models/iris/infer", s.url);
+    assert_eq!(curl(&["-X", "POST", &oip, "-d", v2]).0, 401);
+    assert_eq!(
+        curl(&[
+            "-X",
+            "POST",
+            &oip,
+            "-d",
+            v2,
+            "-H",
+            &format!("x-api-key: {key}")
+        ])
+        .0,
+        200
+    );
+    assert_eq!(
+        curl(&[&format!("{}/v2/health/live", s.url)]).0,
+        200,
+        "probes stay open"
+    );
+}

@@ -214,6 +214,24 @@ fn timeouts_crashes_kills_memory_and_import_errors_are_reported_and_recovered_fr
     );
     ok_and_cold("after a timeout");
 
+    // Input that cannot be decoded (too deep for Python's parser) and output that is not
+    // JSON (NaN) are reported, and the instance lives on.
+    let (_, _, body) = invoke(&url, r#"{"action": "echo"}"#);
+    assert_eq!(json(&body)["echo"]["action"], "echo");
+    let deep = "[".repeat(100_000);
+    let (code, headers, body) = invoke(&url, &deep);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["errorType"], "Runtime.UnmarshalError", "{body}");
+    assert!(header(&headers, "x-modelfn-function-error").is_some());
+    let (_, _, body) = invoke(&url, r#"{"action": "nan"}"#);
+    assert_eq!(json(&body)["errorType"], "Runtime.MarshalError", "{body}");
+    let (_, headers, _) = invoke(&url, r#"{"action": "echo"}"#);
+    assert_eq!(
+        header(&headers, "x-modelfn-cold-start"),
+        Some("false"),
+        "the same instance serves on"
+    );
+
     // A process that exits in the middle of an invocation.
     let (_, _, body) = invoke(&url, r#"{"action": "exit", "code": 7}"#);
     let v = json(&body);
@@ -578,10 +596,7 @@ fn function_urls_send_payload_2_events_and_keys_keep_strangers_out() {
     let (_, out, _) = s.cli(&["describe", "behaviours", "--json"]);
     assert_eq!(json(&out)["stats"]["invocations"], 0);
     let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);
-    let key = json(&out)["secret_access_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = json(&out)["api_key"].as_str().unwrap().to_string();
     let (code, body) = curl(&[
         "-X",
         "PUT",
@@ -606,6 +621,11 @@ fn function_urls_send_payload_2_events_and_keys_keep_strangers_out() {
     assert_eq!(ev["body"], r#"{"k": "v"}"#);
     assert_eq!(ev["isBase64Encoded"], false);
     assert_eq!(ev["headers"]["content-type"], "application/json");
+    assert_eq!(
+        ev["headers"].get("x-api-key"),
+        None,
+        "the caller's key is not forwarded"
+    );
     // A model behind a URL reads the body as the native API does.
     let (code, body) = curl(&[
         "-X",

@@ -66,6 +66,11 @@ check(err["errorType"] == "ValueError" and err["errorMessage"] == "boom: on purp
 # Event and DryRun.
 r = lam.invoke(FunctionName="addfive", InvocationType="Event", Payload=b'{"num": "1"}')
 check(r["StatusCode"] == 202, "Event answers 202")
+try:
+    lam.invoke(FunctionName="addfive", InvocationType="Event", Payload=b'{"num": "%s"}' % (b"1" * 300000))
+    check(False, "a 300 KB Event should be refused")
+except ClientError as e:
+    check(e.response["Error"]["Code"] == "RequestTooLargeException", "a large Event: %r" % e.response["Error"])
 r = lam.invoke(FunctionName="addfive", InvocationType="DryRun")
 check(r["StatusCode"] == 204, "DryRun answers 204")
 

@@ -50,4 +50,6 @@ def lambda_handler(event, context):
         os._exit(int(event.get("code", 7)))
     if action == "unserializable":
         return {1, 2, 3}
+    if action == "nan":
+        return {"x": float("nan")}
     return {"echo": event}
