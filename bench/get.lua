@@ -4,8 +4,8 @@ wrk.method = "GET"
 done = function(summary, latency, requests)
   local e = summary.errors
   local non2xx = e.status
-  io.write(string.format("RESULT %.0f %.2f %.2f %.2f %d\n",
+  io.write(string.format("RESULT %.0f %.2f %.2f %.2f %d %d\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    e.connect + e.read + e.write + e.timeout + non2xx))
+    e.connect + e.read + e.write + e.timeout + non2xx, summary.requests))
 end

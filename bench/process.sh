@@ -6,14 +6,14 @@
 #     beside a direct call of the same handler in Python (the overhead is the difference).
 #
 #   bash bench/process.sh            # RUNS=5 DURATION=10s PORT=18081 by default
+#   BIN=/path/to/modelfn bash bench/process.sh   # measure another build (no cargo build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-10s}
 PORT=${PORT:-18081}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release -q -p modelfn
-bin=./target/release/modelfn
+if [ -n "${BIN:-}" ]; then bin=$BIN; else cargo build --release -q -p modelfn; bin=./target/release/modelfn; fi
 data=$(mktemp -d)
 work=$(mktemp -d)
 $bin serve --listen "127.0.0.1:$PORT" --data-dir "$data" >"$data/server.log" 2>&1 &
@@ -39,6 +39,17 @@ for i in $(seq "$RUNS"); do
   cold+=("$(ms "$t")")
 done
 echo "  modelfn iris-python:            ${cold[*]}"
+# The platform's own share of a cold start: a handler with no imports.
+small=()
+for i in $(seq "$RUNS"); do
+  d="$work/addfive-$i"; cp -r examples/addfive "$d"
+  sed -i "s/^name = .*/name = \"addfive-cold-$i\"/" "$d/modelfn.toml"
+  $bin deploy --no-validate "$d" >/dev/null
+  t=$(date +%s%N)
+  curl -fs "$MODELFN_SERVER/v1/functions/addfive-cold-$i/invoke?num=1" >/dev/null
+  small+=("$(ms "$t")")
+done
+echo "  modelfn addfive (no imports):   ${small[*]}"
 imp=()
 for i in $(seq "$RUNS"); do
   t=$(date +%s%N); PYTHONPATH="$layer" "$py" -c "import sklearn, joblib"; imp+=("$(ms "$t")")

@@ -9,20 +9,23 @@
 //!   own network namespace ([`netns`]), so no other process can read or answer its events;
 //! - [`spawn`] chooses the command and Lambda's environment inside the sandbox;
 //! - [`output`] captures stdout/stderr into the log sink, tagged with the request;
-//! - [`instance`] ties these together as the `Runtime`/`Instance` the scheduler drives.
+//! - [`instance`] ties these together as the `Instance` the scheduler drives, and
+//!   [`runtime`] as its `Runtime`, with the server's [`ProcessConfig`].
 
 pub mod api;
 pub mod cgroup;
+pub mod handshake;
 pub mod instance;
 pub mod layers;
 pub mod netns;
 pub mod output;
+pub mod runtime;
 pub mod sandbox;
 pub mod seccomp;
 pub mod spawn;
 
 pub use cgroup::Cgroups;
-pub use instance::{ProcessConfig, ProcessRuntime, ServeFn};
+pub use runtime::{ProcessConfig, ProcessRuntime, ServeFn};
 pub use sandbox::UidRange;
 
 /// The Python Runtime API client modelfn ships (standard library only).

@@ -3,7 +3,7 @@
 //! (`/var/task`, `/opt`, `/var/runtime`, `/tmp`). The environment starts empty, so
 //! nothing of modelfn's own (the admin token included) reaches a function.
 
-use crate::instance::ProcessConfig;
+use crate::runtime::ProcessConfig;
 use modelfn_core::{FunctionError, FunctionSpec, RuntimeClient, RuntimeKind};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -98,16 +98,6 @@ fn sigterm_exits_within_the_deadline_with_a_client_stuck_mid_request() {
     drop(c);
 }
 
-fn peak_rss_mb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb / 1024
-}
-
 #[test]
 fn a_package_with_a_1_gb_long_name_header_is_refused_without_reading_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,7 +140,7 @@ with open(sys.argv[1], "wb") as f:
     ]);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("extension header"), "{body}");
-    let peak = peak_rss_mb(s.child.id());
+    let peak = common::peak_rss_kb(s.child.id()) / 1024;
     eprintln!("server peak RSS after the 1 GB long-name package: {peak} MB");
     assert!(peak < 200, "the server peaked at {peak} MB");
 }

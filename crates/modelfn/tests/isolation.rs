@@ -3,7 +3,7 @@
 //! fail. These are the tests behind the claims of SECURITY.md.
 
 mod common;
-use common::{copy_dir, header, invoke, json, run_client, Server};
+use common::{copy_dir, header, invoke, json, peak_rss_kb, run_client, Server};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -258,15 +258,6 @@ fn every_process_of_an_instance_is_contained_and_dies_with_it() {
         });
         assert!(gone, "processes outlived the server");
     }
-}
-
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[test]

@@ -282,3 +282,13 @@ pub fn function_pids(function: &str) -> Vec<u32> {
     }
     out
 }
+
+/// Peak resident memory of a process (`VmHWM`), in KiB.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
