@@ -422,8 +422,8 @@ impl ControlPlane {
     }
 
     /// Decides a request carrying `presented` as `x-api-key` on `target` (`api/STAGE` or
-    /// `url:FUNCTION`): a valid key, in a plan of the target if any governs it, within
-    /// that plan's rate, burst and quota.
+    /// `url:FUNCTION`): a valid key, held by a usage plan of the target, within that
+    /// plan's rate, burst and quota.
     pub async fn admit_key(
         &self,
         target: &str,
@@ -438,14 +438,11 @@ impl ControlPlane {
             .filter(|p| p.targets.iter().any(|t| t == target))
             .collect();
         let mut meter = self.meter.lock().unwrap_or_else(|p| p.into_inner());
-        if governing.is_empty() {
-            meter.record_now(&key);
-            return Ok(Admission::Allowed);
-        }
+        // As on API Gateway, a key works only where a usage plan holding it applies.
         match governing.iter().find(|p| p.keys.contains(&key)) {
             Some(plan) => Ok(meter.admit(plan, &key)),
             None => Ok(Admission::Forbidden(format!(
-                "this key is not in a usage plan of {target}"
+                "this key is not in a usage plan of {target}: add it to one (modelfn plans create NAME --rate R --burst B --target {target} --key ID)"
             ))),
         }
     }

@@ -9,40 +9,54 @@ use crate::error::ApiError;
 use crate::sandbox::{target, Target};
 use crate::AppState;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use modelfn_core::{DoorAuth, FunctionCaller};
 use std::sync::Arc;
 
+/// The middleware form, for doors whose function is known only from the path (OIP and
+/// KServe V1). The native invoke API calls [`admit`] itself, which costs less.
 pub async fn require(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.extensions().get::<Arc<FunctionCaller>>().is_some() {
-        return next.run(req).await;
-    }
-    let function_needs = match target(req.uri().path()) {
-        Target::Function(f) => state
-            .control
-            .scheduler()
-            .spec(&f)
-            .map(|s| s.manifest.access.native)
-            .unwrap_or_default(),
+    let from_sandbox = req.extensions().get::<Arc<FunctionCaller>>().is_some();
+    let function = match target(req.uri().path()) {
         Target::Health => return next.run(req).await,
-        Target::Other => DoorAuth::None,
+        Target::Function(f) => Some(f),
+        Target::Other => None,
     };
-    let needs = state.config.invoke_auth.max(function_needs);
-    let headers = req.headers();
-    let refused = match needs {
+    match admit(&state, req.headers(), from_sandbox, function.as_deref()).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Whether a caller may call `function` (or, for `None`, the door itself) through an
+/// open door: the stricter of the server's `invoke_auth` and the function's
+/// `[access] native`. Calls from a sandbox were held to its grants already.
+pub async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    from_sandbox: bool,
+    function: Option<&str>,
+) -> Result<(), ApiError> {
+    if from_sandbox {
+        return Ok(());
+    }
+    let function_needs = function
+        .and_then(|f| state.control.scheduler().spec(f))
+        .map(|s| s.manifest.access.native)
+        .unwrap_or_default();
+    let refused = match state.config.invoke_auth.max(function_needs) {
         DoorAuth::None => None,
         DoorAuth::Key => {
             let presented = headers
                 .get("x-api-key")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            match state.control.api_key_valid(presented).await {
-                Ok(true) => None,
-                Ok(false) if presented.is_empty() => Some("this function requires an API key: send it as x-api-key (`modelfn keys create NAME` makes one)"),
-                Ok(false) => Some("the x-api-key is not the API key of a modelfn access key"),
-                Err(e) => return ApiError::from(e).into_response(),
+            match state.control.api_key_valid(presented).await? {
+                true => None,
+                false if presented.is_empty() => Some("this function requires an API key: send it as x-api-key (`modelfn keys create NAME` makes one)"),
+                false => Some("the x-api-key is not the API key of a modelfn access key"),
             }
         }
         DoorAuth::Token => {
@@ -60,7 +74,7 @@ pub async fn require(State(state): State<AppState>, req: Request, next: Next) ->
         }
     };
     match refused {
-        None => next.run(req).await,
-        Some(why) => ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", why).into_response(),
+        None => Ok(()),
+        Some(why) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", why)),
     }
 }

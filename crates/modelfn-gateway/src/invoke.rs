@@ -11,17 +11,22 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
+use modelfn_core::FunctionCaller;
 use modelfn_core::Invocation;
 use serde_json::{Map, Number, Value};
+use std::sync::Arc;
 
 /// `POST /v1/functions/{name}/invoke`
 pub async fn invoke_post(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    caller: Option<Extension<Arc<FunctionCaller>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    crate::door_auth::admit(&state, &headers, caller.is_some(), Some(&name)).await?;
     let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -39,8 +44,11 @@ pub async fn invoke_post(
 pub async fn invoke_get(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
+    caller: Option<Extension<Arc<FunctionCaller>>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    crate::door_auth::admit(&state, &headers, caller.is_some(), Some(&name)).await?;
     let event = query_event(query.as_deref().unwrap_or(""))?;
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
     run(

@@ -50,7 +50,6 @@ struct FileConfig {
     code_functions: Option<bool>,
     listen_backlog: Option<u32>,
     header_timeout_ms: Option<u64>,
-    idle_timeout_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
     function_uid_count: Option<u32>,
     ort_library: Option<PathBuf>,
@@ -85,10 +84,9 @@ pub struct ServeConfig {
     pub max_connections: Option<usize>,
     /// The listen backlog (default: the system's somaxconn).
     pub listen_backlog: Option<u32>,
-    /// Time for a client to send a request's headers.
+    /// A connection with no request in flight for this long is closed: the time a client
+    /// has to send a request's headers (the first, or the next when kept alive).
     pub header_timeout: std::time::Duration,
-    /// A connection with no request in flight for this long is closed.
-    pub idle_timeout: std::time::Duration,
     /// After SIGTERM, requests in flight get this long; then connections are cut.
     pub shutdown_timeout: std::time::Duration,
     /// Invocations running at once on this server (all functions).
@@ -133,7 +131,6 @@ impl ServeConfig {
             code_functions: true,
             listen_backlog: None,
             header_timeout: std::time::Duration::from_secs(10),
-            idle_timeout: std::time::Duration::from_secs(60),
             shutdown_timeout: std::time::Duration::from_secs(10),
             max_concurrency: 10_000,
             queue_depth: 10_000,
@@ -199,9 +196,6 @@ impl ServeConfig {
             if let Some(v) = f.header_timeout_ms {
                 c.header_timeout = ms(v);
             }
-            if let Some(v) = f.idle_timeout_ms {
-                c.idle_timeout = ms(v);
-            }
             if let Some(v) = f.shutdown_timeout_ms {
                 c.shutdown_timeout = ms(v);
             }
@@ -240,8 +234,8 @@ impl ServeConfig {
         if c.max_connections == Some(0) || c.listen_backlog == Some(0) {
             bail!("max_connections and listen_backlog must be more than 0");
         }
-        if c.header_timeout.is_zero() || c.idle_timeout.is_zero() {
-            bail!("header_timeout_ms and idle_timeout_ms must be more than 0");
+        if c.header_timeout.is_zero() {
+            bail!("header_timeout_ms must be more than 0");
         }
         if c.max_concurrency == 0 {
             bail!("max_concurrency must be more than 0");

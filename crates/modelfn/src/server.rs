@@ -110,8 +110,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let nofile = serve::raise_nofile();
     let fd_room = (nofile.saturating_sub(512) as usize).max(64);
     let door = FrontDoor {
-        header_read_timeout: cfg.header_timeout,
-        idle_timeout: cfg.idle_timeout,
+        header_timeout: cfg.header_timeout,
         max_connections: cfg.max_connections.unwrap_or(fd_room).min(fd_room),
         shutdown_timeout: cfg.shutdown_timeout,
     };

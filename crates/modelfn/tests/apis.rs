@@ -198,6 +198,20 @@ integration = "mapping"
         &format!("{base}/private"),
     ]);
     assert_eq!(code, 403, "a SigV4 secret used as x-api-key");
+    // A valid key works only where a usage plan holding it applies.
+    let (code, body) = curl(&[
+        "-H",
+        &format!("x-api-key: {key}"),
+        &format!("{base}/private"),
+    ]);
+    assert_eq!(code, 403, "a key in no plan of the stage: {body}");
+    assert!(body.contains("not in a usage plan of shop/v1"), "{body}");
+    let id = json(&out)["access_key_id"].as_str().unwrap().to_string();
+    let (ok, _, err) = s.cli(&[
+        "plans", "create", "shop", "--rate", "100", "--burst", "100", "--target", "shop/v1",
+        "--key", &id,
+    ]);
+    assert!(ok, "{err}");
     let (code, body) = curl(&[
         "-H",
         &format!("x-api-key: {key}"),

@@ -597,6 +597,21 @@ fn function_urls_send_payload_2_events_and_keys_keep_strangers_out() {
     assert_eq!(json(&out)["stats"]["invocations"], 0);
     let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);
     let key = json(&out)["api_key"].as_str().unwrap().to_string();
+    let id = json(&out)["access_key_id"].as_str().unwrap().to_string();
+    let (ok, _, err) = s.cli(&[
+        "plans",
+        "create",
+        "callers",
+        "--rate",
+        "100",
+        "--burst",
+        "100",
+        "--target",
+        "url:behaviours",
+        "--key",
+        &id,
+    ]);
+    assert!(ok, "{err}");
     let (code, body) = curl(&[
         "-X",
         "PUT",
