@@ -114,12 +114,21 @@ fn a_hostile_function_cannot_reach_its_neighbour_or_the_server() {
         (&json!(1), &json!(1), &json!(1)),
         "{r}"
     );
+    // Nor another process's memory; no privileges can be gained; the filter is on.
+    assert_eq!(r["process_vm_readv"], 1, "EPERM: {r}");
+    assert_eq!(r["status"]["NoNewPrivs"], "1", "{r}");
+    assert_eq!(r["status"]["Seccomp"], "2", "filter mode: {r}");
+    assert_eq!(r["status"]["CapEff"], "0000000000000000", "{r}");
     // kill(-1, SIGKILL) reaches nothing outside the sandbox.
     assert_eq!(r["kill_all"], "ProcessLookupError", "{r}");
     if running_as_root() {
         assert_ne!(r["uid"], victim["uid"], "each function has its own uid");
         assert!(r["uid"].as_u64().unwrap() >= 200_000, "{r}");
         assert_eq!(r["dev_shm"], "written", "its own /dev/shm");
+        assert_eq!(
+            r["status"]["CapBnd"], "0000000000000000",
+            "no capability can come back: {r}"
+        );
     }
 
     // modelfn's API from inside the sandbox: only what the manifest grants (nothing).

@@ -22,6 +22,18 @@ def outcome(f):
         return type(e).__name__
 
 
+class IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def vm_read(pid):
+    """Reads 8 bytes of another process's memory; answers the syscall's result."""
+    buf = ctypes.create_string_buffer(8)
+    local = IoVec(ctypes.cast(buf, ctypes.c_void_p), 8)
+    remote = IoVec(0x400000, 8)
+    return -1 if libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) < 0 else 0
+
+
 def read_start(path):
     with open(path, "rb") as f:
         return f.read(16).decode("latin-1")
@@ -53,6 +65,9 @@ def probe(event):
         "ptrace": errno_of(libc.ptrace(16, 1, 0, 0)),  # PTRACE_ATTACH to the sandbox's pid 1
         "unshare_user": errno_of(libc.unshare(0x10000000)),  # CLONE_NEWUSER
         "mount": errno_of(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)),
+        "process_vm_readv": errno_of(vm_read(1)),
+        "status": {k: v.strip() for k, v in (l.split(":", 1) for l in open("/proc/self/status"))
+                   if k in ("NoNewPrivs", "Seccomp", "CapEff", "CapBnd")},
         "kill_all": outcome(lambda: os.kill(-1, signal.SIGKILL) or "sent"),
         "tmp": sorted(os.listdir("/tmp")),
         "dev_shm": outcome(lambda: open("/dev/shm/hostile", "w").write("x") and "written"),
