@@ -598,9 +598,12 @@ impl ControlPlane {
                 .scheduler
                 .validate(Arc::new(spec.clone()))
                 .await
-                .map_err(|e| match e {
-                    InvokeError::InitFailed(f) => ControlError::InitFailed(f.to_string()),
-                    other => ControlError::InitFailed(other.to_string()),
+                .map_err(|e| {
+                    ControlError::InitFailed(if let InvokeError::InitFailed(f) = &e {
+                        f.to_string()
+                    } else {
+                        e.to_string()
+                    })
                 })?;
             Some(took.as_secs_f64() * 1e3)
         } else {

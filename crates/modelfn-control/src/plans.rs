@@ -197,10 +197,10 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(m.admit(&q, "K"), Admission::Allowed);
         }
-        match m.admit(&q, "K") {
-            Admission::Throttled { message, .. } => assert!(message.contains("quota"), "{message}"),
-            other => panic!("{other:?}"),
-        }
+        let Admission::Throttled { message, .. } = m.admit(&q, "K") else {
+            panic!("the quota should throttle");
+        };
+        assert!(message.contains("quota"), "{message}");
         assert_eq!(m.usage("K").values().sum::<u64>(), 3);
         assert!(plan(0.0, 1, None).validate().is_err());
     }

@@ -99,6 +99,17 @@ impl InvokeError {
     }
 }
 
+/// Who failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The caller: bad input, an unknown function, or over a limit.
+    Client,
+    /// The function: it raised, timed out, or did not start.
+    Function,
+    /// modelfn itself.
+    Platform,
+}
+
 impl InvokeError {
     /// A failure of the function itself, as Lambda reports it to callers; `None` when the
     /// client or the platform failed instead.
@@ -108,7 +119,27 @@ impl InvokeError {
             InvokeError::Timeout(_) => {
                 Some(FunctionError::new("Sandbox.Timedout", self.to_string()))
             }
-            _ => None,
+            InvokeError::InvalidInput(_)
+            | InvokeError::UnsupportedMediaType { .. }
+            | InvokeError::FunctionNotFound(_)
+            | InvokeError::Throttled { .. }
+            | InvokeError::Unavailable(_)
+            | InvokeError::Internal(_) => None,
+        }
+    }
+
+    /// Whose fault the failure is: every protocol renders these three alike (4xx, the
+    /// function's error as Lambda reports it, 5xx).
+    pub fn fault(&self) -> Fault {
+        match self {
+            InvokeError::InvalidInput(_)
+            | InvokeError::UnsupportedMediaType { .. }
+            | InvokeError::FunctionNotFound(_)
+            | InvokeError::Throttled { .. } => Fault::Client,
+            InvokeError::Timeout(_) | InvokeError::InitFailed(_) | InvokeError::Function(_) => {
+                Fault::Function
+            }
+            InvokeError::Unavailable(_) | InvokeError::Internal(_) => Fault::Platform,
         }
     }
 

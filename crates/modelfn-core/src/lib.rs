@@ -13,7 +13,7 @@ pub mod name;
 pub mod runtime;
 pub mod scaling;
 
-pub use error::{FunctionError, InvokeError};
+pub use error::{Fault, FunctionError, InvokeError};
 pub use invocation::{Invocation, InvocationOutput, ResponseFormat};
 pub use logs::{LogSink, LogStream};
 pub use manifest::{

@@ -2,6 +2,8 @@
 //! exactly the message in `NAME.err`. Run with `BLESS=1` to write the `.err` files anew
 //! (then read every diff before committing it).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use modelfn_core::Manifest;
 use std::path::Path;
 

@@ -344,7 +344,13 @@ fn function_error(e: &InvokeError) -> Option<modelfn_core::FunctionError> {
             "UnsupportedMediaType",
             e.to_string(),
         )),
-        _ => e.function_error(),
+        InvokeError::FunctionNotFound(_)
+        | InvokeError::Throttled { .. }
+        | InvokeError::Timeout(_)
+        | InvokeError::InitFailed(_)
+        | InvokeError::Function(_)
+        | InvokeError::Unavailable(_)
+        | InvokeError::Internal(_) => e.function_error(),
     }
 }
 
@@ -375,7 +381,13 @@ fn api_error(e: InvokeError, name: &str, request_id: &str) -> Response {
             &m,
             request_id,
         ),
-        other => error(
+        // The function's own failures are answered before this (function_error).
+        other @ (InvokeError::Internal(_)
+        | InvokeError::InvalidInput(_)
+        | InvokeError::UnsupportedMediaType { .. }
+        | InvokeError::Timeout(_)
+        | InvokeError::InitFailed(_)
+        | InvokeError::Function(_)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ServiceException",
             &other.to_string(),

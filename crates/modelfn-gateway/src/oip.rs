@@ -145,7 +145,9 @@ fn flatten(v: &Value, out: &mut Vec<f64>) -> Result<(), String> {
             out.push(f64::from(u8::from(*b)));
             Ok(())
         }
-        other => Err(format!("tensor data must be numbers, got {other}")),
+        other @ (Value::Null | Value::String(_) | Value::Object(_)) => {
+            Err(format!("tensor data must be numbers, got {other}"))
+        }
     }
 }
 

@@ -259,9 +259,9 @@ pub fn map_result(out: &[u8]) -> Response {
     let mut resp = (status, body).into_response();
     if let Some(Value::Object(hs)) = v.get("headers") {
         for (k, val) in hs {
-            let text = match val {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+            let text = match val.as_str() {
+                Some(s) => s.to_string(),
+                None => val.to_string(),
             };
             if let (Ok(k), Ok(val)) = (
                 header::HeaderName::from_bytes(k.as_bytes()),

@@ -1,6 +1,8 @@
 //! The router without a socket (`tower::ServiceExt::oneshot`): how each outcome of an
 //! invocation becomes an HTTP response, with a fake runtime standing in for models.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use bytes::Bytes;

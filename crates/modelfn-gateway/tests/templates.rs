@@ -2,6 +2,8 @@
 //! fixed request below, exactly `NAME.out`, or is refused with exactly `NAME.err`
 //! (line and column included). `BLESS=1` writes them anew (read every diff).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use modelfn_gateway::apis::template::{Inputs, Template};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! The SQLite metadata store against a real database file: versions, reopen, delete.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use modelfn_registry::{MetadataStore, NewVersion, SqliteMetadataStore};
 
 fn v(name: &str, sha: &str) -> NewVersion {

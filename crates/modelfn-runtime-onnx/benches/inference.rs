@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p modelfn-runtime-onnx --bench inference`
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use modelfn_core::Manifest;
 use modelfn_runtime_onnx::model::SessionTuning;

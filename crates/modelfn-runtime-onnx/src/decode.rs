@@ -91,7 +91,7 @@ fn decode_json(body: &[u8], inputs: &[String]) -> Result<Rows, InvokeError> {
             array_row(&items, inputs, &mut rows.values).map_err(bad)?;
             rows.count = 1;
         }
-        other => {
+        other @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)) => {
             return Err(bad(format!(
                 "the request body must be a JSON object of named values or an array, got {}; {}",
                 describe(&other),
@@ -112,10 +112,9 @@ fn batch(items: Vec<Value>, inputs: &[String], rows: &mut Rows) -> Result<(), In
         let r = match item {
             Value::Object(map) => object_row(map, inputs, &mut rows.values),
             Value::Array(vals) => array_row(vals, inputs, &mut rows.values),
-            other => Err(format!(
-                "must be an object or an array, got {}",
-                describe(other)
-            )),
+            other @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)) => Err(
+                format!("must be an object or an array, got {}", describe(other)),
+            ),
         };
         r.map_err(|m| bad(format!("row {i}: {m}")))?;
     }
@@ -181,7 +180,7 @@ fn number(name: &str, v: &Value) -> Result<f32, String> {
                 ))
             }
         },
-        other => {
+        other @ (Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_)) => {
             return Err(format!(
                 "input '{name}' must be a number, got {}",
                 describe(other)

@@ -138,7 +138,7 @@ pub fn encode_open_inference(answers: &[RowAnswer], classes: &[Arc<str>]) -> Vec
             .iter()
             .filter_map(|a| match a.prediction {
                 Prediction::Label(Label::Int(i)) => Some(i),
-                _ => None,
+                Prediction::Label(Label::Str(_)) | Prediction::Value(_) => None,
             })
             .collect();
         if ints.len() == n {

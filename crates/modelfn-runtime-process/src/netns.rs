@@ -98,59 +98,63 @@ pub fn listen_in(pid: u32, ports: &[u16]) -> io::Result<Vec<TcpListener>> {
 
 /// The forked helper: joins the namespaces, binds, sends the sockets, exits.
 unsafe fn helper(user: RawFd, net: RawFd, out: RawFd, addrs: &[libc::sockaddr_in]) -> ! {
-    // Joining the user namespace fails (harmlessly) when it is already ours: a sandbox
-    // started by root has none of its own.
-    libc::setns(user, libc::CLONE_NEWUSER);
-    if libc::setns(net, libc::CLONE_NEWNET) != 0 {
-        libc::_exit(2);
-    }
-    let mut fds = [-1 as RawFd; MAX_PORTS];
-    for (i, addr) in addrs.iter().enumerate() {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            libc::_exit(3);
+    // SAFETY: the caller is the forked child; only async-signal-safe calls follow, on
+    // memory owned by this frame or prepared before the fork.
+    unsafe {
+        // Joining the user namespace fails (harmlessly) when it is already ours: a sandbox
+        // started by root has none of its own.
+        libc::setns(user, libc::CLONE_NEWUSER);
+        if libc::setns(net, libc::CLONE_NEWNET) != 0 {
+            libc::_exit(2);
         }
-        let one: libc::c_int = 1;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-        if libc::bind(
-            fd,
-            (addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        ) != 0
-            || libc::listen(fd, 1024) != 0
-        {
-            libc::_exit(4);
+        let mut fds = [-1 as RawFd; MAX_PORTS];
+        for (i, addr) in addrs.iter().enumerate() {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                libc::_exit(3);
+            }
+            let one: libc::c_int = 1;
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+            if libc::bind(
+                fd,
+                (addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ) != 0
+                || libc::listen(fd, 1024) != 0
+            {
+                libc::_exit(4);
+            }
+            fds[i] = fd;
         }
-        fds[i] = fd;
+        let n = addrs.len();
+        let mut cmsg_buf = [0u64; 8];
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+        let payload = (n * std::mem::size_of::<RawFd>()) as u32;
+        msg.msg_controllen = libc::CMSG_SPACE(payload) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), n);
+        if libc::sendmsg(out, &msg, 0) < 0 {
+            libc::_exit(5);
+        }
+        libc::_exit(0)
     }
-    let n = addrs.len();
-    let mut cmsg_buf = [0u64; 8];
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut msg: libc::msghdr = std::mem::zeroed();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-    let payload = (n * std::mem::size_of::<RawFd>()) as u32;
-    msg.msg_controllen = libc::CMSG_SPACE(payload) as _;
-    let cmsg = libc::CMSG_FIRSTHDR(&msg);
-    (*cmsg).cmsg_level = libc::SOL_SOCKET;
-    (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-    (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as _;
-    std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), n);
-    if libc::sendmsg(out, &msg, 0) < 0 {
-        libc::_exit(5);
-    }
-    libc::_exit(0)
 }
 
 /// Receives up to `n` descriptors (waiting at most 5 s).

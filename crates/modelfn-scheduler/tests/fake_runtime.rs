@@ -2,6 +2,8 @@
 //! exclusive pools, timeouts, dead instances, init failures with backoff, START/END/REPORT,
 //! keep-alive, provisioned instances, concurrency limits, queueing and the scale-up rate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use bytes::Bytes;
 use modelfn_core::{
     BoxFuture, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError, LogSink,

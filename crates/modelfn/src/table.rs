@@ -30,7 +30,9 @@ fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
-        other => other.to_string(),
+        other @ (Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_)) => {
+            other.to_string()
+        }
     }
 }
 
@@ -119,9 +121,13 @@ pub fn describe(f: &Value) -> String {
         }
     }
     if let Some(sc) = f.get("scaling") {
-        let show = |k: &str, default: &str| match &sc[k] {
-            Value::Null => default.to_string(),
-            v => s(v),
+        let show = |k: &str, default: &str| {
+            let v = &sc[k];
+            if v.is_null() {
+                default.to_string()
+            } else {
+                s(v)
+            }
         };
         rows.push(vec![
             "reserved concurrency".into(),

@@ -2,6 +2,8 @@
 //! seed 003's GET mapping template, proxy events 1.0 and 2.0, malformed proxy results,
 //! keys, CORS, route timeouts, and APIs surviving a restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::{curl, example, json, repo, Server};
 

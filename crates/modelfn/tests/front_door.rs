@@ -1,6 +1,8 @@
 //! The front door under abuse, end to end: idle connections beyond the open-file limit,
 //! a request whose headers never finish, and a client stuck mid-body at shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::{curl, Server};
 use std::io::{Read, Write};

@@ -2,6 +2,8 @@
 //! out of its sandbox against a warm victim and against the server, and each attempt must
 //! fail. These are the tests behind the claims of SECURITY.md.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::{copy_dir, header, invoke, json, peak_rss_kb, run_client, Server};
 use serde_json::{json, Value};

@@ -2,6 +2,8 @@
 //! real Python handlers (under modelfn's own client and under `awslambdaric` from PyPI),
 //! a real Rust function built with the `lambda_runtime` crate, layers built with pip.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::{copy_dir, curl, example, header, invoke, json, repo, Server};
 use serde_json::Value;

@@ -2,6 +2,8 @@
 //! binary: boto3's Lambda and SageMaker runtime clients (signing with a modelfn access
 //! key), tritonclient over the Open Inference Protocol, curl over KServe V1.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::{client_python, example, repo, run_client, Server};
 

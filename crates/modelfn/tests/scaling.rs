@@ -2,6 +2,8 @@
 //! zero after the keep-alive, provisioned instances, 429 with Retry-After at the
 //! concurrency limit, and dynamic batching that answers every caller with its own row.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::{curl, example, header, invoke, json, Server};
 use std::time::Duration;

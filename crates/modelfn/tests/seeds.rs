@@ -1,6 +1,8 @@
 //! The seed scenarios S1, S2 and S3 served natively, driven with curl over real HTTP
 //! against the real binary, and every example answering its sample request.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::{curl, example, json, Server};
 

@@ -1,6 +1,8 @@
 //! The server end to end: bad requests, the admin API and its token, atomic deploys,
 //! restarts, the CLI, graceful shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::{copy_dir, curl, example, json, Server};
 use std::path::Path;
