@@ -21,7 +21,6 @@ pub mod health;
 pub mod invoke;
 pub mod oip;
 pub mod openapi;
-pub mod ops;
 pub mod sandbox;
 pub mod serve;
 pub mod sigv4;
@@ -89,30 +88,36 @@ pub fn router(state: AppState) -> Router {
     // The native invoke API checks its callers itself (door_auth::admit), more cheaply.
     let door_auth = axum::middleware::from_fn_with_state(state.clone(), door_auth::require);
     let admin = Router::new()
-        .route("/v1/functions", get(admin::list).post(admin::deploy))
+        .route(
+            "/v1/functions",
+            get(admin::functions::list).post(admin::functions::deploy),
+        )
         .route(
             "/v1/functions/{name}",
-            get(admin::describe).delete(admin::delete),
+            get(admin::functions::describe).delete(admin::functions::delete),
         )
-        .route("/v1/functions/{name}/logs", get(ops::logs))
+        .route("/v1/functions/{name}/logs", get(admin::logs::logs))
         .route(
             "/v1/functions/{name}/config",
-            axum::routing::put(ops::configure),
+            axum::routing::put(admin::config::configure),
         )
         .route(
             "/v1/functions/{name}/url",
-            axum::routing::put(ops::create_url).delete(ops::delete_url),
+            axum::routing::put(admin::urls::create_url).delete(admin::urls::delete_url),
         )
-        .route("/v1/functions/{name}/events", get(ops::list_events))
+        .route(
+            "/v1/functions/{name}/events",
+            get(admin::events::list_events),
+        )
         .route(
             "/v1/functions/{name}/events/{event}",
-            get(ops::get_event).put(ops::save_event),
+            get(admin::events::get_event).put(admin::events::save_event),
         )
         .layer(DefaultBodyLimit::max(state.config.max_package_bytes))
         .route_layer(token.clone());
     let layers = Router::new()
-        .route("/v1/layers", get(ops::list_layers))
-        .route("/v1/layers/{name}", post(ops::publish_layer))
+        .route("/v1/layers", get(admin::layers::list_layers))
+        .route("/v1/layers/{name}", post(admin::layers::publish_layer))
         .layer(DefaultBodyLimit::max(state.config.max_layer_bytes))
         .route_layer(token);
     let invoke = Router::new()
@@ -138,13 +143,19 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
     let keys = Router::new()
-        .route("/v1/keys", get(ops::list_keys).post(ops::create_key))
-        .route("/v1/keys/{id}", axum::routing::delete(ops::delete_key))
-        .route("/v1/keys/{id}/usage", get(ops::key_usage))
-        .route("/v1/plans", get(ops::list_plans))
+        .route(
+            "/v1/keys",
+            get(admin::keys::list_keys).post(admin::keys::create_key),
+        )
+        .route(
+            "/v1/keys/{id}",
+            axum::routing::delete(admin::keys::delete_key),
+        )
+        .route("/v1/keys/{id}/usage", get(admin::keys::key_usage))
+        .route("/v1/plans", get(admin::plans::list_plans))
         .route(
             "/v1/plans/{name}",
-            axum::routing::put(ops::save_plan).delete(ops::delete_plan),
+            axum::routing::put(admin::plans::save_plan).delete(admin::plans::delete_plan),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -190,8 +201,14 @@ pub fn router(state: AppState) -> Router {
             apis::definition::DEFAULT_MAX_BODY.max(state.config.max_invoke_body_bytes),
         ));
     let api_admin = Router::new()
-        .route("/v1/apis", get(ops::list_apis).post(ops::apply_api))
-        .route("/v1/apis/{name}", axum::routing::delete(ops::delete_api))
+        .route(
+            "/v1/apis",
+            get(admin::apis::list_apis).post(admin::apis::apply_api),
+        )
+        .route(
+            "/v1/apis/{name}",
+            axum::routing::delete(admin::apis::delete_api),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,

@@ -242,7 +242,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         ready: ready.clone(),
         events: Default::default(),
     };
-    let apis = modelfn_gateway::ops::load_apis(&state)
+    let apis = modelfn_gateway::admin::apis::load_apis(&state)
         .await
         .context("loading the APIs")?;
     let app = router(state);

@@ -1,41 +1,15 @@
-//! The admin API: deploy, list, describe and delete functions. Every route requires
-//! `Authorization: Bearer <admin token>`.
+//! Functions: deploy (a tar.gz upload), list, describe and delete.
 
 use crate::error::{body_rejection, ApiError};
 use crate::AppState;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use modelfn_core::FunctionName;
 use serde::Deserialize;
-
-/// Refuses admin requests without the right bearer token.
-pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        Some(token) if constant_time_eq(token.as_bytes(), state.config.admin_token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "the admin token is wrong").into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "the admin API needs `Authorization: Bearer <token>`; the token is in the server's data directory (admin-token)",
-        )
-        .into_response(),
-    }
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,4 +103,8 @@ pub async fn delete(
         tracing::info!(function = %name, dropped, "dropped the deleted function's queued events");
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) fn name(s: &str) -> Result<FunctionName, ApiError> {
+    FunctionName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
 }

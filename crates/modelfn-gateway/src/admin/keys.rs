@@ -1,0 +1,51 @@
+//! Access keys and their usage.
+
+use crate::error::{body_rejection, ApiError};
+use crate::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+}
+
+/// `POST /v1/keys` with `{"name": "..."}`: an access key; the secret is shown this once.
+pub async fn create_key(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let req: NewKey = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("send {{\"name\": \"...\"}}: {e}")))?;
+    let key = state.control.create_key(&req.name).await?;
+    Ok((StatusCode::CREATED, Json(key)).into_response())
+}
+
+/// `GET /v1/keys`: every key, without secrets.
+pub async fn list_keys(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(serde_json::json!({ "keys": state.control.list_keys().await? })).into_response())
+}
+
+/// `DELETE /v1/keys/{id}`
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.control.delete_key(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/keys/{id}/usage`: requests per day made with the key (since the server started).
+pub async fn key_usage(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "access_key_id": id, "days": state.control.key_usage(&id) }))
+}

@@ -1,0 +1,16 @@
+//! The admin API, one module per resource. Every route requires the admin token
+//! ([`auth::require_token`]).
+
+pub mod apis;
+pub mod auth;
+pub mod config;
+pub mod events;
+pub mod functions;
+pub mod keys;
+pub mod layers;
+pub mod logs;
+pub mod plans;
+pub mod urls;
+
+pub(crate) use auth::constant_time_eq;
+pub use auth::require_token;

@@ -1,0 +1,47 @@
+//! Function URLs: create and delete.
+
+use crate::error::{body_rejection, ApiError};
+use crate::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUrl {
+    pub auth: modelfn_control::UrlAuth,
+}
+
+/// `PUT /v1/functions/{name}/url` with `{"auth": "none" | "key"}`: the function's URL.
+pub async fn create_url(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let req: NewUrl = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "send {{\"auth\": \"none\"}} or {{\"auth\": \"key\"}}: {e}"
+        ))
+    })?;
+    state.control.create_url(&function, req.auth).await?;
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1:8080");
+    Ok(Json(serde_json::json!({"function": function, "auth": req.auth, "url": format!("http://{host}/urls/{function}/")})).into_response())
+}
+
+/// `DELETE /v1/functions/{name}/url`
+pub async fn delete_url(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.control.delete_url(&function).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
