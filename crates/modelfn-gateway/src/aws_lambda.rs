@@ -197,7 +197,7 @@ pub async fn invoke(
         }
         (a, b) => a.or(b),
     };
-    let Some(spec) = state.control.scheduler().spec(&name) else {
+    let Some(spec) = state.scheduler.spec(&name) else {
         return not_found(&name, &request_id);
     };
     let version = spec.version.to_string();
@@ -234,7 +234,7 @@ pub async fn invoke(
             )
         }
         "Event" => {
-            match state.events.submit(state.control.clone(), &name, inv) {
+            match state.events.submit(state.scheduler.clone(), &name, inv) {
                 Ok(()) => {}
                 Err(crate::events::Refused::TooLarge) => {
                     return error(
@@ -275,7 +275,7 @@ pub async fn invoke(
         }
     }
     let tail = headers.get("x-amz-log-type").and_then(|v| v.to_str().ok()) == Some("Tail");
-    let mut resp = match state.control.invoke(&name, inv).await {
+    let mut resp = match state.scheduler.invoke(&name, inv).await {
         Ok((output, report)) => {
             let mut r = (StatusCode::OK, output.body).into_response();
             r.headers_mut().insert(

@@ -69,8 +69,7 @@ pub async fn invoke_endpoint(
         return *resp;
     }
     let is_model = state
-        .control
-        .scheduler()
+        .scheduler
         .spec(&name)
         .is_some_and(|s| s.manifest.runtime == RuntimeKind::Onnx);
     if !is_model {
@@ -87,7 +86,7 @@ pub async fn invoke_endpoint(
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
     let inv = Invocation::new(request_id.clone(), body, content_type)
         .with_format(ResponseFormat::SageMaker);
-    let mut resp = match state.control.invoke(&name, inv).await {
+    let mut resp = match state.scheduler.invoke(&name, inv).await {
         Ok((output, _)) => {
             let mut r = (StatusCode::OK, output.body).into_response();
             r.headers_mut().insert(

@@ -43,7 +43,7 @@ pub async fn admit(
         return Ok(());
     }
     let function_needs = function
-        .and_then(|f| state.control.scheduler().spec(f))
+        .and_then(|f| state.scheduler.spec(f))
         .map(|s| s.manifest.access.native)
         .unwrap_or_default();
     let refused = match state.config.invoke_auth.max(function_needs) {

@@ -4,8 +4,8 @@
 //! deleted function's queued events are dropped with it. They are held in memory: a
 //! restart loses them, and a failure is not retried (see the README).
 
-use modelfn_control::ControlPlane;
 use modelfn_core::Invocation;
+use modelfn_scheduler::Scheduler;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,14 +45,14 @@ impl EventQueue {
     /// Runs `inv` on `function` in the background, within the budget.
     pub fn submit(
         &self,
-        control: Arc<ControlPlane>,
+        scheduler: Arc<Scheduler>,
         function: &str,
         inv: Invocation,
     ) -> Result<(), Refused> {
         let n = inv.body.len();
         let name = function.to_string();
         self.spawn(function, n, async move {
-            if let Err(e) = control.invoke(&name, inv).await {
+            if let Err(e) = scheduler.invoke(&name, inv).await {
                 tracing::warn!(function = %name, error = %e, "an Event invocation failed (no retries yet)");
             }
         })

@@ -95,7 +95,7 @@ pub(crate) fn new_request_id() -> String {
 
 async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, ApiError> {
     let request_id = inv.request_id.clone();
-    let result = state.control.invoke(name, inv).await;
+    let result = state.scheduler.invoke(name, inv).await;
     let mut resp = match result {
         Ok((output, report)) => {
             tracing::debug!(%request_id, function = name, cold = report.cold_start, duration_us = report.duration.as_micros() as u64, "invoked");

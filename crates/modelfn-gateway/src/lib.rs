@@ -71,7 +71,10 @@ impl GatewayConfig {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// Desired state: deploys, keys, plans, URLs, APIs. Never on the request path.
     pub control: Arc<ControlPlane>,
+    /// What serves: every door invokes through it.
+    pub scheduler: Arc<modelfn_scheduler::Scheduler>,
     pub config: Arc<GatewayConfig>,
     pub logs: Arc<modelfn_telemetry::LogStore>,
     /// Compiled APIs by name (loaded at start, replaced by `api apply`).

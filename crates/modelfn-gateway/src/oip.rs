@@ -30,8 +30,7 @@ fn model(
 ) -> Result<Arc<FunctionSpec>, Box<Response>> {
     let missing = |m: String| Box::new(oip_error(StatusCode::NOT_FOUND, m));
     let spec = state
-        .control
-        .scheduler()
+        .scheduler
         .spec(name)
         .filter(|s| s.manifest.runtime == RuntimeKind::Onnx)
         .ok_or_else(|| {
@@ -313,7 +312,7 @@ async fn run_infer(
         Some("application/json"),
     )
     .with_format(ResponseFormat::OpenInference);
-    match state.control.invoke(&name, inv).await {
+    match state.scheduler.invoke(&name, inv).await {
         Ok((output, report)) => {
             let mut v: Value =
                 serde_json::from_slice(&output.body).unwrap_or(json!({"outputs": []}));
@@ -401,7 +400,7 @@ pub async fn v1_predict(
         body,
         Some("application/json"),
     );
-    match state.control.invoke(name, inv).await {
+    match state.scheduler.invoke(name, inv).await {
         Ok((output, _)) => {
             // One row answers {"prediction": ...}; V1 always answers a list.
             let v: Value = serde_json::from_slice(&output.body).unwrap_or(Value::Null);

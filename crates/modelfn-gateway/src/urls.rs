@@ -61,7 +61,7 @@ pub async fn call(
         Ok(b) => b,
         Err(e) => return body_rejection(e, state.config.max_invoke_body_bytes).into_response(),
     };
-    let Some(spec) = state.control.scheduler().spec(&name) else {
+    let Some(spec) = state.scheduler.spec(&name) else {
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
     let request_id = crate::invoke::new_request_id();
@@ -85,7 +85,7 @@ pub async fn call(
                 Err(e) => return e.into_response(),
             }
         };
-        return match state.control.invoke(&name, inv).await {
+        return match state.scheduler.invoke(&name, inv).await {
             Ok((out, _)) => ([(header::CONTENT_TYPE, out.content_type)], out.body).into_response(),
             Err(e) => ApiError::from(e).into_response(),
         };
@@ -107,7 +107,7 @@ pub async fn call(
         Bytes::from(event.to_string()),
         Some("application/json"),
     );
-    match state.control.invoke(&name, inv).await {
+    match state.scheduler.invoke(&name, inv).await {
         Ok((out, _)) => map_result(&out.body),
         Err(InvokeError::FunctionNotFound(_)) => message(StatusCode::NOT_FOUND, "Not Found"),
         Err(InvokeError::Throttled { retry_after, .. }) => {

@@ -68,10 +68,11 @@ async fn app(dir: &std::path::Path) -> axum::Router {
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(Fake));
     let logs = Arc::new(modelfn_telemetry::LogStore::new(None).unwrap());
+    let scheduler = Arc::new(Scheduler::new(rt, logs.clone()));
     let control = Arc::new(ControlPlane::new(
         Arc::new(meta),
         Arc::new(artifacts),
-        Arc::new(Scheduler::new(rt, logs.clone())),
+        scheduler.clone(),
         modelfn_control::Limits::default(),
         modelfn_control::secrets::Sealer::new([7; 32]),
     ));
@@ -89,6 +90,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         .unwrap();
     router(AppState {
         control,
+        scheduler,
         config: Arc::new(GatewayConfig::new("secret")),
         logs,
         apis: Default::default(),

@@ -204,7 +204,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let control = Arc::new(ControlPlane::new(
         Arc::new(meta),
         Arc::new(artifacts),
-        scheduler,
+        scheduler.clone(),
         limits,
         sealer,
     ));
@@ -236,6 +236,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         control: control.clone(),
+        scheduler,
         config: Arc::new(gw),
         logs,
         apis: Default::default(),

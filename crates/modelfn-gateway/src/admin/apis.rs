@@ -40,7 +40,7 @@ pub async fn apply_api(
     let api = crate::apis::Api::compile(text)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidApi", e.to_string()))?;
     for r in &api.routes {
-        if state.control.scheduler().spec(&r.function).is_none() {
+        if state.scheduler.spec(&r.function).is_none() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidApi",

@@ -156,7 +156,7 @@ async fn serve_route(
             ),
         );
     }
-    let Some(spec) = state.control.scheduler().spec(&route.function) else {
+    let Some(spec) = state.scheduler.spec(&route.function) else {
         return message(
             StatusCode::BAD_GATEWAY,
             &format!("the route's function '{}' does not exist", route.function),
@@ -252,7 +252,7 @@ async fn serve_route(
     let inv = Invocation::new(request_id.clone(), event, ct.as_deref());
     let invoked = tokio::time::timeout(
         Duration::from_millis(route.timeout_ms),
-        state.control.invoke(&route.function, inv),
+        state.scheduler.invoke(&route.function, inv),
     )
     .await;
     let result = match invoked {

@@ -1,0 +1,323 @@
+//! Deploys: a package becomes a serving version atomically (unpack, manifest, layers, sizes, a first start, then record and swap); layers are published here too.
+
+use crate::plans::UsagePlan;
+use crate::{ControlError, ControlPlane, FunctionInfo, UrlAuth};
+use modelfn_core::manifest::parse_layer_ref;
+use modelfn_core::manifest::MANIFEST_FILE;
+use modelfn_core::ScalingConfig;
+use modelfn_core::{FunctionName, FunctionSpec, InvokeError, Manifest};
+use modelfn_registry::package::mb;
+use modelfn_registry::{FunctionRecord, LayerRecord, LayerRef, NewVersion, PackageLimits};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What a deploy did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployOutcome {
+    /// False when the same code and manifest were already serving (nothing changed).
+    pub created: bool,
+    pub function: FunctionInfo,
+    /// How long the deploy-time start of the function took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validated_in_ms: Option<f64>,
+}
+
+/// Size limits of packages and layers (Lambda's: 50 MB compressed for a function
+/// package, 250 MB unpacked for a function with all its layers).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub function: PackageLimits,
+    pub layer: PackageLimits,
+    /// The function's code plus every layer, unpacked.
+    pub total_unpacked_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let mb = 1024 * 1024;
+        Limits {
+            function: PackageLimits::default(),
+            layer: PackageLimits {
+                max_compressed_bytes: 250 * mb,
+                max_unpacked_bytes: 250 * mb,
+            },
+            total_unpacked_bytes: 250 * mb,
+        }
+    }
+}
+
+/// A published layer and how its sizes compare with the limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    #[serde(flatten)]
+    pub layer: LayerRecord,
+    pub compressed_limit: u64,
+    pub unpacked_limit: u64,
+}
+
+impl ControlPlane {
+    /// Puts every recorded function back into service (at start-up). Answers how many were
+    /// restored; a function that cannot be restored is logged and left recorded.
+    pub async fn restore(&self) -> Result<usize, ControlError> {
+        let mut plans = Vec::new();
+        for (name, json) in self.meta.list_plans().await? {
+            match serde_json::from_str::<UsagePlan>(&json) {
+                Ok(mut p) => {
+                    p.name = name;
+                    plans.push(p);
+                }
+                Err(e) => {
+                    tracing::error!(plan = %name, error = %e, "a stored usage plan does not read")
+                }
+            }
+        }
+        *self.plans.write().unwrap_or_else(|p| p.into_inner()) = plans;
+        let urls = self.meta.list_urls().await?;
+        {
+            let mut map = self.urls.write().unwrap_or_else(|p| p.into_inner());
+            for (f, auth) in urls {
+                map.insert(
+                    f,
+                    if auth == "key" {
+                        UrlAuth::Key
+                    } else {
+                        UrlAuth::None
+                    },
+                );
+            }
+        }
+        let mut restored = 0;
+        for rec in self.meta.list().await? {
+            match self.spec_of(&rec).await {
+                Ok(spec) => match self.install(spec).await {
+                    Ok(()) => restored += 1,
+                    Err(e) => {
+                        tracing::error!(function = %rec.name, error = %e, "could not restore function")
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(function = %rec.name, error = %e, "could not restore function")
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    pub(crate) async fn spec_of(&self, rec: &FunctionRecord) -> Result<FunctionSpec, ControlError> {
+        let manifest = Manifest::from_toml(&rec.manifest)
+            .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
+        let code_dir = self.artifacts.code_dir(&rec.code_sha256).await?;
+        let mut layers = Vec::new();
+        for l in &rec.layers {
+            layers.push(self.artifacts.code_dir(&l.code_sha256).await?);
+        }
+        let credentials = Some(self.function_key(&rec.name).await?);
+        Ok(FunctionSpec {
+            manifest,
+            version: rec.version,
+            code_dir,
+            code_sha256: rec.code_sha256.clone(),
+            layers,
+            tuning: Default::default(),
+            credentials,
+        })
+    }
+
+    /// Resolves a manifest's layer references to recorded layer versions.
+    pub(crate) async fn resolve_layers(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<Vec<LayerRef>, ControlError> {
+        let mut out = Vec::new();
+        for r in &manifest.layers {
+            let (name, version) = parse_layer_ref(r).map_err(ControlError::InvalidManifest)?;
+            let rec = self.meta.get_layer(name.as_str(), version).await?.ok_or_else(|| {
+                ControlError::InvalidManifest(match version {
+                    Some(v) => format!("layer '{name}' has no version {v} (publish it with `modelfn layer publish {name} ...`)"),
+                    None => format!("layer '{name}' does not exist (publish it with `modelfn layer publish {name} --requirements requirements.txt`)"),
+                })
+            })?;
+            out.push(LayerRef {
+                name: rec.name,
+                version: rec.version,
+                code_sha256: rec.code_sha256,
+                unpacked_size: rec.unpacked_size,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Publishes a layer (tar.gz of its directory) as a new version.
+    pub async fn publish_layer(
+        &self,
+        name: &FunctionName,
+        archive: Vec<u8>,
+        description: &str,
+    ) -> Result<LayerInfo, ControlError> {
+        let compressed = archive.len() as u64;
+        let (digest, _dir, unpacked) = self
+            .artifacts
+            .put_package(archive, self.limits.layer)
+            .await?;
+        let layer = self
+            .meta
+            .put_layer(
+                name.as_str(),
+                &digest,
+                compressed,
+                unpacked.unpacked_bytes,
+                description,
+            )
+            .await?;
+        tracing::info!(layer = %name, version = layer.version, "layer published");
+        Ok(LayerInfo {
+            layer,
+            compressed_limit: self.limits.layer.max_compressed_bytes,
+            unpacked_limit: self.limits.layer.max_unpacked_bytes,
+        })
+    }
+
+    pub async fn list_layers(&self) -> Result<Vec<LayerRecord>, ControlError> {
+        Ok(self.meta.list_layers().await?)
+    }
+
+    /// Deploys a package (tar.gz with `modelfn.toml` at its root) as a new version.
+    ///
+    /// With `validate` false, the new version is recorded and served without starting it
+    /// first (as Lambda does): a failing init is then reported by every invocation.
+    pub async fn deploy(
+        &self,
+        archive: Vec<u8>,
+        name: Option<FunctionName>,
+        validate: bool,
+    ) -> Result<DeployOutcome, ControlError> {
+        let (digest, code_dir, unpacked) = self
+            .artifacts
+            .put_package(archive, self.limits.function)
+            .await?;
+        let manifest_path = code_dir.join(MANIFEST_FILE);
+        let text = tokio::fs::read_to_string(&manifest_path)
+            .await
+            .map_err(|_| {
+                ControlError::InvalidPackage(format!(
+                    "the package has no {MANIFEST_FILE} at its root"
+                ))
+            })?;
+        let mut manifest =
+            Manifest::from_toml(&text).map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
+        if let Some(name) = name {
+            manifest.name = name;
+        }
+        if let Some(model) = &manifest.model {
+            if !code_dir.join(&model.file).is_file() {
+                return Err(ControlError::InvalidPackage(format!(
+                    "model.file = {:?} is not in the package",
+                    model.file
+                )));
+            }
+        }
+        let name = manifest.name.to_string();
+        let manifest_toml = manifest.to_toml();
+
+        let _guard = self.deploys.lock().await;
+        let layers = self.resolve_layers(&manifest).await?;
+        let total: u64 =
+            unpacked.unpacked_bytes + layers.iter().map(|l| l.unpacked_size).sum::<u64>();
+        if total > self.limits.total_unpacked_bytes {
+            let parts: Vec<String> =
+                std::iter::once(format!("code {}", mb(unpacked.unpacked_bytes)))
+                    .chain(
+                        layers.iter().map(|l| {
+                            format!("layer {}:{} {}", l.name, l.version, mb(l.unpacked_size))
+                        }),
+                    )
+                    .collect();
+            return Err(ControlError::TooLarge(format!(
+                "the function and its layers unpack to {} ({}); the limit is {}",
+                mb(total),
+                parts.join(", "),
+                mb(self.limits.total_unpacked_bytes)
+            )));
+        }
+        let mut layer_dirs = Vec::new();
+        for l in &layers {
+            layer_dirs.push(self.artifacts.code_dir(&l.code_sha256).await?);
+        }
+        if let Some(current) = self.meta.get(&name).await? {
+            if current.code_sha256 == digest
+                && current.manifest == manifest_toml
+                && current.layers == layers
+                && self.scheduler.spec(&name).is_some()
+            {
+                return Ok(DeployOutcome {
+                    created: false,
+                    function: self.info(current),
+                    validated_in_ms: None,
+                });
+            }
+        }
+        let credentials = Some(self.function_key(&name).await?);
+        let mut spec = FunctionSpec {
+            manifest,
+            version: 0,
+            code_dir,
+            code_sha256: digest.clone(),
+            layers: layer_dirs,
+            tuning: Default::default(),
+            credentials,
+        };
+        let took = if validate {
+            let took = self
+                .scheduler
+                .validate(Arc::new(spec.clone()))
+                .await
+                .map_err(|e| {
+                    ControlError::InitFailed(if let InvokeError::InitFailed(f) = &e {
+                        f.to_string()
+                    } else {
+                        e.to_string()
+                    })
+                })?;
+            Some(took.as_secs_f64() * 1e3)
+        } else {
+            None
+        };
+        let rec = self
+            .meta
+            .put_version(NewVersion {
+                name: name.clone(),
+                runtime: spec.manifest.runtime.as_str().to_string(),
+                manifest: manifest_toml,
+                code_sha256: digest,
+                code_size: unpacked.unpacked_bytes,
+                layers,
+            })
+            .await?;
+        spec.version = rec.version;
+        self.install(spec).await?;
+        tracing::info!(function = %name, version = rec.version, "deployed");
+        Ok(DeployOutcome {
+            created: true,
+            function: self.info(rec),
+            validated_in_ms: took,
+        })
+    }
+
+    /// The run-time overrides stored for a function (`modelfn config`).
+    pub(crate) async fn overrides(&self, name: &str) -> Result<ScalingConfig, ControlError> {
+        match self.meta.get_config(name).await? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| ControlError::Storage(format!("stored config of '{name}': {e}"))),
+            None => Ok(ScalingConfig::default()),
+        }
+    }
+
+    /// Serves `spec` with its manifest's scaling settings overlaid by the stored overrides.
+    pub(crate) async fn install(&self, spec: FunctionSpec) -> Result<(), ControlError> {
+        let name = spec.manifest.name.to_string();
+        let scaling = spec.manifest.scaling.overlay(&self.overrides(&name).await?);
+        self.scheduler
+            .install(Arc::new(spec), scaling)
+            .map_err(|e| ControlError::Storage(e.to_string()))
+    }
+}

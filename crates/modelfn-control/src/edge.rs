@@ -1,0 +1,138 @@
+//! The edge: function URLs, APIs and usage plans, and the admission of keyed requests.
+
+use crate::plans::{Admission, UsagePlan};
+use crate::{ControlError, ControlPlane};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Who may call a function URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrlAuth {
+    /// Anyone.
+    None,
+    /// Callers with a modelfn key in `x-api-key`.
+    Key,
+}
+
+impl ControlPlane {
+    /// Stores an API definition (checked by the gateway, which compiles it).
+    pub async fn save_api(&self, name: &str, definition: &str) -> Result<(), ControlError> {
+        Ok(self.meta.put_api(name, definition).await?)
+    }
+
+    /// Every stored API definition: (name, text).
+    pub async fn apis(&self) -> Result<Vec<(String, String)>, ControlError> {
+        Ok(self.meta.list_apis().await?)
+    }
+
+    pub async fn delete_api(&self, name: &str) -> Result<(), ControlError> {
+        if self.meta.delete_api(name).await? {
+            Ok(())
+        } else {
+            Err(ControlError::Missing(format!(
+                "API '{name}' does not exist"
+            )))
+        }
+    }
+
+    /// Gives a function a URL (or changes its auth).
+    pub async fn create_url(&self, function: &str, auth: UrlAuth) -> Result<(), ControlError> {
+        self.describe(function).await?;
+        self.meta
+            .put_url(function, if auth == UrlAuth::Key { "key" } else { "none" })
+            .await?;
+        self.urls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(function.to_string(), auth);
+        Ok(())
+    }
+
+    pub async fn delete_url(&self, function: &str) -> Result<(), ControlError> {
+        self.urls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(function);
+        if self.meta.delete_url(function).await? {
+            Ok(())
+        } else {
+            Err(ControlError::Missing(format!(
+                "function '{function}' has no URL"
+            )))
+        }
+    }
+
+    /// The auth of a function's URL, if it has one.
+    pub fn url_auth(&self, function: &str) -> Option<UrlAuth> {
+        self.urls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(function)
+            .copied()
+    }
+
+    /// Decides a request carrying `presented` as `x-api-key` on `target` (`api/STAGE` or
+    /// `url:FUNCTION`): a valid key, held by a usage plan of the target, within that
+    /// plan's rate, burst and quota.
+    pub async fn admit_key(
+        &self,
+        target: &str,
+        presented: &str,
+    ) -> Result<Admission, ControlError> {
+        let Some(key) = self.api_key_owner(presented).await? else {
+            return Ok(Admission::Forbidden("a valid x-api-key is required".into()));
+        };
+        let plans = self.plans.read().unwrap_or_else(|p| p.into_inner());
+        let governing: Vec<&UsagePlan> = plans
+            .iter()
+            .filter(|p| p.targets.iter().any(|t| t == target))
+            .collect();
+        let mut meter = self.meter.lock().unwrap_or_else(|p| p.into_inner());
+        // As on API Gateway, a key works only where a usage plan holding it applies.
+        match governing.iter().find(|p| p.keys.contains(&key)) {
+            Some(plan) => Ok(meter.admit(plan, &key)),
+            None => Ok(Admission::Forbidden(format!(
+                "this key is not in a usage plan of {target}: add it to one (modelfn plans create NAME --rate R --burst B --target {target} --key ID)"
+            ))),
+        }
+    }
+
+    /// Creates or replaces a usage plan.
+    pub async fn save_plan(&self, plan: UsagePlan) -> Result<UsagePlan, ControlError> {
+        plan.validate().map_err(ControlError::InvalidRequest)?;
+        let json =
+            serde_json::to_string(&plan).map_err(|e| ControlError::Storage(e.to_string()))?;
+        self.meta.put_plan(&plan.name, &json).await?;
+        let mut plans = self.plans.write().unwrap_or_else(|p| p.into_inner());
+        plans.retain(|p| p.name != plan.name);
+        plans.push(plan.clone());
+        Ok(plan)
+    }
+
+    pub fn plans(&self) -> Vec<UsagePlan> {
+        self.plans.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub async fn delete_plan(&self, name: &str) -> Result<(), ControlError> {
+        self.plans
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p.name != name);
+        if self.meta.delete_plan(name).await? {
+            Ok(())
+        } else {
+            Err(ControlError::Missing(format!(
+                "usage plan '{name}' does not exist"
+            )))
+        }
+    }
+
+    /// Requests per day made with a key (since the server started).
+    pub fn key_usage(&self, id: &str) -> BTreeMap<String, u64> {
+        self.meter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .usage(id)
+    }
+}

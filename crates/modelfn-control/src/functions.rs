@@ -1,0 +1,144 @@
+//! Functions as the admin API sees them: list, describe, configure, delete.
+
+use crate::{ControlError, ControlPlane, UrlAuth, FUNCTION_KEY_PREFIX};
+use modelfn_core::ScalingConfig;
+use modelfn_core::{Manifest, ModelSpec};
+use modelfn_registry::{FunctionRecord, LayerRef};
+use modelfn_scheduler::FunctionStats;
+use serde::Serialize;
+
+/// A function as the admin API and the CLI show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub version: u64,
+    pub runtime: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub memory_mb: u32,
+    pub timeout_ms: u64,
+    pub code_sha256: String,
+    pub code_size: u64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerRef>,
+    /// Code and layers unpacked, in bytes, against the limit.
+    pub total_unpacked_size: u64,
+    pub unpacked_size_limit: u64,
+    /// The scaling settings in effect (manifest, then `modelfn config`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingConfig>,
+    /// The function URL's auth, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_auth: Option<UrlAuth>,
+    /// Live counters (absent when the function is recorded but could not be restored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<FunctionStats>,
+}
+
+impl ControlPlane {
+    /// Changes a function's scaling settings at run time: `patch`'s fields replace the
+    /// stored ones (all of them with `replace`); the manifest's apply where neither sets one.
+    pub async fn configure(
+        &self,
+        name: &str,
+        patch: ScalingConfig,
+        replace: bool,
+    ) -> Result<FunctionInfo, ControlError> {
+        let _guard = self.deploys.lock().await;
+        let rec = self
+            .meta
+            .get(name)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        let manifest = Manifest::from_toml(&rec.manifest)
+            .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
+        let stored = if replace {
+            patch
+        } else {
+            self.overrides(name).await?.overlay(&patch)
+        };
+        let effective = manifest.scaling.overlay(&stored);
+        effective.validate().map_err(ControlError::InvalidRequest)?;
+        let json =
+            serde_json::to_string(&stored).map_err(|e| ControlError::Storage(e.to_string()))?;
+        self.meta.put_config(name, &json).await?;
+        if self.scheduler.spec(name).is_some() {
+            self.scheduler
+                .configure(name, effective)
+                .map_err(|e| ControlError::Storage(e.to_string()))?;
+        }
+        tracing::info!(function = %name, "scaling configured");
+        Ok(self.info(rec))
+    }
+
+    pub(crate) fn info(&self, rec: FunctionRecord) -> FunctionInfo {
+        let manifest = Manifest::from_toml(&rec.manifest).ok();
+        FunctionInfo {
+            stats: self.scheduler.stats(&rec.name),
+            scaling: self.scheduler.scaling(&rec.name),
+            url_auth: self.url_auth(&rec.name),
+            description: manifest
+                .as_ref()
+                .map(|m| m.description.clone())
+                .unwrap_or_default(),
+            memory_mb: manifest.as_ref().map(|m| m.memory_mb).unwrap_or_default(),
+            timeout_ms: manifest.as_ref().map(|m| m.timeout_ms).unwrap_or_default(),
+            handler: manifest.as_ref().and_then(|m| m.handler.clone()),
+            model: manifest.and_then(|m| m.model),
+            total_unpacked_size: rec.code_size
+                + rec.layers.iter().map(|l| l.unpacked_size).sum::<u64>(),
+            unpacked_size_limit: self.limits.total_unpacked_bytes,
+            layers: rec.layers,
+            name: rec.name,
+            version: rec.version,
+            runtime: rec.runtime,
+            code_sha256: rec.code_sha256,
+            code_size: rec.code_size,
+            created_at_ms: rec.created_at_ms,
+            updated_at_ms: rec.updated_at_ms,
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<FunctionInfo>, ControlError> {
+        Ok(self
+            .meta
+            .list()
+            .await?
+            .into_iter()
+            .map(|r| self.info(r))
+            .collect())
+    }
+
+    pub async fn describe(&self, name: &str) -> Result<FunctionInfo, ControlError> {
+        let rec = self
+            .meta
+            .get(name)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        Ok(self.info(rec))
+    }
+
+    /// Deletes a function: it stops serving at once; requests in flight finish.
+    pub async fn delete(&self, name: &str) -> Result<(), ControlError> {
+        let _guard = self.deploys.lock().await;
+        let existed = self.meta.delete(name).await?;
+        self.scheduler.remove(name);
+        self.delete_keys_named(&format!("{FUNCTION_KEY_PREFIX}{name}"))
+            .await?;
+        self.urls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if existed {
+            Ok(())
+        } else {
+            Err(ControlError::NotFound(name.to_string()))
+        }
+    }
+}
