@@ -1,4 +1,5 @@
-//! Deploys: a package becomes a serving version atomically (unpack, manifest, layers, sizes, a first start, then record and swap); layers are published here too.
+//! Deploys: a package becomes a serving version atomically (unpack, manifest, layers,
+//! sizes, a first start, then record and swap); layers are published here too.
 
 use crate::plans::UsagePlan;
 use crate::{ControlError, ControlPlane, FunctionInfo, UrlAuth};

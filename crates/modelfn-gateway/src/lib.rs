@@ -1,13 +1,17 @@
 //! Every HTTP front door of modelfn, and the only crate that knows axum.
 //!
-//! Requests become `Invocation`s handed to the control plane (which hands them to the
-//! scheduler); answers and errors become HTTP responses, errors in exactly one place
-//! ([`error`]).
+//! Requests become `Invocation`s handed to the scheduler (the control plane is never on
+//! the request path); answers and errors become HTTP responses, errors in exactly one
+//! place per protocol ([`error`] for the native ones).
 //!
-//! - [`invoke`]: the native invoke API, `POST|GET /v1/functions/{name}/invoke`;
-//! - [`admin`]: deploy, list, describe, delete under `/v1/functions`, behind the admin token;
-//! - [`ops`]: layers, logs and saved test events, behind the admin token too;
-//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`serve`]: the bounded front door (connections, the header timeout, shutdown);
+//! - [`invoke`]: the native invoke API, `POST|GET /v1/functions/{name}/invoke`, with
+//!   [`door_auth`] deciding who may call the open doors;
+//! - [`aws_lambda`], [`aws_sagemaker`] (SigV4 in [`aws`] and [`sigv4`]), [`oip`],
+//!   [`urls`], [`apis`]: the other doors; [`events`]: `Event` invocations;
+//! - [`sandbox`]: modelfn's API as a function sees it from inside its sandbox;
+//! - [`admin`]: the admin API, one module per resource, behind the admin token;
+//! - [`health`] and [`openapi`].
 
 pub mod admin;
 pub mod apis;

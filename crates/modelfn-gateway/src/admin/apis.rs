@@ -1,4 +1,5 @@
-//! APIs with stages and routes: apply (compiled here), list, delete, and loading them at start.
+//! APIs with stages and routes: apply (compiled here), list, delete, and loading them at
+//! start.
 
 use crate::error::{body_rejection, ApiError};
 use crate::AppState;

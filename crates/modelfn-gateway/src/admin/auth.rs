@@ -1,4 +1,5 @@
-//! Who may use the admin API: `Authorization: Bearer <admin token>`, compared in constant time.
+//! Who may use the admin API: `Authorization: Bearer <admin token>`, compared in constant
+//! time.
 
 use crate::error::ApiError;
 use crate::AppState;

@@ -1,0 +1,202 @@
+//! One invocation from admission to report: the instance's lease (returned or dropped), the
+//! timeout, the in-flight count, and Lambda's `START`/`END`/`REPORT` lines.
+
+use crate::pool::{Lease, Slot};
+use crate::{InvocationReport, Scheduler, INIT_TIMEOUT};
+use modelfn_core::{FunctionSpec, Invocation, InvocationOutput, InvokeError, LogStream};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::Instant;
+
+impl Scheduler {
+    /// Runs one invocation of `name`.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        inv: Invocation,
+    ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| InvokeError::FunctionNotFound(name.to_string()))?;
+        slot.counters.invocations.fetch_add(1, Ordering::Relaxed);
+        let result = self.run(&slot, inv).await;
+        match &result {
+            Err(InvokeError::Throttled { .. }) => {
+                slot.counters.throttles.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                slot.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+        }
+        result
+    }
+
+    async fn run(
+        &self,
+        slot: &Slot,
+        mut inv: Invocation,
+    ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
+        let spec = &slot.spec;
+        let name = spec.manifest.name.as_str();
+        let log = !slot.shared;
+        let id = inv.request_id.clone();
+        let timeout = Duration::from_millis(spec.manifest.timeout_ms);
+        let arrived = Instant::now();
+        let deadline = arrived + timeout;
+        // Lines for function processes only; a model's hot path formats nothing.
+        let platform = |text: &dyn Fn() -> String| {
+            if log {
+                self.logs
+                    .line(name, Some(&id), LogStream::Platform, &text());
+            }
+        };
+        platform(&|| format!("START RequestId: {id} Version: {}", spec.version));
+        let admitted = match self.admit(slot, deadline).await {
+            Ok(p) => p,
+            Err(e) => {
+                platform(&|| format!("{e}"));
+                platform(&|| format!("END RequestId: {id}"));
+                return Err(e);
+            }
+        };
+        let in_flight = InFlight::enter(slot);
+        let lease = match self.acquire(slot, deadline).await {
+            Ok(l) => l,
+            Err(e) => {
+                platform(&|| format!("{e}"));
+                platform(&|| format!("END RequestId: {id}"));
+                return Err(e);
+            }
+        };
+        // If the caller goes away mid-run, this future is dropped: the guard gives the
+        // instance back (a process in the middle of an event is not reused).
+        let lease = LeaseGuard {
+            slot,
+            lease: Some(lease),
+        };
+        // The function's timeout counts from when it runs, as on Lambda.
+        let t0 = Instant::now();
+        let queue_wait = t0
+            .saturating_duration_since(arrived)
+            .saturating_sub(lease.init.unwrap_or_default());
+        inv.deadline = Some((t0 + timeout).into_std());
+        let result = match tokio::time::timeout(timeout, lease.instance.invoke(inv)).await {
+            Ok(r) => r,
+            Err(_) => Err(InvokeError::Timeout(timeout)),
+        };
+        let duration = t0.elapsed();
+        slot.record_run(duration);
+        let timed_out = matches!(result, Err(InvokeError::Timeout(_)));
+        if timed_out {
+            platform(&|| {
+                format!(
+                    "RequestId: {id} Error: Task timed out after {:.2} seconds",
+                    timeout.as_secs_f64()
+                )
+            });
+        }
+        platform(&|| format!("END RequestId: {id}"));
+        if log {
+            let line = report_line(
+                &id,
+                duration,
+                spec.manifest.memory_mb,
+                lease.instance.max_memory_used_mb(),
+                lease.init,
+            );
+            self.logs.line(name, Some(&id), LogStream::Platform, &line);
+        }
+        let init_duration = lease.init;
+        lease.finish(!timed_out);
+        drop(in_flight);
+        drop(admitted);
+        let output = result?;
+        Ok((
+            output,
+            InvocationReport {
+                version: spec.version,
+                cold_start: init_duration.is_some(),
+                init_duration,
+                queue_wait,
+                duration,
+            },
+        ))
+    }
+}
+
+/// An instance lent to a running invocation.
+struct LeaseGuard<'a> {
+    slot: &'a Slot,
+    lease: Option<Lease>,
+}
+
+impl LeaseGuard<'_> {
+    fn finish(mut self, reusable: bool) {
+        if let Some(l) = self.lease.take() {
+            self.slot.give_back(l, reusable);
+        }
+    }
+}
+
+impl std::ops::Deref for LeaseGuard<'_> {
+    type Target = Lease;
+    fn deref(&self) -> &Lease {
+        // Always Some until `finish` or drop.
+        self.lease
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a finished lease is not used"))
+    }
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(l) = self.lease.take() {
+            // Cancelled: a shared instance serves on; a process stopped mid-event does not.
+            let reusable = self.slot.shared;
+            self.slot.give_back(l, reusable);
+        }
+    }
+}
+
+/// Counts an admitted invocation until it is dropped.
+struct InFlight<'a>(&'a Slot);
+
+impl<'a> InFlight<'a> {
+    fn enter(slot: &'a Slot) -> Self {
+        slot.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(slot)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Lambda's `REPORT` line.
+fn report_line(
+    id: &str,
+    duration: Duration,
+    memory_mb: u32,
+    max_used_mb: Option<u64>,
+    init: Option<Duration>,
+) -> String {
+    let ms = duration.as_secs_f64() * 1e3;
+    let mut line = format!(
+        "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB",
+        ms.ceil().max(1.0) as u64
+    );
+    if let Some(used) = max_used_mb {
+        line += &format!("\tMax Memory Used: {used} MB");
+    }
+    if let Some(init) = init {
+        line += &format!("\tInit Duration: {:.2} ms", init.as_secs_f64() * 1e3);
+    }
+    line
+}
+
+pub(crate) fn init_timeout(spec: &FunctionSpec) -> Duration {
+    INIT_TIMEOUT.max(Duration::from_millis(spec.manifest.timeout_ms))
+}
