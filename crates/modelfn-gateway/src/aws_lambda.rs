@@ -197,10 +197,11 @@ pub async fn invoke(
         }
         (a, b) => a.or(b),
     };
-    let Some(spec) = state.scheduler.spec(&name) else {
+    // Resolved once: the version checked against the qualifier is the version that runs.
+    let Some(target) = state.scheduler.resolve(&name) else {
         return not_found(&name, &request_id);
     };
-    let version = spec.version.to_string();
+    let version = target.spec().version.to_string();
     if let Some(q) = &qualifier {
         if q != "$LATEST" && *q != version {
             return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {}:{q} (this server serves the latest version, {version}, and $LATEST)", arn(&name)), &request_id);
@@ -275,7 +276,7 @@ pub async fn invoke(
         }
     }
     let tail = headers.get("x-amz-log-type").and_then(|v| v.to_str().ok()) == Some("Tail");
-    let mut resp = match state.scheduler.invoke(&name, inv).await {
+    let mut resp = match state.scheduler.invoke_resolved(&target, inv).await {
         Ok((output, report)) => {
             let mut r = (StatusCode::OK, output.body).into_response();
             r.headers_mut().insert(

@@ -14,39 +14,35 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use modelfn_core::{FunctionSpec, Invocation, InvokeError, ResponseFormat, RuntimeKind};
+use modelfn_scheduler::Resolved;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 fn oip_error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
 /// The ONNX function serving `name` (and `version`, if given); else the 404 answer.
-fn model(
-    state: &AppState,
-    name: &str,
-    version: Option<&str>,
-) -> Result<Arc<FunctionSpec>, Box<Response>> {
+fn model(state: &AppState, name: &str, version: Option<&str>) -> Result<Resolved, Box<Response>> {
     let missing = |m: String| Box::new(oip_error(StatusCode::NOT_FOUND, m));
-    let spec = state
+    let target = state
         .scheduler
-        .spec(name)
-        .filter(|s| s.manifest.runtime == RuntimeKind::Onnx)
+        .resolve(name)
+        .filter(|t| t.spec().manifest.runtime == RuntimeKind::Onnx)
         .ok_or_else(|| {
             missing(format!(
                 "model '{name}' not found (ONNX functions are served as models)"
             ))
         })?;
     if let Some(v) = version {
-        if v != spec.version.to_string() {
+        if v != target.spec().version.to_string() {
             return Err(missing(format!(
                 "model '{name}' has no version {v} serving (version {} is)",
-                spec.version
+                target.spec().version
             )));
         }
     }
-    Ok(spec)
+    Ok(target)
 }
 
 pub async fn live() -> Json<Value> {
@@ -83,7 +79,7 @@ fn metadata(spec: &FunctionSpec) -> Value {
 
 pub async fn model_metadata(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     match model(&state, &name, None) {
-        Ok(spec) => Json(metadata(&spec)).into_response(),
+        Ok(target) => Json(metadata(target.spec())).into_response(),
         Err(r) => *r,
     }
 }
@@ -93,7 +89,7 @@ pub async fn model_version_metadata(
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
     match model(&state, &name, Some(&version)) {
-        Ok(spec) => Json(metadata(&spec)).into_response(),
+        Ok(target) => Json(metadata(target.spec())).into_response(),
         Err(r) => *r,
     }
 }
@@ -297,11 +293,16 @@ async fn run_infer(
         Ok(b) => b,
         Err(e) => return oip_error(e.status(), e.body_text()),
     };
-    let spec = match model(&state, &name, version.as_deref()) {
-        Ok(s) => s,
+    let target = match model(&state, &name, version.as_deref()) {
+        Ok(t) => t,
         Err(r) => return *r,
     };
-    let features = spec.manifest.model.as_ref().map_or(0, |m| m.inputs.len());
+    let features = target
+        .spec()
+        .manifest
+        .model
+        .as_ref()
+        .map_or(0, |m| m.inputs.len());
     let (id, rows) = match rows_of(&headers, &body, features) {
         Ok(x) => x,
         Err(m) => return oip_error(StatusCode::BAD_REQUEST, m),
@@ -312,7 +313,7 @@ async fn run_infer(
         Some("application/json"),
     )
     .with_format(ResponseFormat::OpenInference);
-    match state.scheduler.invoke(&name, inv).await {
+    match state.scheduler.invoke_resolved(&target, inv).await {
         Ok((output, report)) => {
             let mut v: Value =
                 serde_json::from_slice(&output.body).unwrap_or(json!({"outputs": []}));
@@ -392,15 +393,16 @@ pub async fn v1_predict(
         Ok(b) => b,
         Err(e) => return oip_error(e.status(), e.body_text()),
     };
-    if let Err(r) = model(&state, name, None) {
-        return *r;
-    }
+    let target = match model(&state, name, None) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
     let inv = Invocation::new(
         crate::invoke::new_request_id(),
         body,
         Some("application/json"),
     );
-    match state.scheduler.invoke(name, inv).await {
+    match state.scheduler.invoke_resolved(&target, inv).await {
         Ok((output, _)) => {
             // One row answers {"prediction": ...}; V1 always answers a list.
             let v: Value = serde_json::from_slice(&output.body).unwrap_or(Value::Null);

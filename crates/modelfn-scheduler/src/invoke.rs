@@ -5,21 +5,49 @@ use crate::pool::{Lease, Slot};
 use crate::{InvocationReport, Scheduler, INIT_TIMEOUT};
 use modelfn_core::{FunctionSpec, Invocation, InvocationOutput, InvokeError, LogStream};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// A function's serving version, resolved once. Invoking it runs exactly this version,
+/// whatever is deployed meanwhile, so a door that checked a qualifier against
+/// [`Resolved::spec`] runs what it checked.
+#[derive(Clone)]
+pub struct Resolved(Arc<Slot>);
+
+impl Resolved {
+    pub fn spec(&self) -> &Arc<FunctionSpec> {
+        &self.0.spec
+    }
+}
+
 impl Scheduler {
-    /// Runs one invocation of `name`.
+    /// The version serving `name` now.
+    pub fn resolve(&self, name: &str) -> Option<Resolved> {
+        self.slot(name).map(Resolved)
+    }
+
+    /// Runs one invocation of `name` (whichever version serves when it is looked up).
     pub async fn invoke(
         &self,
         name: &str,
         inv: Invocation,
     ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
-        let slot = self
-            .slot(name)
+        let target = self
+            .resolve(name)
             .ok_or_else(|| InvokeError::FunctionNotFound(name.to_string()))?;
+        self.invoke_resolved(&target, inv).await
+    }
+
+    /// Runs one invocation of exactly the version `target` resolved to.
+    pub async fn invoke_resolved(
+        &self,
+        target: &Resolved,
+        inv: Invocation,
+    ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
+        let slot = &target.0;
         slot.counters.invocations.fetch_add(1, Ordering::Relaxed);
-        let result = self.run(&slot, inv).await;
+        let result = self.run(slot, inv).await;
         match &result {
             Err(InvokeError::Throttled { .. }) => {
                 slot.counters.throttles.fetch_add(1, Ordering::Relaxed);

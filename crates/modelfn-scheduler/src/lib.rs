@@ -19,6 +19,7 @@
 
 mod admission;
 mod invoke;
+pub use invoke::Resolved;
 pub mod pool;
 mod provision;
 pub mod rate;

@@ -1,0 +1,120 @@
+//! A deploy while calls that name a version run: every door resolves the version once and
+//! runs exactly what it checked, so each answer either comes from the version it asked
+//! for, or says that version is not serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::{copy_dir, example, header, json, Server};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// POSTs with curl; answers (status, lower-cased headers, body).
+fn post(url: &str, body: &str) -> (u16, String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-S", "--max-time", "30", "-D", "-", "-X", "POST", url])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head.to_lowercase(), body.to_string())
+}
+
+#[test]
+fn versions_checked_are_the_versions_that_run_while_deploys_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.toml");
+    // Unsigned Lambda calls keep the test about versions, not signatures.
+    std::fs::write(&cfg, "aws_allow_unsigned = true\n").unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let pkg = work.path().join("iris");
+    copy_dir(&example("iris"), &pkg);
+    s.deploy(&pkg);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let url = s.url.clone();
+    let row = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
+    let oip_row = r#"{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [6.9, 3.1, 5.1, 2.3]}]}"#;
+    let callers: Vec<_> = (0..2)
+        .map(|which| {
+            let (stop, url) = (stop.clone(), url.clone());
+            std::thread::spawn(move || {
+                let mut checked = (0, 0);
+                let mut v = 1u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (code, headers, body) = if which == 0 {
+                        post(
+                            &format!("{url}/2015-03-31/functions/iris/invocations?Qualifier={v}"),
+                            row,
+                        )
+                    } else {
+                        post(&format!("{url}/v2/models/iris/versions/{v}/infer"), oip_row)
+                    };
+                    match code {
+                        200 => {
+                            let ran = if which == 0 {
+                                header(&headers, "x-amz-executed-version")
+                                    .unwrap()
+                                    .to_string()
+                            } else {
+                                json(&body)["model_version"].as_str().unwrap().to_string()
+                            };
+                            assert_eq!(ran, v.to_string(), "asked for version {v}: {body}");
+                            checked.0 += 1;
+                        }
+                        404 => {
+                            // That version no longer serves: ask for the next.
+                            checked.1 += 1;
+                            v += 1;
+                        }
+                        other => panic!("HTTP {other}: {body}"),
+                    }
+                }
+                checked
+            })
+        })
+        .collect();
+    // Five new versions while the callers run.
+    for i in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let m = std::fs::read_to_string(pkg.join("modelfn.toml")).unwrap();
+        let m = match m.find("description = ") {
+            Some(_) => m
+                .lines()
+                .map(|l| {
+                    if l.starts_with("description = ") {
+                        format!("description = \"v{}\"", i + 2)
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => format!("description = \"v{}\"\n{m}", i + 2),
+        };
+        std::fs::write(pkg.join("modelfn.toml"), m).unwrap();
+        s.deploy(&pkg);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    stop.store(true, Ordering::Relaxed);
+    for c in callers {
+        let (ran, moved_on) = c.join().unwrap();
+        assert!(ran > 0, "no call ran");
+        assert!(moved_on > 0, "the callers saw no new version");
+    }
+}
