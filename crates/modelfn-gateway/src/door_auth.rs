@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::sandbox::{target, Target};
 use crate::AppState;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use modelfn_core::{DoorAuth, FunctionCaller};
@@ -76,5 +76,32 @@ pub async fn admit(
     match refused {
         None => Ok(()),
         Some(why) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", why)),
+    }
+}
+
+/// Checks an `x-api-key` against the usage plans of `target`; answers the refusal
+/// (403, or 429 with `Retry-After`) when the request may not go on.
+pub async fn admit_key(state: &AppState, target: &str, presented: &str) -> Option<Response> {
+    match state.control.admit_key(target, presented).await {
+        Ok(modelfn_control::plans::Admission::Allowed) => None,
+        Ok(modelfn_control::plans::Admission::Forbidden(why)) => Some(crate::error::message(
+            StatusCode::FORBIDDEN,
+            &format!("Forbidden: {why}"),
+        )),
+        Ok(modelfn_control::plans::Admission::Throttled {
+            message: why,
+            retry_after,
+        }) => {
+            let mut r = crate::error::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too Many Requests: {why}"),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            Some(r)
+        }
+        Err(e) => Some(crate::ApiError::from(e).into_response()),
     }
 }

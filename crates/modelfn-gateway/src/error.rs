@@ -157,3 +157,9 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
         format!("{} does not take {method} (see /openapi.json)", uri.path()),
     )
 }
+
+/// API Gateway's and function URLs' own error shape: `{"message": "..."}`.
+pub(crate) fn message(status: StatusCode, msg: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(serde_json::json!({ "message": msg }))).into_response()
+}

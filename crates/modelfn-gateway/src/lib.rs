@@ -25,6 +25,7 @@ pub mod health;
 pub mod invoke;
 pub mod oip;
 pub mod openapi;
+pub mod payload_v2;
 pub mod sandbox;
 pub mod serve;
 pub mod sigv4;

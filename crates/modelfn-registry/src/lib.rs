@@ -5,13 +5,13 @@
 pub mod artifacts;
 pub mod metadata;
 pub mod package;
+pub mod sqlite;
 pub mod tar_guard;
 
 pub use artifacts::{ArtifactStore, LocalArtifactStore};
-pub use metadata::{
-    FunctionRecord, LayerRecord, LayerRef, MetadataStore, NewVersion, SqliteMetadataStore,
-};
+pub use metadata::{FunctionRecord, LayerRecord, LayerRef, MetadataStore, NewVersion};
 pub use package::{PackageLimits, UnpackedPackage};
+pub use sqlite::SqliteMetadataStore;
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@
 //!   events 1.0 and 2.0, or mapping templates), CORS, auth and limits.
 
 pub mod definition;
+mod proxy_v1;
 pub mod serve;
 pub mod template;
 

@@ -9,21 +9,19 @@
 //! request, or the rendered template, as the native API does.
 
 use super::definition::{Api, Integration, Route};
+use super::proxy_v1::{event_v1, proxy_v1_result};
 use super::template::Inputs;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use bytes::Bytes;
 use modelfn_core::{Invocation, InvokeError, RuntimeKind};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-fn message(status: StatusCode, msg: &str) -> Response {
-    (status, axum::Json(json!({ "message": msg }))).into_response()
-}
+use crate::error::message;
 
 fn allowed_origin(api: &Api, headers: &HeaderMap) -> Option<HeaderValue> {
     let cors = api.cors.as_ref()?;
@@ -143,7 +141,9 @@ async fn serve_route(
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if let Some(refused) = admit(state, &format!("{}/{stage}", api.name), presented).await {
+        if let Some(refused) =
+            crate::door_auth::admit_key(state, &format!("{}/{stage}", api.name), presented).await
+        {
             return refused;
         }
     }
@@ -233,8 +233,15 @@ async fn serve_route(
             (Bytes::from(ev.to_string()), Some("application/json"))
         }
         (Integration::Proxy { v2: true }, false) => {
-            let mut ev =
-                crate::urls::event_v2(&api.name, method, path, query, headers, &body, &request_id);
+            let mut ev = crate::payload_v2::event_v2(
+                &api.name,
+                method,
+                path,
+                query,
+                headers,
+                &body,
+                &request_id,
+            );
             let route_key = format!("{} {}", route.method, route.path);
             ev["routeKey"] = json!(route_key);
             ev["requestContext"]["routeKey"] = json!(route_key);
@@ -285,7 +292,7 @@ async fn serve_route(
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         (Integration::Proxy { .. }, Ok((out, _))) if is_model => ([(header::CONTENT_TYPE, out.content_type)], out.body).into_response(),
-        (Integration::Proxy { v2: true }, Ok((out, _))) => crate::urls::map_result(&out.body),
+        (Integration::Proxy { v2: true }, Ok((out, _))) => crate::payload_v2::map_result(&out.body),
         (Integration::Proxy { v2: false }, Ok((out, _))) => proxy_v1_result(&out.body).unwrap_or_else(|why| {
             tracing::warn!(api = %api.name, route = %route.path, "Malformed Lambda proxy response: {why}");
             message(StatusCode::BAD_GATEWAY, "Internal server error")
@@ -294,32 +301,6 @@ async fn serve_route(
             tracing::debug!(api = %api.name, route = %route.path, error = %e, "function failed behind a proxy route");
             message(StatusCode::BAD_GATEWAY, "Internal server error")
         }
-    }
-}
-
-/// Checks an `x-api-key` against the usage plans of `target`; answers the refusal
-/// (403, or 429 with `Retry-After`) when the request may not go on.
-pub async fn admit(state: &AppState, target: &str, presented: &str) -> Option<Response> {
-    match state.control.admit_key(target, presented).await {
-        Ok(modelfn_control::plans::Admission::Allowed) => None,
-        Ok(modelfn_control::plans::Admission::Forbidden(why)) => {
-            Some(message(StatusCode::FORBIDDEN, &format!("Forbidden: {why}")))
-        }
-        Ok(modelfn_control::plans::Admission::Throttled {
-            message: why,
-            retry_after,
-        }) => {
-            let mut r = message(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("Too Many Requests: {why}"),
-            );
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after.as_secs().max(1)),
-            );
-            Some(r)
-        }
-        Err(e) => Some(crate::ApiError::from(e).into_response()),
     }
 }
 
@@ -352,160 +333,4 @@ fn context(
         ("identity.sourceIp".to_string(), source),
         ("identity.userAgent".to_string(), h("user-agent")),
     ])
-}
-
-/// The REST API proxy event (payload 1.0).
-#[allow(clippy::too_many_arguments)]
-fn event_v1(
-    api: &Api,
-    stage: &str,
-    stage_vars: &BTreeMap<String, String>,
-    route: &Route,
-    path_params: &BTreeMap<String, String>,
-    method: &Method,
-    path: &str,
-    query: &[(String, String)],
-    headers: &HeaderMap,
-    body: &[u8],
-    request_id: &str,
-) -> Value {
-    let mut single = Map::new();
-    let mut multi: Map<String, Value> = Map::new();
-    for (k, v) in headers {
-        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-        single.insert(k.as_str().to_string(), json!(v));
-        if let Some(a) = multi
-            .entry(k.as_str().to_string())
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-        {
-            a.push(json!(v));
-        }
-    }
-    let mut qs = Map::new();
-    let mut mqs: Map<String, Value> = Map::new();
-    for (k, v) in query {
-        qs.insert(k.clone(), json!(v));
-        if let Some(a) = mqs
-            .entry(k.clone())
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-        {
-            a.push(json!(v));
-        }
-    }
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
-    let (body, b64) = match std::str::from_utf8(body) {
-        _ if body.is_empty() => (Value::Null, false),
-        Ok(t) => (json!(t), false),
-        Err(_) => (
-            json!(base64::engine::general_purpose::STANDARD.encode(body)),
-            true,
-        ),
-    };
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    json!({
-        "resource": route.path,
-        "path": path,
-        "httpMethod": method.as_str(),
-        "headers": single,
-        "multiValueHeaders": multi,
-        "queryStringParameters": or_null(qs),
-        "multiValueQueryStringParameters": or_null(mqs),
-        "pathParameters": if path_params.is_empty() { Value::Null } else { json!(path_params) },
-        "stageVariables": if stage_vars.is_empty() { Value::Null } else { json!(stage_vars) },
-        "requestContext": {
-            "resourcePath": route.path,
-            "httpMethod": method.as_str(),
-            "path": format!("/{stage}{path}"),
-            "stage": stage,
-            "requestId": request_id,
-            "apiId": api.name,
-            "identity": {"sourceIp": headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1"), "userAgent": h("user-agent")},
-            "requestTimeEpoch": modelfn_telemetry::time::now_ms(),
-        },
-        "body": body,
-        "isBase64Encoded": b64,
-    })
-}
-
-/// A REST proxy result: `statusCode` (integer), `headers`, `multiValueHeaders`, `body`
-/// (a string), `isBase64Encoded`; anything else is malformed.
-fn proxy_v1_result(out: &[u8]) -> Result<Response, String> {
-    let v: Value = serde_json::from_slice(out).map_err(|_| "not JSON".to_string())?;
-    let obj = v.as_object().ok_or("not an object")?;
-    for k in obj.keys() {
-        if ![
-            "statusCode",
-            "headers",
-            "multiValueHeaders",
-            "body",
-            "isBase64Encoded",
-            "cookies",
-        ]
-        .contains(&k.as_str())
-        {
-            return Err(format!("unexpected field '{k}'"));
-        }
-    }
-    let status = obj
-        .get("statusCode")
-        .and_then(Value::as_u64)
-        .ok_or("statusCode is missing or not an integer")?;
-    let status = StatusCode::from_u16(status as u16)
-        .map_err(|_| format!("statusCode {status} is not a status"))?;
-    let body = match obj.get("body") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s))
-            if obj.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) =>
-        {
-            base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|_| "body is not base64".to_string())?
-        }
-        Some(Value::String(s)) => s.clone().into_bytes(),
-        Some(_) => return Err("body is not a string".into()),
-    };
-    let mut resp = (status, body).into_response();
-    if let Some(Value::Object(hs)) = obj.get("headers") {
-        for (k, v) in hs {
-            if let (Ok(k), Some(Ok(v))) = (
-                header::HeaderName::from_bytes(k.as_bytes()),
-                v.as_str().map(HeaderValue::from_str),
-            ) {
-                resp.headers_mut().insert(k, v);
-            }
-        }
-    }
-    if let Some(Value::Object(hs)) = obj.get("multiValueHeaders") {
-        for (k, vs) in hs {
-            let Ok(name) = header::HeaderName::from_bytes(k.as_bytes()) else {
-                continue;
-            };
-            resp.headers_mut().remove(&name);
-            for v in vs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if let Ok(v) = HeaderValue::from_str(v) {
-                    resp.headers_mut().append(name.clone(), v);
-                }
-            }
-        }
-    }
-    Ok(resp)
 }
