@@ -160,6 +160,23 @@ impl ControlPlane {
             .artifacts
             .put_package(archive, self.limits.layer)
             .await?;
+        let info = |layer| LayerInfo {
+            layer,
+            compressed_limit: self.limits.layer.max_compressed_bytes,
+            unpacked_limit: self.limits.layer.max_unpacked_bytes,
+        };
+        // The same content again is the version that has it, as a deploy that changes
+        // nothing is.
+        let latest = self
+            .meta
+            .list_layers()
+            .await?
+            .into_iter()
+            .filter(|l| l.name == name.as_str())
+            .max_by_key(|l| l.version);
+        if let Some(same) = latest.filter(|l| l.code_sha256 == digest) {
+            return Ok(info(same));
+        }
         let layer = self
             .meta
             .put_layer(
@@ -171,11 +188,7 @@ impl ControlPlane {
             )
             .await?;
         tracing::info!(layer = %name, version = layer.version, "layer published");
-        Ok(LayerInfo {
-            layer,
-            compressed_limit: self.limits.layer.max_compressed_bytes,
-            unpacked_limit: self.limits.layer.max_unpacked_bytes,
-        })
+        Ok(info(layer))
     }
 
     pub async fn list_layers(&self) -> Result<Vec<LayerRecord>, ControlError> {

@@ -3,7 +3,7 @@
 
 use crate::pool::{Lease, Slot};
 use crate::{InvocationReport, Scheduler, INIT_TIMEOUT};
-use modelfn_core::{FunctionSpec, Invocation, InvocationOutput, InvokeError, LogStream};
+use modelfn_core::{Fault, FunctionSpec, Invocation, InvocationOutput, InvokeError, LogStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,14 +48,16 @@ impl Scheduler {
         let slot = &target.0;
         slot.counters.invocations.fetch_add(1, Ordering::Relaxed);
         let result = self.run(slot, inv).await;
+        // Errors are the function's or the platform's; a caller's bad request (a 400) is
+        // not the function failing.
         match &result {
             Err(InvokeError::Throttled { .. }) => {
                 slot.counters.throttles.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            Err(e) if e.fault() != Fault::Client => {
                 slot.counters.errors.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(_) => {}
+            Err(_) | Ok(_) => {}
         }
         result
     }

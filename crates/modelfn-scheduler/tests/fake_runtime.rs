@@ -63,6 +63,9 @@ impl Runtime for Fake {
 impl Instance for Echo {
     fn invoke(&self, inv: Invocation) -> BoxFuture<'_, Result<InvocationOutput, InvokeError>> {
         Box::pin(async move {
+            if &inv.body[..] == b"bad" {
+                return Err(InvokeError::InvalidInput("not a number of ms".into()));
+            }
             if &inv.body[..] == b"die" {
                 self.dead.store(true, Ordering::SeqCst);
                 return Err(InvokeError::Function(modelfn_core::FunctionError::new(
@@ -198,6 +201,10 @@ async fn shared_pool_starts_once_then_stays_warm() {
         ("warm", 1, 3, 1, 0)
     );
     assert!(st.last_init_duration_ms.unwrap() >= 5.0);
+    // The caller's bad input is not the function failing.
+    assert!(s.invoke("f", inv("bad")).await.is_err());
+    let st = s.stats("f").unwrap();
+    assert_eq!((st.invocations, st.errors), (4, 0));
 }
 
 #[tokio::test(start_paused = true)]

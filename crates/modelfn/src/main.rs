@@ -1,8 +1,8 @@
 //! `modelfn`: the command line. `serve` and `demo` run the server; the other commands
 //! talk to a running server over HTTP.
 
-mod cli;
 mod client;
+mod commands;
 mod config;
 mod demo;
 mod layer;
@@ -17,7 +17,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = commands::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,7 +28,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(cli)) {
+    match runtime.block_on(commands::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("modelfn: {}", table::printable(&format!("{e:#}")));

@@ -239,6 +239,67 @@ pub fn api(a: &Value) -> String {
 /// Text from the server (a function's output, its error messages) made safe for a
 /// terminal: control characters other than newline and tab (escape sequences that could
 /// rewrite the screen or the title) are shown as `\u{..}` instead of acting.
+/// `modelfn keys list`.
+pub fn keys(list: &Value) -> String {
+    let empty = vec![];
+    let rows: Vec<Vec<String>> = list
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|k| {
+            vec![
+                s(&k["access_key_id"]),
+                s(&k["name"]),
+                when(&k["created_at_ms"]),
+            ]
+        })
+        .collect();
+    render(&["ACCESS KEY ID", "NAME", "CREATED"], &rows)
+}
+
+/// `modelfn plans list`.
+pub fn plans(list: &Value) -> String {
+    let empty = vec![];
+    let join = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let rows: Vec<Vec<String>> = list
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|p| {
+            let quota = match p["quota"].as_u64() {
+                Some(q) => format!("{q}/{}", s(&p["period"])),
+                None => "-".into(),
+            };
+            vec![
+                s(&p["name"]),
+                s(&p["rate"]),
+                s(&p["burst"]),
+                quota,
+                join(&p["targets"]),
+                join(&p["keys"]),
+            ]
+        })
+        .collect();
+    render(
+        &["NAME", "RATE/S", "BURST", "QUOTA", "TARGETS", "KEYS"],
+        &rows,
+    )
+}
+
+/// A time in Unix milliseconds as UTC, to the second.
+fn when(v: &Value) -> String {
+    v.as_i64()
+        .map(|ms| {
+            let t = modelfn_telemetry::time::rfc3339_ms(ms);
+            t.get(..19).unwrap_or(&t).replace('T', " ")
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

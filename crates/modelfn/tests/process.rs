@@ -375,6 +375,24 @@ fn logs_show_init_duration_on_the_cold_start_only_and_test_events_run() {
             .trim(),
         "42"
     );
+    // A piped standard input is the event.
+    let mut child = std::process::Command::new(common::bin())
+        .args(["invoke", "addfive"])
+        .env("MODELFN_SERVER", &s.url)
+        .env("MODELFN_DATA_DIR", &s.data_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"num": "7"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "12\n");
 }
 
 #[test]
@@ -554,6 +572,9 @@ fn layer_and_package_sizes_are_checked_against_the_limits() {
         "{err}"
     );
     assert!(layer("half-a", 600_000).0);
+    // The same content again is the version that has it.
+    let (ok, out, err) = layer("half-a", 600_000);
+    assert!(ok && out.contains("version 1"), "{out} {err}");
     assert!(layer("half-b", 600_000).0);
     let f = variant(work.path(), &example("addfive"), "addfive", |m| {
         m + "layers = [\"half-a\", \"half-b\"]\n"

@@ -1,0 +1,280 @@
+//! The edge: APIs, function URLs, usage plans and access keys.
+
+use super::Conn;
+use crate::table;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Create or replace an API from its definition file.
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List APIs, their stage URLs and routes.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an API.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+impl ApiCommand {
+    pub async fn run(self) -> Result<()> {
+        match self {
+            ApiCommand::Apply { file, conn } => {
+                let text =
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let out = conn
+                    .client()?
+                    .post_admin_raw("/v1/apis", text, "application/toml")
+                    .await?;
+                if conn.json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    print!("{}", table::api(&out));
+                }
+                Ok(())
+            }
+            ApiCommand::List { conn } => {
+                let out = conn.client()?.get_admin("/v1/apis").await?;
+                if conn.json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    for a in out["apis"].as_array().cloned().unwrap_or_default() {
+                        print!("{}", table::api(&a));
+                    }
+                }
+                Ok(())
+            }
+            ApiCommand::Delete { name, conn } => {
+                conn.client()?.delete(&format!("/v1/apis/{name}")).await?;
+                println!("deleted API {name}");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UrlCommand {
+    /// Create (or change) a function's URL.
+    Create {
+        name: String,
+        /// `none`: anyone may call it; `key`: callers send a modelfn key's secret as x-api-key.
+        #[arg(long, default_value = "none", value_parser = ["none", "key"])]
+        auth: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a function's URL.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+impl UrlCommand {
+    pub async fn run(self) -> Result<()> {
+        match self {
+            UrlCommand::Create { name, auth, conn } => {
+                let body = serde_json::to_vec(&serde_json::json!({ "auth": auth }))?;
+                let out = conn
+                    .client()?
+                    .put_admin(&format!("/v1/functions/{name}/url"), body)
+                    .await?;
+                if conn.json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    println!(
+                        "{}  (auth: {auth})",
+                        out["url"].as_str().unwrap_or_default()
+                    );
+                }
+                Ok(())
+            }
+            UrlCommand::Delete { name, conn } => {
+                conn.client()?
+                    .delete(&format!("/v1/functions/{name}/url"))
+                    .await?;
+                println!("removed the URL of {name}");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// Create or replace a usage plan.
+    Create {
+        name: String,
+        /// Requests per second.
+        #[arg(long)]
+        rate: f64,
+        /// Requests at once above the rate.
+        #[arg(long)]
+        burst: u32,
+        /// Requests per period.
+        #[arg(long)]
+        quota: Option<u64>,
+        #[arg(long, default_value = "day", value_parser = ["day", "month"])]
+        period: String,
+        /// An API stage (API/STAGE) or a function URL (url:FUNCTION); repeat for several.
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        /// An access key id in the plan; repeat for several.
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List usage plans.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a usage plan.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+impl PlansCommand {
+    pub async fn run(self) -> Result<()> {
+        match self {
+            PlansCommand::Create {
+                name,
+                rate,
+                burst,
+                quota,
+                period,
+                targets,
+                keys,
+                conn,
+            } => {
+                let body = serde_json::json!({"rate": rate, "burst": burst, "quota": quota, "period": period, "targets": targets, "keys": keys});
+                let out = conn
+                    .client()?
+                    .put_admin(&format!("/v1/plans/{name}"), serde_json::to_vec(&body)?)
+                    .await?;
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                Ok(())
+            }
+            PlansCommand::List { conn } => {
+                let out = conn.client()?.get_admin("/v1/plans").await?;
+                if conn.json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    print!("{}", table::printable(&table::plans(&out["plans"])));
+                }
+                Ok(())
+            }
+            PlansCommand::Delete { name, conn } => {
+                conn.client()?.delete(&format!("/v1/plans/{name}")).await?;
+                println!("deleted usage plan {name}");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an access key; its secret is printed this once.
+    Create {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List access keys (without secrets).
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an access key.
+    Delete {
+        access_key_id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Requests per day made with a key.
+    Usage {
+        access_key_id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+impl KeysCommand {
+    pub async fn run(self) -> Result<()> {
+        match self {
+            KeysCommand::Usage {
+                access_key_id,
+                conn,
+            } => {
+                let out = conn
+                    .client()?
+                    .get_admin(&format!("/v1/keys/{access_key_id}/usage"))
+                    .await?;
+                if conn.json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    for (day, n) in out["days"].as_object().cloned().unwrap_or_default() {
+                        println!("{day}  {n}");
+                    }
+                }
+                Ok(())
+            }
+            KeysCommand::Create { name, conn } => {
+                let body = serde_json::to_vec(&serde_json::json!({ "name": name }))?;
+                let client = conn.client()?;
+                let out = client.post_admin("/v1/keys", body).await?;
+                if conn.json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    println!(
+                        "access key id:     {}",
+                        out["access_key_id"].as_str().unwrap_or_default()
+                    );
+                    println!(
+                        "secret access key: {}",
+                        out["secret_access_key"].as_str().unwrap_or_default()
+                    );
+                    println!(
+                        "api key:           {}",
+                        out["api_key"].as_str().unwrap_or_default()
+                    );
+                    println!("(shown this once: AWS SDKs sign with the id and secret as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; APIs and function URLs take the api key as x-api-key)");
+                }
+                Ok(())
+            }
+            KeysCommand::List { conn } => {
+                let out = conn.client()?.get_admin("/v1/keys").await?;
+                if conn.json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    print!("{}", table::printable(&table::keys(&out["keys"])));
+                }
+                Ok(())
+            }
+            KeysCommand::Delete {
+                access_key_id,
+                conn,
+            } => {
+                conn.client()?
+                    .delete(&format!("/v1/keys/{access_key_id}"))
+                    .await?;
+                println!("deleted access key {access_key_id}");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The command-line interface (clap), a command per file in the spin style: each is a
+//! clap struct or subcommand enum with `run(self)`, and the connection flags ([`Conn`])
+//! are flattened into each.
+
+mod edge;
+mod functions;
+mod layers;
+mod serve;
+
+pub use edge::{ApiCommand, KeysCommand, PlansCommand, UrlCommand};
+pub use functions::{
+    ConfigCommand, DeleteCommand, DeployCommand, DescribeCommand, InvokeCommand, ListCommand,
+    LogsCommand,
+};
+pub use layers::{EventsCommand, LayerCommand};
+pub use serve::DemoCommand;
+
+use crate::client::Client;
+use crate::config::{default_data_dir, ServeArgs, ServeConfig};
+use crate::server;
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Serverless machine-learning inference: deploy ONNX models as functions and invoke them over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "modelfn", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Run the server with every example deployed, and print requests to try.
+    Demo(DemoCommand),
+    /// Deploy a function directory (with its modelfn.toml) as a new version.
+    Deploy(DeployCommand),
+    /// Invoke a function and print its answer.
+    Invoke(InvokeCommand),
+    /// List functions.
+    List(ListCommand),
+    /// Show one function.
+    Describe(DescribeCommand),
+    /// Delete a function.
+    Delete(DeleteCommand),
+    /// Show a function's logs (its output and START/END/REPORT lines).
+    Logs(LogsCommand),
+    /// Change a function's scaling settings at once, without a restart.
+    Config(ConfigCommand),
+    /// Apply, list and delete APIs (stages and routes, defined in a TOML file).
+    #[command(subcommand)]
+    Api(ApiCommand),
+    /// Give a function a URL (`/urls/NAME/`), with no auth or an x-api-key.
+    #[command(subcommand)]
+    Url(UrlCommand),
+    /// Usage plans: rate, burst and quota for keys on API stages and function URLs.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+    /// Create, list and delete access keys (the credentials of AWS SDK clients).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Publish and list layers (dependencies shared between functions).
+    #[command(subcommand)]
+    Layer(LayerCommand),
+    /// Save and list named test events of a function.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+/// How the CLI reaches a server.
+#[derive(Debug, Clone, Args)]
+pub struct Conn {
+    /// The server's URL.
+    #[arg(long, env = "MODELFN_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The admin token (default: read from the data directory's admin-token file).
+    #[arg(long, env = "MODELFN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The server's data directory, to find the admin token on this machine.
+    #[arg(long, env = "MODELFN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Conn {
+    pub(crate) fn client(&self) -> Result<Client> {
+        let token = match &self.token {
+            Some(t) => Some(t.clone()),
+            None => {
+                let dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+                std::fs::read_to_string(dir.join(server::TOKEN_FILE))
+                    .ok()
+                    .map(|t| t.trim().to_string())
+            }
+        };
+        Client::new(&self.server, token)
+    }
+}
+
+pub(crate) fn read_data(data: &str) -> Result<Vec<u8>> {
+    match data.strip_prefix('@') {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading the event from {path}")),
+        None => Ok(data.as_bytes().to_vec()),
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = ServeConfig::load(&args)?;
+            server::init_tracing(&cfg);
+            let running = server::start(cfg).await?;
+            running.wait().await
+        }
+        Command::Demo(c) => c.run().await,
+        Command::Deploy(c) => c.run().await,
+        Command::Invoke(c) => c.run().await,
+        Command::List(c) => c.run().await,
+        Command::Describe(c) => c.run().await,
+        Command::Delete(c) => c.run().await,
+        Command::Logs(c) => c.run().await,
+        Command::Config(c) => c.run().await,
+        Command::Api(c) => c.run().await,
+        Command::Url(c) => c.run().await,
+        Command::Plans(c) => c.run().await,
+        Command::Keys(c) => c.run().await,
+        Command::Layer(c) => c.run().await,
+        Command::Events(c) => c.run().await,
+    }
+}
