@@ -128,6 +128,21 @@ impl InvokeError {
         }
     }
 
+    /// How long a throttled caller should wait before trying again (`Retry-After`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            InvokeError::Throttled { retry_after, .. } => Some(*retry_after),
+            InvokeError::InvalidInput(_)
+            | InvokeError::UnsupportedMediaType { .. }
+            | InvokeError::FunctionNotFound(_)
+            | InvokeError::Timeout(_)
+            | InvokeError::InitFailed(_)
+            | InvokeError::Function(_)
+            | InvokeError::Unavailable(_)
+            | InvokeError::Internal(_) => None,
+        }
+    }
+
     /// Whose fault the failure is: every protocol renders these three alike (4xx, the
     /// function's error as Lambda reports it, 5xx).
     pub fn fault(&self) -> Fault {

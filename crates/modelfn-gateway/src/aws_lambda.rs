@@ -10,11 +10,8 @@
 //! `X-Amz-Function-Error: Unhandled`, as on Lambda; API errors carry `x-amzn-ErrorType`.
 
 use crate::aws::{authenticate, error, error_with, Access};
+use crate::request::{new_request_id, parse_function_name};
 
-const MANAGE: Access<'static> = Access {
-    service: "lambda",
-    invoke: None,
-};
 use crate::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -26,26 +23,17 @@ use modelfn_control::FunctionInfo;
 use modelfn_core::{Invocation, InvokeError};
 use serde_json::{json, Value};
 
+/// What the management calls (GetFunction, ListFunctions) ask of a signed request.
+const MANAGE: Access<'static> = Access {
+    service: "lambda",
+    invoke: None,
+};
+
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "000000000000";
 
 fn arn(name: &str) -> String {
     format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
-}
-
-/// `name`, `name:q`, `123456789012:function:name[:q]`, `arn:aws:lambda:r:a:function:name[:q]`.
-pub fn parse_function_name(raw: &str) -> (String, Option<String>) {
-    let parts: Vec<&str> = raw.split(':').collect();
-    let rest: &[&str] = if parts.len() >= 7 && parts[0] == "arn" {
-        &parts[6..]
-    } else if parts.len() >= 3 && parts[1] == "function" {
-        &parts[2..]
-    } else {
-        &parts[..]
-    };
-    let name = rest.first().copied().unwrap_or("").to_string();
-    let qualifier = rest.get(1).map(|q| q.to_string());
-    (name, qualifier)
 }
 
 fn configuration(f: &FunctionInfo) -> Value {
@@ -69,8 +57,6 @@ fn configuration(f: &FunctionInfo) -> Value {
         "Layers": f.layers.iter().map(|l| json!({"Arn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{}:{}", l.name, l.version), "CodeSize": l.unpacked_size})).collect::<Vec<_>>(),
     })
 }
-
-use crate::invoke::new_request_id;
 
 fn not_found(name: &str, request_id: &str) -> Response {
     error(

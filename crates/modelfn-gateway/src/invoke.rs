@@ -6,6 +6,7 @@
 //!   keys gathered into arrays.
 
 use crate::error::{body_rejection, ApiError};
+use crate::request::new_request_id;
 use crate::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -82,15 +83,6 @@ pub(crate) fn form_to_json(
         Bytes::from(serde_json::to_vec(&event).unwrap_or_default()),
         Some("application/json"),
     ))
-}
-
-/// A request id: a version-4 UUID from the thread's CSPRNG (ChaCha, seeded by the OS), so
-/// that no caller or function can guess another's. No system call per request.
-pub(crate) fn new_request_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
 }
 
 async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, ApiError> {

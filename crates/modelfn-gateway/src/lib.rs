@@ -26,6 +26,7 @@ pub mod invoke;
 pub mod oip;
 pub mod openapi;
 pub mod payload_v2;
+pub mod request;
 pub mod sandbox;
 pub mod serve;
 pub mod sigv4;

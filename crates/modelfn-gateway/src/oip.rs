@@ -308,7 +308,7 @@ async fn run_infer(
         Err(m) => return oip_error(StatusCode::BAD_REQUEST, m),
     };
     let inv = Invocation::new(
-        crate::invoke::new_request_id(),
+        crate::request::new_request_id(),
         rows,
         Some("application/json"),
     )
@@ -398,7 +398,7 @@ pub async fn v1_predict(
         Err(r) => return *r,
     };
     let inv = Invocation::new(
-        crate::invoke::new_request_id(),
+        crate::request::new_request_id(),
         body,
         Some("application/json"),
     );

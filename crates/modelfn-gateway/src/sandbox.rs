@@ -74,7 +74,7 @@ pub(crate) enum Target {
 /// partial ARN, percent-encoded or not) → its name.
 fn function_name(reference: &str) -> String {
     let decoded = percent_decode_str(reference);
-    crate::aws_lambda::parse_function_name(&decoded).0
+    crate::request::parse_function_name(&decoded).0
 }
 
 fn percent_decode_str(s: &str) -> String {

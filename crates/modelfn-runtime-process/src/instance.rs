@@ -5,8 +5,8 @@
 
 use crate::api::{self, ApiState, Outcome, Pending, Status};
 use crate::cgroup::{process_peak_bytes, InstanceCgroup, Limits};
+use crate::config::ProcessConfig;
 use crate::output::{OutputCapture, Target};
-use crate::runtime::ProcessConfig;
 use crate::sandbox::{Launch, Net};
 use crate::spawn::{self, Endpoints, SANDBOX_API_PORT, SANDBOX_ENDPOINT_PORT};
 use modelfn_core::{

@@ -14,7 +14,9 @@
 
 pub mod api;
 pub mod cgroup;
+pub mod config;
 pub mod handshake;
+pub mod host;
 pub mod instance;
 pub mod layers;
 pub mod netns;
@@ -25,7 +27,8 @@ pub mod seccomp;
 pub mod spawn;
 
 pub use cgroup::Cgroups;
-pub use runtime::{ProcessConfig, ProcessRuntime, ServeFn};
+pub use config::{ProcessConfig, ServeFn};
+pub use runtime::ProcessRuntime;
 pub use sandbox::UidRange;
 
 /// The Python Runtime API client modelfn ships (standard library only).

@@ -106,7 +106,7 @@ impl Sandbox {
     /// one empty sandbox. The error names the fix.
     pub fn detect(uids: UidRange, extra_ro: Vec<PathBuf>) -> Result<Sandbox, String> {
         let find = |name: &str| {
-            crate::spawn::which(name)
+            crate::host::which(name)
                 .or_else(|| Some(PathBuf::from(format!("/usr/bin/{name}"))))
                 .filter(|p| p.is_file())
         };

@@ -3,10 +3,11 @@
 //! (`/var/task`, `/opt`, `/var/runtime`, `/tmp`). The environment starts empty, so
 //! nothing of modelfn's own (the admin token included) reaches a function.
 
-use crate::runtime::ProcessConfig;
+use crate::config::ProcessConfig;
+use crate::host::is_executable;
 use modelfn_core::{FunctionError, FunctionSpec, RuntimeClient, RuntimeKind};
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Where the Runtime API and the endpoint listen inside an isolated sandbox.
 pub const SANDBOX_API_PORT: u16 = 9001;
@@ -112,50 +113,4 @@ pub fn environment(
         set(k, v.clone());
     }
     env
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Whether a file can be run by users other than its owner (every directory above it
-/// traversable, the file executable by others).
-pub fn usable_by_others(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(real) = path.canonicalize() else {
-        return false;
-    };
-    let file_ok = std::fs::metadata(&real).is_ok_and(|m| m.permissions().mode() & 0o001 != 0);
-    file_ok
-        && real
-            .ancestors()
-            .skip(1)
-            .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
-}
-
-/// Finds a program on `PATH`.
-pub fn which(program: &str) -> Option<PathBuf> {
-    if program.contains('/') {
-        return Some(PathBuf::from(program));
-    }
-    std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(program))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .find(|p| is_executable(p))
-}
-
-/// The installation an interpreter outside `/usr` lives in (`<prefix>/bin/python3` →
-/// `<prefix>`), which the sandbox must mount for it to run.
-pub fn install_prefix(interpreter: &Path) -> Option<PathBuf> {
-    let real = interpreter.canonicalize().ok()?;
-    if real.starts_with("/usr") || real.starts_with("/bin") {
-        return None;
-    }
-    real.parent()?.parent().map(Path::to_path_buf)
 }
