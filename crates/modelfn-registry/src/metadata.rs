@@ -106,7 +106,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Answers whether the key existed.
     async fn delete_access_key(&self, id: &str) -> Result<bool, RegistryError>;
 
-    /// The access key whose API key has this SHA-256 (hex), for `x-api-key`.
+    /// The access key whose API key has this SHA-256 (hex), for `x-api-key`; a key with no
+    /// API key matches nothing, the empty string included.
     async fn access_key_by_secret_hash(
         &self,
         sha256_hex: &str,

@@ -365,12 +365,12 @@ impl MetadataStore for SqliteMetadataStore {
         &self,
         sha256_hex: &str,
     ) -> Result<Option<String>, RegistryError> {
-        Ok(
-            sqlx::query_scalar("SELECT access_key_id FROM access_keys WHERE secret_sha256 = ?")
-                .bind(sha256_hex)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT access_key_id FROM access_keys WHERE secret_sha256 = ? AND secret_sha256 != ''",
         )
+        .bind(sha256_hex)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn list_urls(&self) -> Result<Vec<(String, String)>, RegistryError> {
