@@ -10,7 +10,7 @@
 //! `X-Amz-Function-Error: Unhandled`, as on Lambda; API errors carry `x-amzn-ErrorType`.
 
 use crate::aws::{authenticate, error, error_with, Access};
-use crate::request::{new_request_id, parse_function_name};
+use crate::request::{parse_function_name, request_id};
 
 use crate::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -75,7 +75,7 @@ pub async fn get_function(
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Response {
-    let request_id = new_request_id();
+    let request_id = request_id();
     if let Err(resp) = authenticate(&state, MANAGE, &method, &uri, &headers, b"", &request_id).await
     {
         return *resp;
@@ -103,7 +103,7 @@ pub async fn list_functions(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let request_id = new_request_id();
+    let request_id = request_id();
     if let Err(resp) = authenticate(&state, MANAGE, &method, &uri, &headers, b"", &request_id).await
     {
         return *resp;
@@ -131,7 +131,7 @@ pub async fn invoke(
     Path(raw): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request_id = new_request_id();
+    let request_id = request_id();
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {

@@ -47,7 +47,7 @@ pub async fn invoke_endpoint(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request_id = crate::request::new_request_id();
+    let request_id = crate::request::request_id();
     let body = match body {
         Ok(b) => b,
         Err(e) => {

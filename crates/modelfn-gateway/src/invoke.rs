@@ -6,7 +6,7 @@
 //!   keys gathered into arrays.
 
 use crate::error::{body_rejection, ApiError};
-use crate::request::new_request_id;
+use crate::request::request_id;
 use crate::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -36,7 +36,7 @@ pub async fn invoke_post(
     run(
         &state,
         &name,
-        Invocation::new(new_request_id(), body, content_type),
+        Invocation::new(request_id(), body, content_type),
     )
     .await
 }
@@ -55,7 +55,7 @@ pub async fn invoke_get(
     run(
         &state,
         &name,
-        Invocation::new(new_request_id(), body, Some("application/json")),
+        Invocation::new(request_id(), body, Some("application/json")),
     )
     .await
 }

@@ -307,12 +307,8 @@ async fn run_infer(
         Ok(x) => x,
         Err(m) => return oip_error(StatusCode::BAD_REQUEST, m),
     };
-    let inv = Invocation::new(
-        crate::request::new_request_id(),
-        rows,
-        Some("application/json"),
-    )
-    .with_format(ResponseFormat::OpenInference);
+    let inv = Invocation::new(crate::request::request_id(), rows, Some("application/json"))
+        .with_format(ResponseFormat::OpenInference);
     match state.scheduler.invoke_resolved(&target, inv).await {
         Ok((output, report)) => {
             let mut v: Value =
@@ -397,11 +393,7 @@ pub async fn v1_predict(
         Ok(t) => t,
         Err(r) => return *r,
     };
-    let inv = Invocation::new(
-        crate::request::new_request_id(),
-        body,
-        Some("application/json"),
-    );
+    let inv = Invocation::new(crate::request::request_id(), body, Some("application/json"));
     match state.scheduler.invoke_resolved(&target, inv).await {
         Ok((output, _)) => {
             // One row answers {"prediction": ...}; V1 always answers a list.

@@ -253,8 +253,15 @@ pub async fn serve(
                     table: svc_table.clone(),
                 };
                 let app = app.clone();
+                // One id per request, for every door, log line and span of it.
+                let id = crate::request::new_request_id();
+                let span = tracing::debug_span!("request", id = %id);
+                let handled = crate::request::with_request_id(
+                    id,
+                    tracing::Instrument::instrument(app.oneshot(req.map(Body::new)), span),
+                );
                 async move {
-                    let resp = app.oneshot(req.map(Body::new)).await?;
+                    let resp = handled.await?;
                     Ok::<_, std::convert::Infallible>(resp.map(|inner| {
                         Body::new(Tracked {
                             inner,

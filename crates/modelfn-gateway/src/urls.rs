@@ -61,7 +61,7 @@ pub async fn call(
     let Some(spec) = state.scheduler.spec(&name) else {
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
-    let request_id = crate::request::new_request_id();
+    let request_id = crate::request::request_id();
     if spec.manifest.runtime == RuntimeKind::Onnx {
         // A model reads the request as the native API does.
         let inv = if method == Method::GET {

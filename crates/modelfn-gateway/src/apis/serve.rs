@@ -163,7 +163,7 @@ async fn serve_route(
         );
     };
     let is_model = spec.manifest.runtime == RuntimeKind::Onnx;
-    let request_id = crate::request::new_request_id();
+    let request_id = crate::request::request_id();
     let query_pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
     let (event, content_type): (Bytes, Option<&str>) = match (&route.integration, is_model) {
