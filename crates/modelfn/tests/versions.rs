@@ -5,31 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{copy_dir, example, header, json, Server};
+use common::{copy_dir, example, header, invoke as post, json, Server};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// POSTs with curl; answers (status, lower-cased headers, body).
-fn post(url: &str, body: &str) -> (u16, String, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-S", "--max-time", "30", "-D", "-", "-X", "POST", url])
-        .args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            body,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, head.to_lowercase(), body.to_string())
-}
 
 #[test]
 fn versions_checked_are_the_versions_that_run_while_deploys_happen() {

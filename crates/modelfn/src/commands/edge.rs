@@ -26,6 +26,7 @@ pub enum ApiCommand {
         conn: Conn,
     },
 }
+
 impl ApiCommand {
     pub async fn run(self) -> Result<()> {
         match self {
@@ -81,6 +82,7 @@ pub enum UrlCommand {
         conn: Conn,
     },
 }
+
 impl UrlCommand {
     pub async fn run(self) -> Result<()> {
         match self {
@@ -148,6 +150,7 @@ pub enum PlansCommand {
         conn: Conn,
     },
 }
+
 impl PlansCommand {
     pub async fn run(self) -> Result<()> {
         match self {
@@ -171,12 +174,7 @@ impl PlansCommand {
             }
             PlansCommand::List { conn } => {
                 let out = conn.client()?.get_admin("/v1/plans").await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    print!("{}", table::printable(&table::plans(&out["plans"])));
-                }
-                Ok(())
+                conn.show(&out, |o| table::plans(&o["plans"]))
             }
             PlansCommand::Delete { name, conn } => {
                 conn.client()?.delete(&format!("/v1/plans/{name}")).await?;
@@ -213,6 +211,7 @@ pub enum KeysCommand {
         conn: Conn,
     },
 }
+
 impl KeysCommand {
     pub async fn run(self) -> Result<()> {
         match self {
@@ -258,12 +257,7 @@ impl KeysCommand {
             }
             KeysCommand::List { conn } => {
                 let out = conn.client()?.get_admin("/v1/keys").await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    print!("{}", table::printable(&table::keys(&out["keys"])));
-                }
-                Ok(())
+                conn.show(&out, |o| table::keys(&o["keys"]))
             }
             KeysCommand::Delete {
                 access_key_id,

@@ -153,12 +153,7 @@ impl ListCommand {
     pub async fn run(self) -> Result<()> {
         let ListCommand { conn } = self;
         let out = conn.client()?.get_admin("/v1/functions").await?;
-        if conn.json {
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        } else {
-            print!("{}", table::printable(&table::functions(&out["functions"])));
-        }
-        Ok(())
+        conn.show(&out, |o| table::functions(&o["functions"]))
     }
 }
 
@@ -176,12 +171,7 @@ impl DescribeCommand {
             .client()?
             .get_admin(&format!("/v1/functions/{name}"))
             .await?;
-        if conn.json {
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        } else {
-            print!("{}", table::printable(&table::describe(&out)));
-        }
-        Ok(())
+        conn.show(&out, table::describe)
     }
 }
 
@@ -332,11 +322,6 @@ impl ConfigCommand {
             .client()?
             .put_admin(&path, serde_json::to_vec(&patch)?)
             .await?;
-        if conn.json {
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        } else {
-            print!("{}", table::printable(&table::describe(&out)));
-        }
-        Ok(())
+        conn.show(&out, table::describe)
     }
 }

@@ -31,6 +31,7 @@ pub enum LayerCommand {
         conn: Conn,
     },
 }
+
 impl LayerCommand {
     pub async fn run(self) -> Result<()> {
         match self {
@@ -99,6 +100,7 @@ pub enum EventsCommand {
         conn: Conn,
     },
 }
+
 impl EventsCommand {
     pub async fn run(self) -> Result<()> {
         match self {

@@ -88,6 +88,21 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Prints an answer as pretty JSON (`--json`) or as the table `render` makes of it,
+    /// with control characters made harmless.
+    pub(crate) fn show(
+        &self,
+        out: &serde_json::Value,
+        render: impl FnOnce(&serde_json::Value) -> String,
+    ) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(out)?);
+        } else {
+            print!("{}", crate::table::printable(&render(out)));
+        }
+        Ok(())
+    }
+
     pub(crate) fn client(&self) -> Result<Client> {
         let token = match &self.token {
             Some(t) => Some(t.clone()),
