@@ -54,19 +54,33 @@ mklua "$work/digits.lua" "$DIGIT"
 GBM=$(cat examples/breast-cancer/request.json)
 mklua "$work/gbm.lua" "$GBM"
 
-declare -A RPS P99
+declare -A RPS P99 CPU
+# CPU ticks (utime + stime) of a process and all its descendants (uvicorn's workers).
+tree_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" 2>/dev/null); do
+    [ "$p" = "$1" ] || { total=$((total + $(tree_ticks "$p"))); continue; }
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
 row() { # row NAME URL LUA PID CONNS
   local t=2; [ "$5" -lt 2 ] && t=1
+  local before; before=$(tree_ticks "$4")
   local line; line=$(wrk -t"$t" -c"$5" -d"$DURATION" --timeout 5s -s "$3" "$2" | grep '^RESULT')
+  local after; after=$(tree_ticks "$4")
   read -r _ rps p50 p99 max errs <<<"$line"
-  RPS[$1/$5]=$rps; P99[$1/$5]=$p99
-  printf '%-22s %6s %9s %9s %9s %9s %8s %9s\n' "$1" "$5" "$rps" "$p50" "$p99" "$max" "$errs" "$(rss "$4")"
+  local secs; secs=$(echo "$DURATION" | tr -d 's')
+  local cpu; cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v r="$rps" -v s="$secs" 'BEGIN { if (r > 0) printf "%.2f", t / hz * 1e6 / (r * s); else print "-" }')
+  RPS[$1/$5]=$rps; P99[$1/$5]=$p99; CPU[$1/$5]=$cpu
+  printf '%-22s %6s %9s %9s %9s %9s %8s %9s %11s\n' "$1" "$5" "$rps" "$p50" "$p99" "$max" "$errs" "$(rss "$4")" "$cpu"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/ {print $2}') GiB; $(date -u +%F); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
 echo
 echo "== throughput (iris single-row POSTs; wrk $DURATION each; RSS after the run)"
-printf '%-22s %6s %9s %9s %9s %9s %8s %9s\n' target conns req/s p50_ms p99_ms max_ms errors rss_MiB
+printf '%-22s %6s %9s %9s %9s %9s %8s %9s %11s\n' target conns req/s p50_ms p99_ms max_ms errors rss_MiB cpu_us/req
 
 # modelfn
 data="$work/modelfn"; mkdir -p "$data"
