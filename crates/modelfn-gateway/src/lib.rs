@@ -74,9 +74,26 @@ impl GatewayConfig {
     }
 }
 
-/// What every handler can reach.
+/// What every handler can reach. Handlers get it by `State`, which clones it per
+/// request: one `Arc` (one atomic increment), whatever it holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+impl AppState {
+    pub fn new(context: AppContext) -> Self {
+        AppState(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppContext;
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
+}
+
+/// The shared state behind [`AppState`].
+pub struct AppContext {
     /// Desired state: deploys, keys, plans, URLs, APIs. Never on the request path.
     pub control: Arc<ControlPlane>,
     /// What serves: every door invokes through it.

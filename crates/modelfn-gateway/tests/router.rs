@@ -12,7 +12,7 @@ use modelfn_core::{
     BoxFuture, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError, Runtime,
     RuntimeKind,
 };
-use modelfn_gateway::{router, AppState, GatewayConfig};
+use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
 use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
 use modelfn_scheduler::Scheduler;
 use std::collections::HashMap;
@@ -88,7 +88,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         )
         .await
         .unwrap();
-    router(AppState {
+    router(AppState::new(AppContext {
         control,
         scheduler,
         config: Arc::new(GatewayConfig::new("secret")),
@@ -96,7 +96,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         apis: Default::default(),
         ready: Arc::new(AtomicBool::new(true)),
         events: Default::default(),
-    })
+    }))
 }
 
 async fn post(

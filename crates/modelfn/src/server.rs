@@ -8,7 +8,7 @@ use modelfn_control::secrets::Sealer;
 use modelfn_control::{ControlPlane, Limits};
 use modelfn_core::{DoorAuth, Runtime, RuntimeKind};
 use modelfn_gateway::serve::{self, FrontDoor};
-use modelfn_gateway::{router, AppState, GatewayConfig};
+use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
 use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
 use modelfn_runtime_process::{ProcessConfig, ProcessRuntime, ServeFn};
@@ -234,7 +234,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         DoorAuth::Key
     });
     let ready = Arc::new(AtomicBool::new(false));
-    let state = AppState {
+    let state = AppState::new(AppContext {
         control: control.clone(),
         scheduler,
         config: Arc::new(gw),
@@ -242,7 +242,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         apis: Default::default(),
         ready: ready.clone(),
         events: Default::default(),
-    };
+    });
     let apis = modelfn_gateway::admin::apis::load_apis(&state)
         .await
         .context("loading the APIs")?;
