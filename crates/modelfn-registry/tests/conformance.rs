@@ -63,6 +63,18 @@ async fn metadata_conformance(s: &dyn MetadataStore) {
         "x"
     );
     assert!(s.get_layer("l", Some(9)).await.unwrap().is_none());
+    assert_eq!(s.list_layers().await.unwrap().len(), 2);
+    // A version records the layers it was deployed with.
+    let mut with_layer = version("c", "5");
+    with_layer.layers = vec![modelfn_registry::LayerRef {
+        name: "l".into(),
+        version: 2,
+        code_sha256: "y".into(),
+        unpacked_size: 2,
+    }];
+    s.put_version(with_layer).await.unwrap();
+    let c = s.get("c").await.unwrap().unwrap();
+    assert_eq!((c.layers.len(), c.layers[0].version), (1, 2));
 
     // Events are replaced by name.
     s.put_event("b", "e", b"1").await.unwrap();
