@@ -1,8 +1,9 @@
 //! `Event` invocations (Lambda's asynchronous type), bounded until the durable queue
 //! exists: each payload at most [`MAX_EVENT_BYTES`] (Lambda's 256 KB), all queued
 //! payloads together at most [`QUEUED_BYTES`] (past it, 429 with `Retry-After`), and a
-//! deleted function's queued events are dropped with it. They are held in memory: a
-//! restart loses them, and a failure is not retried (see the README).
+//! deleted function's queued events are dropped with it. At shutdown they get the
+//! shutdown deadline to finish. They are held in memory: a restart loses what is left,
+//! and a failure is not retried (see the README).
 
 use modelfn_core::Invocation;
 use modelfn_scheduler::Scheduler;
@@ -102,6 +103,33 @@ impl EventQueue {
         live
     }
 
+    /// At shutdown: waits up to `within` for the queued events to finish, then drops the
+    /// rest. Answers how many were dropped.
+    pub async fn drain(&self, within: std::time::Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let live: usize = {
+                let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                tasks
+                    .values()
+                    .map(|l| l.iter().filter(|t| !t.is_finished()).count())
+                    .sum()
+            };
+            if live == 0 {
+                return 0;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let tasks =
+                    std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+                for t in tasks.values().flatten() {
+                    t.abort();
+                }
+                return live;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Payload bytes queued now.
     pub fn queued_bytes(&self) -> usize {
         self.bytes.load(Ordering::Acquire)
@@ -138,5 +166,16 @@ mod tests {
         }
         assert_eq!(q.queued_bytes(), 0, "a deleted function's bytes come back");
         assert!(q.spawn("g", 1, async {}).is_ok());
+        // At shutdown: finished work drains at once; stuck work is dropped at the deadline.
+        assert!(q
+            .spawn(
+                "h",
+                1,
+                tokio::time::sleep(std::time::Duration::from_millis(50))
+            )
+            .is_ok());
+        assert_eq!(q.drain(std::time::Duration::from_secs(5)).await, 0);
+        assert!(q.spawn("h", 1, std::future::pending()).is_ok());
+        assert_eq!(q.drain(std::time::Duration::from_millis(100)).await, 1);
     }
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use modelfn_control::secrets::Sealer;
 use modelfn_control::{ControlPlane, Limits};
 use modelfn_core::{DoorAuth, Runtime, RuntimeKind};
+use modelfn_gateway::events::EventQueue;
 use modelfn_gateway::serve::{self, FrontDoor};
 use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
 use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
@@ -195,7 +196,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         scheduler_config,
     ));
     // Scale to zero and provisioned concurrency.
-    scheduler.spawn_reaper();
+    let reaper = scheduler.spawn_reaper();
     let limits = Limits {
         function: function_limits,
         layer: layer_limits,
@@ -234,6 +235,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         DoorAuth::Key
     });
     let ready = Arc::new(AtomicBool::new(false));
+    let events: Arc<EventQueue> = Default::default();
     let state = AppState::new(AppContext {
         control: control.clone(),
         scheduler,
@@ -241,7 +243,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         logs,
         apis: Default::default(),
         ready: ready.clone(),
-        events: Default::default(),
+        events: events.clone(),
     });
     let apis = modelfn_gateway::admin::apis::load_apis(&state)
         .await
@@ -277,12 +279,34 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         open_files = nofile,
         "front door"
     );
-    let task = tokio::spawn(serve::serve(
-        listener,
-        app,
-        door,
-        shutdown_signal(exit_with_stdin),
-    ));
+    // Shutdown, in the mini-redis way: readiness goes first, then the front door drains
+    // its requests, then queued events get what is left of the deadline, then background
+    // work stops.
+    let draining = ready.clone();
+    let signal = async move {
+        shutdown_signal(exit_with_stdin).await;
+        draining.store(false, Ordering::Release);
+    };
+    let deadline = door.shutdown_timeout;
+    let task = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let served = serve::serve(listener, app, door, signal).await;
+        let dropped = events
+            .drain(
+                deadline
+                    .saturating_sub(started.elapsed())
+                    .max(std::time::Duration::from_millis(100)),
+            )
+            .await;
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "Event invocations still queued at the shutdown deadline were dropped"
+            );
+        }
+        reaper.abort();
+        served
+    });
     Ok(RunningServer {
         addr,
         control,

@@ -231,3 +231,34 @@ fn open_doors_require_what_the_server_and_the_function_say() {
         "probes stay open"
     );
 }
+
+#[test]
+fn sigterm_lets_queued_events_finish_within_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "aws_allow_unsigned = true\nshutdown_timeout_ms = 8000\n",
+    );
+    let data = dir.path().join("data");
+    let s = Server::start_with(&data, &["--config", &cfg]);
+    s.deploy(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions/behaviours"));
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{}/2015-03-31/functions/behaviours/invocations", s.url),
+        "-H",
+        "X-Amz-Invocation-Type: Event",
+        "-d",
+        r#"{"action": "sleep", "seconds": 0.5}"#,
+    ]);
+    assert_eq!(code, 202, "{body}");
+    let started = Instant::now();
+    assert!(s.stop().success());
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(data.join("logs/behaviours.log")).unwrap_or_default();
+    assert!(
+        log.contains("REPORT RequestId"),
+        "the queued event was cut off by the shutdown:\n{log}"
+    );
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
