@@ -63,13 +63,7 @@ pub(crate) fn event_v1(
             true,
         ),
     };
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
+    let h = |n: &str| header_text(headers, n);
     json!({
         "resource": route.path,
         "path": path,
@@ -162,4 +156,13 @@ pub(crate) fn proxy_v1_result(out: &[u8]) -> Result<Response, String> {
         }
     }
     Ok(resp)
+}
+
+/// A request header as text (empty when absent or not text).
+pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
 }

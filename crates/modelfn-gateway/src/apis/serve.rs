@@ -9,7 +9,7 @@
 //! request, or the rendered template, as the native API does.
 
 use super::definition::{Api, Integration, Route};
-use super::proxy_v1::{event_v1, proxy_v1_result};
+use super::proxy_v1::{event_v1, header_text, proxy_v1_result};
 use super::template::Inputs;
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -312,13 +312,7 @@ fn context(
     api: &str,
     headers: &HeaderMap,
 ) -> BTreeMap<String, String> {
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
+    let h = |n: &str| header_text(headers, n);
     let source = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
