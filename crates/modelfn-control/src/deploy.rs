@@ -1,8 +1,8 @@
 //! Deploys: a package becomes a serving version atomically (unpack, manifest, layers,
 //! sizes, a first start, then record and swap); layers are published here too.
 
-use crate::plans::UsagePlan;
-use crate::{ControlError, ControlPlane, FunctionInfo, UrlAuth};
+use crate::{ControlError, ControlPlane, FunctionInfo};
+use bytes::Bytes;
 use modelfn_core::manifest::parse_layer_ref;
 use modelfn_core::manifest::MANIFEST_FILE;
 use modelfn_core::ScalingConfig;
@@ -57,60 +57,13 @@ pub struct LayerInfo {
 }
 
 impl ControlPlane {
-    /// Puts every recorded function back into service (at start-up). Answers how many were
-    /// restored; a function that cannot be restored is logged and left recorded.
-    pub async fn restore(&self) -> Result<usize, ControlError> {
-        let mut plans = Vec::new();
-        for (name, json) in self.meta.list_plans().await? {
-            match serde_json::from_str::<UsagePlan>(&json) {
-                Ok(mut p) => {
-                    p.name = name;
-                    plans.push(p);
-                }
-                Err(e) => {
-                    tracing::error!(plan = %name, error = %e, "a stored usage plan does not read")
-                }
-            }
-        }
-        *self.plans.write().unwrap_or_else(|p| p.into_inner()) = plans;
-        let urls = self.meta.list_urls().await?;
-        {
-            let mut map = self.urls.write().unwrap_or_else(|p| p.into_inner());
-            for (f, auth) in urls {
-                map.insert(
-                    f,
-                    if auth == "key" {
-                        UrlAuth::Key
-                    } else {
-                        UrlAuth::None
-                    },
-                );
-            }
-        }
-        let mut restored = 0;
-        for rec in self.meta.list().await? {
-            match self.spec_of(&rec).await {
-                Ok(spec) => match self.install(spec).await {
-                    Ok(()) => restored += 1,
-                    Err(e) => {
-                        tracing::error!(function = %rec.name, error = %e, "could not restore function")
-                    }
-                },
-                Err(e) => {
-                    tracing::error!(function = %rec.name, error = %e, "could not restore function")
-                }
-            }
-        }
-        Ok(restored)
-    }
-
     pub(crate) async fn spec_of(&self, rec: &FunctionRecord) -> Result<FunctionSpec, ControlError> {
         let manifest = Manifest::from_toml(&rec.manifest)
             .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
-        let code_dir = self.artifacts.code_dir(&rec.code_sha256).await?;
+        let code_dir = self.code.code_dir(&rec.code_sha256).await?;
         let mut layers = Vec::new();
         for l in &rec.layers {
-            layers.push(self.artifacts.code_dir(&l.code_sha256).await?);
+            layers.push(self.code.code_dir(&l.code_sha256).await?);
         }
         let credentials = Some(self.function_key(&rec.name).await?);
         Ok(FunctionSpec {
@@ -152,14 +105,12 @@ impl ControlPlane {
     pub async fn publish_layer(
         &self,
         name: &FunctionName,
-        archive: Vec<u8>,
+        archive: Bytes,
         description: &str,
     ) -> Result<LayerInfo, ControlError> {
         let compressed = archive.len() as u64;
-        let (digest, _dir, unpacked) = self
-            .artifacts
-            .put_package(archive, self.limits.layer)
-            .await?;
+        let added = self.code.add(archive, self.limits.layer).await?;
+        let (digest, unpacked) = (added.digest, added.unpacked);
         let info = |layer| LayerInfo {
             layer,
             compressed_limit: self.limits.layer.max_compressed_bytes,
@@ -167,13 +118,7 @@ impl ControlPlane {
         };
         // The same content again is the version that has it, as a deploy that changes
         // nothing is.
-        let latest = self
-            .meta
-            .list_layers()
-            .await?
-            .into_iter()
-            .filter(|l| l.name == name.as_str())
-            .max_by_key(|l| l.version);
+        let latest = self.meta.get_layer(name.as_str(), None).await?;
         if let Some(same) = latest.filter(|l| l.code_sha256 == digest) {
             return Ok(info(same));
         }
@@ -201,14 +146,12 @@ impl ControlPlane {
     /// first (as Lambda does): a failing init is then reported by every invocation.
     pub async fn deploy(
         &self,
-        archive: Vec<u8>,
+        archive: Bytes,
         name: Option<FunctionName>,
         validate: bool,
     ) -> Result<DeployOutcome, ControlError> {
-        let (digest, code_dir, unpacked) = self
-            .artifacts
-            .put_package(archive, self.limits.function)
-            .await?;
+        let added = self.code.add(archive, self.limits.function).await?;
+        let (digest, code_dir, unpacked) = (added.digest, added.dir, added.unpacked);
         let manifest_path = code_dir.join(MANIFEST_FILE);
         let text = tokio::fs::read_to_string(&manifest_path)
             .await
@@ -233,7 +176,6 @@ impl ControlPlane {
         let name = manifest.name.to_string();
         let manifest_toml = manifest.to_toml();
 
-        let _guard = self.deploys.lock().await;
         let layers = self.resolve_layers(&manifest).await?;
         let total: u64 =
             unpacked.unpacked_bytes + layers.iter().map(|l| l.unpacked_size).sum::<u64>();
@@ -255,7 +197,7 @@ impl ControlPlane {
         }
         let mut layer_dirs = Vec::new();
         for l in &layers {
-            layer_dirs.push(self.artifacts.code_dir(&l.code_sha256).await?);
+            layer_dirs.push(self.code.code_dir(&l.code_sha256).await?);
         }
         if let Some(current) = self.meta.get(&name).await? {
             if current.code_sha256 == digest
@@ -271,7 +213,7 @@ impl ControlPlane {
             }
         }
         let credentials = Some(self.function_key(&name).await?);
-        let mut spec = FunctionSpec {
+        let spec = FunctionSpec {
             manifest,
             version: 0,
             code_dir,
@@ -307,8 +249,14 @@ impl ControlPlane {
                 layers,
             })
             .await?;
-        spec.version = rec.version;
-        self.install(spec).await?;
+        // Served once this node's reconciler has seen it.
+        let pass = self.reconcile().await?;
+        if let Some(why) = pass.failed.get(&name) {
+            return Err(ControlError::Storage(format!(
+                "version {} of '{name}' is recorded but this node cannot serve it: {why}",
+                rec.version
+            )));
+        }
         tracing::info!(function = %name, version = rec.version, "deployed");
         Ok(DeployOutcome {
             created: true,
@@ -324,14 +272,5 @@ impl ControlPlane {
                 .map_err(|e| ControlError::Storage(format!("stored config of '{name}': {e}"))),
             None => Ok(ScalingConfig::default()),
         }
-    }
-
-    /// Serves `spec` with its manifest's scaling settings overlaid by the stored overrides.
-    pub(crate) async fn install(&self, spec: FunctionSpec) -> Result<(), ControlError> {
-        let name = spec.manifest.name.to_string();
-        let scaling = spec.manifest.scaling.overlay(&self.overrides(&name).await?);
-        self.scheduler
-            .install(Arc::new(spec), scaling)
-            .map_err(|e| ControlError::Storage(e.to_string()))
     }
 }

@@ -2,32 +2,26 @@
 
 use crate::plans::{Admission, UsagePlan};
 use crate::{ControlError, ControlPlane};
-use serde::Serialize;
+use modelfn_registry::{ApiRecord, DocRecord, UrlAuth, UrlRecord};
 use std::collections::BTreeMap;
-
-/// Who may call a function URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UrlAuth {
-    /// Anyone.
-    None,
-    /// Callers with a modelfn key in `x-api-key`.
-    Key,
-}
 
 impl ControlPlane {
     /// Stores an API definition (checked by the gateway, which compiles it).
     pub async fn save_api(&self, name: &str, definition: &str) -> Result<(), ControlError> {
-        Ok(self.meta.put_api(name, definition).await?)
-    }
-
-    /// Every stored API definition: (name, text).
-    pub async fn apis(&self) -> Result<Vec<(String, String)>, ControlError> {
-        Ok(self.meta.list_apis().await?)
+        self.meta
+            .put_api(&ApiRecord {
+                name: name.to_string(),
+                definition: definition.to_string(),
+            })
+            .await?;
+        self.reconcile().await?;
+        Ok(())
     }
 
     pub async fn delete_api(&self, name: &str) -> Result<(), ControlError> {
-        if self.meta.delete_api(name).await? {
+        let existed = self.meta.delete_api(name).await?;
+        self.reconcile().await?;
+        if existed {
             Ok(())
         } else {
             Err(ControlError::Missing(format!(
@@ -40,21 +34,19 @@ impl ControlPlane {
     pub async fn create_url(&self, function: &str, auth: UrlAuth) -> Result<(), ControlError> {
         self.describe(function).await?;
         self.meta
-            .put_url(function, if auth == UrlAuth::Key { "key" } else { "none" })
+            .put_url(&UrlRecord {
+                function: function.to_string(),
+                auth,
+            })
             .await?;
-        self.urls
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(function.to_string(), auth);
+        self.reconcile().await?;
         Ok(())
     }
 
     pub async fn delete_url(&self, function: &str) -> Result<(), ControlError> {
-        self.urls
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(function);
-        if self.meta.delete_url(function).await? {
+        let existed = self.meta.delete_url(function).await?;
+        self.reconcile().await?;
+        if existed {
             Ok(())
         } else {
             Err(ControlError::Missing(format!(
@@ -103,10 +95,13 @@ impl ControlPlane {
         plan.validate().map_err(ControlError::InvalidRequest)?;
         let json =
             serde_json::to_string(&plan).map_err(|e| ControlError::Storage(e.to_string()))?;
-        self.meta.put_plan(&plan.name, &json).await?;
-        let mut plans = self.plans.write().unwrap_or_else(|p| p.into_inner());
-        plans.retain(|p| p.name != plan.name);
-        plans.push(plan.clone());
+        self.meta
+            .put_plan(&DocRecord {
+                name: plan.name.clone(),
+                definition: json,
+            })
+            .await?;
+        self.reconcile().await?;
         Ok(plan)
     }
 
@@ -115,11 +110,9 @@ impl ControlPlane {
     }
 
     pub async fn delete_plan(&self, name: &str) -> Result<(), ControlError> {
-        self.plans
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|p| p.name != name);
-        if self.meta.delete_plan(name).await? {
+        let existed = self.meta.delete_plan(name).await?;
+        self.reconcile().await?;
+        if existed {
             Ok(())
         } else {
             Err(ControlError::Missing(format!(

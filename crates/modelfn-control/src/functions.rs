@@ -50,7 +50,7 @@ impl ControlPlane {
         patch: ScalingConfig,
         replace: bool,
     ) -> Result<FunctionInfo, ControlError> {
-        let _guard = self.deploys.lock().await;
+        let _guard = self.config_writes.lock().await;
         let rec = self
             .meta
             .get(name)
@@ -68,11 +68,7 @@ impl ControlPlane {
         let json =
             serde_json::to_string(&stored).map_err(|e| ControlError::Storage(e.to_string()))?;
         self.meta.put_config(name, &json).await?;
-        if self.scheduler.spec(name).is_some() {
-            self.scheduler
-                .configure(name, effective)
-                .map_err(|e| ControlError::Storage(e.to_string()))?;
-        }
+        self.reconcile().await?;
         tracing::info!(function = %name, "scaling configured");
         Ok(self.info(rec))
     }
@@ -126,15 +122,10 @@ impl ControlPlane {
 
     /// Deletes a function: it stops serving at once; requests in flight finish.
     pub async fn delete(&self, name: &str) -> Result<(), ControlError> {
-        let _guard = self.deploys.lock().await;
         let existed = self.meta.delete(name).await?;
-        self.scheduler.remove(name);
         self.delete_keys_named(&format!("{FUNCTION_KEY_PREFIX}{name}"))
             .await?;
-        self.urls
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.reconcile().await?;
         if existed {
             Ok(())
         } else {

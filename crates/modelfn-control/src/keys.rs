@@ -81,10 +81,10 @@ impl ControlPlane {
             .list_access_keys()
             .await?
             .into_iter()
-            .map(|(access_key_id, name, created_at_ms)| AccessKey {
-                access_key_id,
-                name,
-                created_at_ms,
+            .map(|k| AccessKey {
+                access_key_id: k.id,
+                name: k.name,
+                created_at_ms: k.created_at_ms,
                 secret_access_key: None,
                 api_key: None,
             })
@@ -92,8 +92,9 @@ impl ControlPlane {
     }
 
     pub async fn delete_key(&self, id: &str) -> Result<(), ControlError> {
-        self.forget_api_keys();
-        if self.meta.delete_access_key(id).await? {
+        let existed = self.meta.delete_access_key(id).await?;
+        self.reconcile().await?;
+        if existed {
             Ok(())
         } else {
             Err(ControlError::Missing(format!(
@@ -107,15 +108,15 @@ impl ControlPlane {
     /// the function's `[permissions]` grant.
     pub async fn function_key(&self, function: &str) -> Result<(String, String), ControlError> {
         let name = format!("{FUNCTION_KEY_PREFIX}{function}");
-        if let Some((id, _, _)) = self
+        if let Some(key) = self
             .meta
             .list_access_keys()
             .await?
             .into_iter()
-            .find(|(_, n, _)| *n == name)
+            .find(|k| k.name == name)
         {
-            if let Some(secret) = self.key_secret(&id).await? {
-                return Ok((id, secret));
+            if let Some(secret) = self.key_secret(&key.id).await? {
+                return Ok((key.id, secret));
             }
         }
         let key = self.new_key(&name, false).await?;
@@ -124,12 +125,13 @@ impl ControlPlane {
 
     /// Deletes the keys named `name`.
     pub(crate) async fn delete_keys_named(&self, name: &str) -> Result<(), ControlError> {
-        for (id, n, _) in self.meta.list_access_keys().await? {
-            if n == name {
-                self.forget_api_keys();
-                self.meta.delete_access_key(&id).await?;
+        for key in self.meta.list_access_keys().await? {
+            if key.name == name {
+                self.meta.delete_access_key(&key.id).await?;
             }
         }
+        // Drops the deleted keys from this node's cache now, not at the next pass.
+        self.forget_api_keys();
         Ok(())
     }
 
@@ -138,7 +140,8 @@ impl ControlPlane {
     pub async fn secure_keys(&self) -> Result<usize, ControlError> {
         self.delete_keys_named("modelfn-functions").await?;
         let mut sealed = 0;
-        for (id, _, _) in self.meta.list_access_keys().await? {
+        for key in self.meta.list_access_keys().await? {
+            let id = key.id;
             let Some(stored) = self.meta.access_key_secret(&id).await? else {
                 continue;
             };
@@ -158,8 +161,8 @@ impl ControlPlane {
             .list_access_keys()
             .await?
             .into_iter()
-            .find(|(k, _, _)| k == id)
-            .and_then(|(_, n, _)| n.strip_prefix(FUNCTION_KEY_PREFIX).map(str::to_string)))
+            .find(|k| k.id == id)
+            .and_then(|k| k.name.strip_prefix(FUNCTION_KEY_PREFIX).map(str::to_string)))
     }
 
     /// A function's grants, from its serving version's manifest (none if it is gone).

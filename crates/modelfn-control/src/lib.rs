@@ -5,11 +5,13 @@
 //! started from it before anything is recorded; only then is the new version written and
 //! swapped in. A failure at any step leaves the previous version serving.
 //!
-//! The control plane records what should exist; it is never on the request path (every
-//! door invokes through the scheduler). One module per job: `deploy` (packages, layers,
-//! restore), `functions` (list, describe, configure, delete), [`keys`] (access keys,
-//! sealed by [`secrets`]), `edge` (URLs, APIs, usage plans and keyed admission, with
-//! [`plans`]), `events` (saved test events), `error`.
+//! The control plane records desired state; it is never on the request path (every door
+//! invokes through the scheduler), and it never installs anything itself: each write is
+//! followed by a pass of the node's [`reconcile`]r, which converges the scheduler and the
+//! edge caches to the store. One module per job: `deploy` (packages, layers),
+//! `functions` (list, describe, configure, delete), [`keys`] (access keys, sealed by
+//! [`secrets`]), `edge` (URLs, APIs, usage plans and keyed admission, with [`plans`]),
+//! `events` (saved test events), [`reconcile`], `error`.
 
 mod deploy;
 mod edge;
@@ -18,15 +20,17 @@ mod events;
 mod functions;
 pub mod keys;
 pub mod plans;
+pub mod reconcile;
 pub mod secrets;
 
 pub use deploy::{DeployOutcome, LayerInfo, Limits};
-pub use edge::UrlAuth;
 pub use error::ControlError;
 pub use functions::FunctionInfo;
 pub use keys::{AccessKey, FUNCTION_KEY_PREFIX};
+pub use modelfn_registry::{ApiRecord, UrlAuth};
+pub use reconcile::{spawn_reconciler, ApiFollower, Reconciled};
 
-use modelfn_registry::{ArtifactStore, MetadataStore};
+use modelfn_registry::{CodeCache, MetadataStore};
 use modelfn_scheduler::Scheduler;
 use plans::{Meter, UsagePlan};
 use secrets::Sealer;
@@ -60,10 +64,13 @@ pub struct ControlPlane {
     /// Function URLs and their auth, mirrored from the registry (read on every URL call).
     urls: std::sync::RwLock<HashMap<String, UrlAuth>>,
     meta: Arc<dyn MetadataStore>,
-    artifacts: Arc<dyn ArtifactStore>,
+    code: Arc<CodeCache>,
     scheduler: Arc<Scheduler>,
     limits: Limits,
-    deploys: tokio::sync::Mutex<()>,
+    /// Serializes `configure`'s read-modify-write of a function's stored overrides.
+    config_writes: tokio::sync::Mutex<()>,
+    reconcile_state: tokio::sync::Mutex<reconcile::ReconcileState>,
+    api_follower: std::sync::OnceLock<Arc<dyn ApiFollower>>,
     sealer: Sealer,
     /// API keys seen valid (SHA-256 → key id), so a keyed request costs no database
     /// read; emptied when a key is deleted.
@@ -73,7 +80,7 @@ pub struct ControlPlane {
 impl ControlPlane {
     pub fn new(
         meta: Arc<dyn MetadataStore>,
-        artifacts: Arc<dyn ArtifactStore>,
+        code: Arc<CodeCache>,
         scheduler: Arc<Scheduler>,
         limits: Limits,
         sealer: Sealer,
@@ -83,10 +90,12 @@ impl ControlPlane {
             meter: std::sync::Mutex::new(Meter::default()),
             urls: std::sync::RwLock::new(HashMap::new()),
             meta,
-            artifacts,
+            code,
             scheduler,
             limits,
-            deploys: tokio::sync::Mutex::new(()),
+            config_writes: tokio::sync::Mutex::new(()),
+            reconcile_state: Default::default(),
+            api_follower: std::sync::OnceLock::new(),
             sealer,
             api_keys: std::sync::RwLock::new(HashMap::new()),
         }

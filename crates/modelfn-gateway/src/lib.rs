@@ -100,8 +100,8 @@ pub struct AppContext {
     pub scheduler: Arc<modelfn_scheduler::Scheduler>,
     pub config: Arc<GatewayConfig>,
     pub logs: Arc<modelfn_telemetry::LogStore>,
-    /// Compiled APIs by name (loaded at start, replaced by `api apply`).
-    pub apis: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<apis::Api>>>>,
+    /// Compiled APIs by name, kept by the control plane's reconciler.
+    pub apis: Arc<apis::CompiledApis>,
     /// Set once the registry has been restored and the server takes traffic.
     pub ready: Arc<AtomicBool>,
     /// `Event` invocations waiting or running.

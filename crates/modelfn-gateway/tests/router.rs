@@ -13,7 +13,7 @@ use modelfn_core::{
     RuntimeKind,
 };
 use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
-use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
+use modelfn_registry::{CodeCache, LocalBlobStore, PackageLimits, SqliteMetadataStore};
 use modelfn_scheduler::Scheduler;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -64,14 +64,15 @@ impl Instance for FakeInstance {
 
 async fn app(dir: &std::path::Path) -> axum::Router {
     let meta = SqliteMetadataStore::open(&dir.join("m.db")).await.unwrap();
-    let artifacts = LocalArtifactStore::new(dir.join("a"), PackageLimits::default()).unwrap();
+    let blobs = Arc::new(LocalBlobStore::new(dir.join("blobs")).unwrap());
+    let code = CodeCache::new(dir.join("code"), blobs, PackageLimits::default()).unwrap();
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(Fake));
     let logs = Arc::new(modelfn_telemetry::LogStore::new(None).unwrap());
     let scheduler = Arc::new(Scheduler::new(rt, logs.clone()));
     let control = Arc::new(ControlPlane::new(
         Arc::new(meta),
-        Arc::new(artifacts),
+        Arc::new(code),
         scheduler.clone(),
         modelfn_control::Limits::default(),
         modelfn_control::secrets::Sealer::new([7; 32]),
@@ -82,7 +83,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
     std::fs::write(pkg.join("m.onnx"), b"fake").unwrap();
     control
         .deploy(
-            modelfn_registry::package::pack_dir(&pkg).unwrap(),
+            modelfn_registry::package::pack_dir(&pkg).unwrap().into(),
             None,
             true,
         )

@@ -1,15 +1,22 @@
-//! Where functions live: metadata (which functions exist, their versions and manifests)
-//! and artifacts (the uploaded packages, content-addressed), each behind a trait so that
-//! the embedded defaults (SQLite, a local directory) can be swapped for PostgreSQL and S3.
+//! Where functions live: metadata (which functions exist, their versions and manifests,
+//! and the log of changes to them) and blobs (the uploaded packages, content-addressed),
+//! each behind traits so that the embedded defaults (SQLite, a local directory) can be
+//! swapped for PostgreSQL and S3; and the node-local [`CodeCache`] that unpacks blobs.
 
-pub mod artifacts;
+pub mod blobs;
+pub mod code_cache;
 pub mod metadata;
 pub mod package;
 pub mod sqlite;
 pub mod tar_guard;
 
-pub use artifacts::{ArtifactStore, LocalArtifactStore};
-pub use metadata::{FunctionRecord, LayerRecord, LayerRef, MetadataStore, NewVersion};
+pub use blobs::{BlobStore, LocalBlobStore};
+pub use code_cache::{AddedPackage, CodeCache};
+pub use metadata::{
+    AccessKeyRecord, ApiRecord, Change, ChangeKind, ChangeLog, Changes, DocRecord, EdgeStore,
+    FunctionRecord, FunctionStore, LayerRecord, LayerRef, LayerStore, MetadataStore, NewVersion,
+    PlanRecord, UrlAuth, UrlRecord,
+};
 pub use package::{PackageLimits, UnpackedPackage};
 pub use sqlite::SqliteMetadataStore;
 
@@ -45,4 +52,10 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The store traits, for calling their methods: `use modelfn_registry::prelude::*;`.
+pub mod prelude {
+    pub use crate::blobs::BlobStore;
+    pub use crate::metadata::{ChangeLog, EdgeStore, FunctionStore, LayerStore, MetadataStore};
 }

@@ -1,8 +1,14 @@
 //! Metadata: which functions exist and their versions, layers, keys, URLs, APIs and
-//! plans, as records behind the [`MetadataStore`] trait (SQLite in [`crate::sqlite`]).
+//! plans, as typed records behind four traits that [`MetadataStore`] gathers (SQLite in
+//! [`crate::sqlite`]).
+//!
+//! Every write that changes what a node serves is also a [`Change`] in a log, numbered by
+//! one generation counter in the same transaction: a node's reconciler reads the log from
+//! the last generation it applied (see `modelfn-control`'s `reconcile`).
 
 use crate::RegistryError;
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 /// A function at its latest version.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +27,7 @@ pub struct FunctionRecord {
 }
 
 /// A layer version a function uses.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerRef {
     pub name: String,
     pub version: u64,
@@ -30,7 +36,7 @@ pub struct LayerRef {
 }
 
 /// A published layer version.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerRecord {
     pub name: String,
     pub version: u64,
@@ -52,16 +58,155 @@ pub struct NewVersion {
     pub layers: Vec<LayerRef>,
 }
 
-/// The metadata store.
+/// An access key as listed (its secrets are never listed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+/// Who may call a function URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrlAuth {
+    /// Anyone.
+    None,
+    /// Callers with a modelfn key in `x-api-key`.
+    Key,
+}
+
+impl UrlAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UrlAuth::None => "none",
+            UrlAuth::Key => "key",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UrlAuth> {
+        match s {
+            "none" => Some(UrlAuth::None),
+            "key" => Some(UrlAuth::Key),
+            _ => None,
+        }
+    }
+}
+
+/// A function URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlRecord {
+    pub function: String,
+    pub auth: UrlAuth,
+}
+
+/// A named document the store keeps as text and the control plane or gateway reads: a
+/// usage plan (JSON) or an API definition (TOML).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocRecord {
+    pub name: String,
+    pub definition: String,
+}
+
+/// A usage plan as stored (its definition is JSON).
+pub type PlanRecord = DocRecord;
+/// An API as stored (its definition is the file applied).
+pub type ApiRecord = DocRecord;
+
+/// What a change touched; the reconciler re-reads that object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A function's version (a deploy) or its deletion.
+    Function,
+    /// A function's run-time configuration.
+    Config,
+    /// An access key.
+    Key,
+    /// A function URL.
+    Url,
+    /// A usage plan.
+    Plan,
+    /// An API definition.
+    Api,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Function => "function",
+            ChangeKind::Config => "config",
+            ChangeKind::Key => "key",
+            ChangeKind::Url => "url",
+            ChangeKind::Plan => "plan",
+            ChangeKind::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChangeKind> {
+        [
+            ChangeKind::Function,
+            ChangeKind::Config,
+            ChangeKind::Key,
+            ChangeKind::Url,
+            ChangeKind::Plan,
+            ChangeKind::Api,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One write to desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub generation: u64,
+    pub kind: ChangeKind,
+    /// The object's name (a function, key id, plan or API).
+    pub name: String,
+}
+
+/// The changes after a generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The store's generation when read: every change up to it is in `changes` (when
+    /// `complete`).
+    pub generation: u64,
+    pub changes: Vec<Change>,
+    /// False when the log no longer reaches back to the generation asked for (it is
+    /// trimmed): the reader must reload everything.
+    pub complete: bool,
+}
+
+/// Functions, their versions, run-time configuration and saved test events.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait FunctionStore: Send + Sync + 'static {
     /// Adds a version and makes it the function's latest, creating the function if needed.
+    /// The version number comes from a counter in the store, so concurrent deploys (on
+    /// one node or many) get distinct numbers; numbers are never reused while the
+    /// function exists.
     async fn put_version(&self, v: NewVersion) -> Result<FunctionRecord, RegistryError>;
     async fn get(&self, name: &str) -> Result<Option<FunctionRecord>, RegistryError>;
     async fn list(&self) -> Result<Vec<FunctionRecord>, RegistryError>;
-    /// Deletes a function and its versions; answers whether it existed.
+    /// Deletes a function and its versions, configuration, URL and events; answers
+    /// whether it existed.
     async fn delete(&self, name: &str) -> Result<bool, RegistryError>;
 
+    /// A function's run-time configuration (JSON), set by `put_config`.
+    async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError>;
+    async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError>;
+
+    /// Saves (or replaces) a named test event of a function.
+    async fn put_event(&self, function: &str, name: &str, body: &[u8])
+        -> Result<(), RegistryError>;
+    async fn get_event(&self, function: &str, name: &str)
+        -> Result<Option<Vec<u8>>, RegistryError>;
+    /// The names of a function's saved events.
+    async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError>;
+}
+
+/// Layers: immutable versions, numbered per name by a counter in the store.
+#[async_trait]
+pub trait LayerStore: Send + Sync + 'static {
     /// Records a new version of a layer.
     async fn put_layer(
         &self,
@@ -79,15 +224,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<Option<LayerRecord>, RegistryError>;
     /// Every version of every layer.
     async fn list_layers(&self) -> Result<Vec<LayerRecord>, RegistryError>;
+}
 
-    /// Saves (or replaces) a named test event of a function.
-    async fn put_event(&self, function: &str, name: &str, body: &[u8])
-        -> Result<(), RegistryError>;
-    async fn get_event(&self, function: &str, name: &str)
-        -> Result<Option<Vec<u8>>, RegistryError>;
-    /// The names of a function's saved events.
-    async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError>;
-
+/// What the edge reads: access keys, function URLs, usage plans and APIs.
+#[async_trait]
+pub trait EdgeStore: Send + Sync + 'static {
     /// Records an access key: its id, name, secret as stored (sealed by the control
     /// plane) and the SHA-256 of its API key (empty: none).
     async fn put_access_key(
@@ -101,33 +242,41 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn access_key_secret(&self, id: &str) -> Result<Option<String>, RegistryError>;
     /// Replaces the stored secret of an access key (sealing a clear one).
     async fn update_access_key_secret(&self, id: &str, secret: &str) -> Result<(), RegistryError>;
-    /// Every access key as (id, name, created at), without secrets.
-    async fn list_access_keys(&self) -> Result<Vec<(String, String, i64)>, RegistryError>;
+    /// Every access key, oldest first, without secrets.
+    async fn list_access_keys(&self) -> Result<Vec<AccessKeyRecord>, RegistryError>;
     /// Answers whether the key existed.
     async fn delete_access_key(&self, id: &str) -> Result<bool, RegistryError>;
-
     /// The access key whose API key has this SHA-256 (hex), for `x-api-key`; a key with no
     /// API key matches nothing, the empty string included.
     async fn access_key_by_secret_hash(
         &self,
         sha256_hex: &str,
     ) -> Result<Option<String>, RegistryError>;
-    /// Function URLs: (function, auth) pairs.
-    async fn list_urls(&self) -> Result<Vec<(String, String)>, RegistryError>;
-    async fn put_url(&self, function: &str, auth: &str) -> Result<(), RegistryError>;
+
+    async fn list_urls(&self) -> Result<Vec<UrlRecord>, RegistryError>;
+    async fn put_url(&self, url: &UrlRecord) -> Result<(), RegistryError>;
     async fn delete_url(&self, function: &str) -> Result<bool, RegistryError>;
 
-    /// Usage plans: (name, definition JSON).
-    async fn list_plans(&self) -> Result<Vec<(String, String)>, RegistryError>;
-    async fn put_plan(&self, name: &str, definition: &str) -> Result<(), RegistryError>;
+    async fn list_plans(&self) -> Result<Vec<PlanRecord>, RegistryError>;
+    async fn put_plan(&self, plan: &PlanRecord) -> Result<(), RegistryError>;
     async fn delete_plan(&self, name: &str) -> Result<bool, RegistryError>;
 
-    /// API definitions: (name, definition text).
-    async fn list_apis(&self) -> Result<Vec<(String, String)>, RegistryError>;
-    async fn put_api(&self, name: &str, definition: &str) -> Result<(), RegistryError>;
+    async fn list_apis(&self) -> Result<Vec<ApiRecord>, RegistryError>;
+    async fn put_api(&self, api: &ApiRecord) -> Result<(), RegistryError>;
     async fn delete_api(&self, name: &str) -> Result<bool, RegistryError>;
-
-    /// A function's run-time configuration (JSON), set by `put_config`.
-    async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError>;
-    async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError>;
 }
+
+/// The log of changes to desired state.
+#[async_trait]
+pub trait ChangeLog: Send + Sync + 'static {
+    /// The generation of the latest change.
+    async fn generation(&self) -> Result<u64, RegistryError>;
+    /// The changes after `generation`, oldest first, at most `limit` of them (then
+    /// `Changes::generation` is that of the last one returned).
+    async fn changes_since(&self, generation: u64, limit: u32) -> Result<Changes, RegistryError>;
+}
+
+/// Everything the registry records, as one object (`&dyn MetadataStore`).
+pub trait MetadataStore: FunctionStore + LayerStore + EdgeStore + ChangeLog {}
+
+impl<T: FunctionStore + LayerStore + EdgeStore + ChangeLog> MetadataStore for T {}

@@ -1,15 +1,18 @@
 //! Conformance suites written against the traits (`&dyn MetadataStore`,
-//! `&dyn ArtifactStore`), not against a backend: every backend runs the same checks. They
+//! `&dyn BlobStore`), not against a backend: every backend runs the same checks. They
 //! run here against SQLite and the local directory; a PostgreSQL or S3 backend adds one
-//! line each below.
+//! test each below. The node-local code cache is checked over any blob store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use bytes::Bytes;
+use modelfn_registry::blobs::digest_of;
 use modelfn_registry::package::pack_dir;
 use modelfn_registry::{
-    ArtifactStore, LocalArtifactStore, MetadataStore, NewVersion, PackageLimits, RegistryError,
-    SqliteMetadataStore,
+    BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore, MetadataStore, NewVersion,
+    PackageLimits, RegistryError, SqliteMetadataStore, UrlAuth, UrlRecord,
 };
+use std::sync::Arc;
 
 fn version(name: &str, sha: &str) -> NewVersion {
     NewVersion {
@@ -107,65 +110,174 @@ async fn metadata_conformance(s: &dyn MetadataStore) {
         s.access_key_by_secret_hash("").await.unwrap().is_none(),
         "no API key is no match"
     );
-    let keys: Vec<String> = s
+    let keys: Vec<(String, String)> = s
         .list_access_keys()
         .await
         .unwrap()
         .into_iter()
-        .map(|(id, _, _)| id)
+        .map(|k| (k.id, k.name))
         .collect();
     assert_eq!(keys.len(), 2);
+    assert!(keys.contains(&("K2".into(), "two".into())));
     assert!(s.delete_access_key("K1").await.unwrap());
     assert!(s.access_key_secret("K1").await.unwrap().is_none());
 
     // URLs, plans and APIs: put replaces, delete answers whether it existed.
-    s.put_url("b", "key").await.unwrap();
-    s.put_url("b", "none").await.unwrap();
-    assert_eq!(
-        s.list_urls().await.unwrap(),
-        [("b".to_string(), "none".to_string())]
-    );
+    let url = |auth| UrlRecord {
+        function: "b".into(),
+        auth,
+    };
+    s.put_url(&url(UrlAuth::Key)).await.unwrap();
+    s.put_url(&url(UrlAuth::None)).await.unwrap();
+    assert_eq!(s.list_urls().await.unwrap(), [url(UrlAuth::None)]);
     assert!(s.delete_url("b").await.unwrap());
     assert!(!s.delete_url("b").await.unwrap());
-    s.put_plan("p", "{}").await.unwrap();
-    s.put_plan("p", "{\"rate\": 1}").await.unwrap();
-    assert_eq!(s.list_plans().await.unwrap()[0].1, "{\"rate\": 1}");
+    let doc = |name: &str, definition: &str| DocRecord {
+        name: name.into(),
+        definition: definition.into(),
+    };
+    s.put_plan(&doc("p", "{}")).await.unwrap();
+    s.put_plan(&doc("p", "{\"rate\": 1}")).await.unwrap();
+    assert_eq!(s.list_plans().await.unwrap(), [doc("p", "{\"rate\": 1}")]);
     assert!(s.delete_plan("p").await.unwrap());
-    s.put_api("x", "name = \"x\"").await.unwrap();
+    s.put_api(&doc("x", "name = \"x\"")).await.unwrap();
     assert_eq!(s.list_apis().await.unwrap().len(), 1);
     assert!(s.delete_api("x").await.unwrap());
     assert!(s.list_apis().await.unwrap().is_empty());
 }
 
-/// What every artifact store must do.
-async fn artifact_conformance(s: &dyn ArtifactStore, work: &std::path::Path) {
+/// The change log every store keeps: each write to desired state, numbered in order.
+async fn change_log_conformance(s: &dyn MetadataStore) {
+    let start = s.changes_since(0, 100_000).await.unwrap();
+    assert!(start.complete, "{start:?}");
+    let g0 = start.generation;
+    let none = s.changes_since(g0, 10).await.unwrap();
+    assert!(none.complete && none.changes.is_empty() && none.generation == g0);
+    s.put_version(version("f", "1")).await.unwrap();
+    s.put_config("f", "{}").await.unwrap();
+    s.put_url(&UrlRecord {
+        function: "f".into(),
+        auth: UrlAuth::Key,
+    })
+    .await
+    .unwrap();
+    s.put_access_key("K9", "k", "sealed", "").await.unwrap();
+    s.put_plan(&DocRecord {
+        name: "p".into(),
+        definition: "{}".into(),
+    })
+    .await
+    .unwrap();
+    s.delete_api("nope").await.unwrap();
+    s.delete("f").await.unwrap();
+    // Layers and test events are not desired state of a node: no change.
+    s.put_layer("l9", "x", 1, 1, "").await.unwrap();
+    s.put_event("g", "e", b"{}").await.ok();
+    let all = s.changes_since(g0, 1000).await.unwrap();
+    let kinds: Vec<(u64, ChangeKind, &str)> = all
+        .changes
+        .iter()
+        .map(|c| (c.generation - g0, c.kind, c.name.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (1, ChangeKind::Function, "f"),
+            (2, ChangeKind::Config, "f"),
+            (3, ChangeKind::Url, "f"),
+            (4, ChangeKind::Key, "K9"),
+            (5, ChangeKind::Plan, "p"),
+            (6, ChangeKind::Api, "nope"),
+            (7, ChangeKind::Function, "f"),
+        ]
+    );
+    assert_eq!((all.generation, all.complete), (g0 + 7, true));
+    // Paged: the generation answered is that of the last change returned.
+    let page = s.changes_since(g0, 2).await.unwrap();
+    assert_eq!(page.generation, g0 + 2);
+    assert_eq!(
+        page.changes.last(),
+        Some(&Change {
+            generation: g0 + 2,
+            kind: ChangeKind::Config,
+            name: "f".into()
+        })
+    );
+    // A reader ahead of the store (a store made anew) must reload.
+    assert!(!s.changes_since(g0 + 100, 10).await.unwrap().complete);
+}
+
+/// Concurrent deploys of one function get distinct versions from the store's counter.
+async fn concurrent_versions_are_distinct(s: Arc<dyn MetadataStore>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.put_version(version("race", &i.to_string())).await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.push(t.await.unwrap().unwrap().version);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=16).collect::<Vec<u64>>());
+    assert_eq!(s.get("race").await.unwrap().unwrap().version, 16);
+}
+
+/// What every blob store must do.
+async fn blob_conformance(s: &dyn BlobStore) {
+    let data = Bytes::from_static(b"some package bytes");
+    let d = digest_of(&data);
+    assert!(s.get(&d).await.unwrap().is_none());
+    s.put(&d, data.clone()).await.unwrap();
+    s.put(&d, data.clone()).await.unwrap();
+    assert_eq!(s.get(&d).await.unwrap().unwrap(), data);
+    // Digests become names: anything else is refused, not stored.
+    for bad in ["../../etc/passwd", "", &"g".repeat(64)] {
+        assert!(s.put(bad, data.clone()).await.is_err(), "{bad:?}");
+        assert!(s.get(bad).await.is_err(), "{bad:?}");
+    }
+}
+
+/// The code cache over a blob store: unpack once by digest, again after a loss.
+async fn code_cache_conformance(blobs: Arc<dyn BlobStore>, work: &std::path::Path) {
+    let cache = CodeCache::new(work.join("code"), blobs.clone(), PackageLimits::default()).unwrap();
     let src = work.join("fn");
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("modelfn.toml"), "name = \"f\"").unwrap();
     std::fs::write(src.join("sub/data.bin"), [7u8; 100]).unwrap();
-    let archive = pack_dir(&src).unwrap();
+    let archive = Bytes::from(pack_dir(&src).unwrap());
     let limits = PackageLimits::default();
     // Stored by content: the same package twice is one digest and one directory.
-    let (d1, dir1, u) = s.put_package(archive.clone(), limits).await.unwrap();
-    let (d2, dir2, _) = s.put_package(archive, limits).await.unwrap();
-    assert_eq!((d1.len(), &d1), (64, &d2));
-    assert_eq!(dir1, dir2);
-    assert_eq!((u.files, u.unpacked_bytes), (2, 110));
+    let a = cache.add(archive.clone(), limits).await.unwrap();
+    let b = cache.add(archive.clone(), limits).await.unwrap();
+    assert_eq!((a.digest.len(), &a.digest, &a.dir), (64, &b.digest, &b.dir));
+    assert_eq!((a.unpacked.files, a.unpacked.unpacked_bytes), (2, 110));
+    assert_eq!(blobs.get(&a.digest).await.unwrap().unwrap(), archive);
     assert_eq!(
-        std::fs::read(dir1.join("sub/data.bin")).unwrap(),
+        std::fs::read(a.dir.join("sub/data.bin")).unwrap(),
         [7u8; 100]
     );
-    // The unpacked directory comes back after it is lost.
-    std::fs::remove_dir_all(&dir1).unwrap();
-    let again = s.code_dir(&d1).await.unwrap();
+    // The unpacked directory comes back after it is lost (another node's cache, or a
+    // restart that lost it), from the blob store.
+    std::fs::remove_dir_all(&a.dir).unwrap();
+    let again = cache.code_dir(&a.digest).await.unwrap();
     assert_eq!(
         std::fs::read(again.join("modelfn.toml")).unwrap(),
         b"name = \"f\""
     );
-    // Unknown digests and bad packages are errors, not panics.
-    assert!(s.code_dir(&"0".repeat(64)).await.is_err());
-    let e = s
-        .put_package(b"not a package".to_vec(), limits)
+    let other = CodeCache::new(work.join("code2"), blobs, limits).unwrap();
+    assert!(other
+        .code_dir(&a.digest)
+        .await
+        .unwrap()
+        .join("sub/data.bin")
+        .is_file());
+    // Unknown digests and bad packages are errors, not panics; a bad one is not stored.
+    assert!(cache.code_dir(&"0".repeat(64)).await.is_err());
+    assert!(cache.code_dir("../x").await.is_err());
+    let e = cache
+        .add(Bytes::from_static(b"not a package"), limits)
         .await
         .unwrap_err();
     assert!(matches!(e, RegistryError::InvalidPackage(_)), "{e}");
@@ -178,12 +290,14 @@ async fn sqlite_conforms() {
         .await
         .unwrap();
     metadata_conformance(&store).await;
+    change_log_conformance(&store).await;
+    concurrent_versions_are_distinct(Arc::new(store)).await;
 }
 
 #[tokio::test]
 async fn the_local_directory_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        LocalArtifactStore::new(dir.path().join("artifacts"), PackageLimits::default()).unwrap();
-    artifact_conformance(&store, dir.path()).await;
+    let store = Arc::new(LocalBlobStore::new(dir.path().join("blobs")).unwrap());
+    blob_conformance(store.as_ref()).await;
+    code_cache_conformance(store, dir.path()).await;
 }

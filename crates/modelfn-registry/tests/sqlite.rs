@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use modelfn_registry::{MetadataStore, NewVersion, SqliteMetadataStore};
+use modelfn_registry::prelude::*;
+use modelfn_registry::{NewVersion, SqliteMetadataStore};
 
 fn v(name: &str, sha: &str) -> NewVersion {
     NewVersion {
@@ -42,4 +43,27 @@ async fn versions_survive_reopening_and_delete_cascades() {
     assert!(s.get("iris").await.unwrap().is_none());
     // A function deployed again after delete starts over, as on Lambda.
     assert_eq!(s.put_version(v("iris", "d")).await.unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_not_a_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("meta.db");
+    let s = SqliteMetadataStore::open(&db).await.unwrap();
+    s.put_version(v("iris", "a")).await.unwrap();
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE function_versions SET layers = 'not json' WHERE function = 'iris'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    // Once "no layers" in silence; now the record says what is wrong.
+    let e = s.get("iris").await.unwrap_err().to_string();
+    assert!(e.contains("layers recorded for 'iris'"), "{e}");
+    sqlx::query("UPDATE function_versions SET layers = '[]', code_size = -1")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert!(s.list().await.is_err(), "a negative size is refused");
 }

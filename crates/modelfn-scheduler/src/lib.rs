@@ -217,6 +217,12 @@ impl Scheduler {
         map.remove(name).is_some()
     }
 
+    /// The names of the functions served.
+    pub fn names(&self) -> Vec<String> {
+        let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+        map.keys().cloned().collect()
+    }
+
     fn slot(&self, name: &str) -> Option<Arc<Slot>> {
         let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
         map.get(name).cloned()

@@ -49,7 +49,7 @@ async fn publish_layers(running: &server::RunningServer, dir: &Path) {
         match archive {
             Ok(a) => match running
                 .control
-                .publish_layer(&name, a, "built by modelfn demo")
+                .publish_layer(&name, a.into(), "built by modelfn demo")
                 .await
             {
                 Ok(info) => println!("published layer {name} version {}", info.layer.version),
@@ -134,7 +134,7 @@ pub async fn run(cfg: ServeConfig, examples: Option<PathBuf>) -> Result<()> {
     names.retain(|p| !p.join("Cargo.toml").is_file() || p.join("bootstrap").is_file());
     for fdir in &names {
         let archive = modelfn_registry::package::pack_dir(fdir)?;
-        match running.control.deploy(archive, None, true).await {
+        match running.control.deploy(archive.into(), None, true).await {
             Ok(out) => println!(
                 "{} {} (version {})",
                 if out.created {

@@ -5,12 +5,13 @@
 use crate::config::ServeConfig;
 use anyhow::{Context, Result};
 use modelfn_control::secrets::Sealer;
-use modelfn_control::{ControlPlane, Limits};
+use modelfn_control::{spawn_reconciler, ControlPlane, Limits};
 use modelfn_core::{DoorAuth, Runtime, RuntimeKind};
+use modelfn_gateway::apis::CompiledApis;
 use modelfn_gateway::events::EventQueue;
 use modelfn_gateway::serve::{self, FrontDoor};
 use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
-use modelfn_registry::{LocalArtifactStore, PackageLimits, SqliteMetadataStore};
+use modelfn_registry::{CodeCache, LocalBlobStore, PackageLimits, SqliteMetadataStore};
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
 use modelfn_runtime_process::{ProcessConfig, ProcessRuntime, ServeFn};
 use modelfn_scheduler::{Scheduler, SchedulerConfig};
@@ -25,6 +26,8 @@ use tokio::task::JoinHandle;
 
 /// Connections one sandbox may hold open to modelfn's API.
 const SANDBOX_CONNECTIONS: usize = 64;
+/// How often this node reads desired state written elsewhere.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The key-encryption key's file in the data directory (unless `MODELFN_KEK` is set).
 pub const KEK_FILE: &str = "secrets.kek";
@@ -140,8 +143,10 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         max_compressed_bytes: cfg.max_package_bytes.max(cfg.max_layer_bytes),
         max_unpacked_bytes: cfg.max_unpacked_bytes.max(cfg.max_layer_bytes),
     };
-    let artifacts = LocalArtifactStore::new(data.join("artifacts"), widest)
-        .context("opening the artifact store")?;
+    let blobs = LocalBlobStore::new(data.join("artifacts/blobs/sha256"))
+        .context("opening the blob store")?;
+    let code = CodeCache::new(data.join("artifacts/code"), Arc::new(blobs), widest)
+        .context("opening the code cache")?;
     let logs =
         Arc::new(LogStore::new(Some(data.join("logs"))).context("opening the log directory")?);
     set_mode(&data.join("logs"), 0o700)?;
@@ -204,7 +209,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     };
     let control = Arc::new(ControlPlane::new(
         Arc::new(meta),
-        Arc::new(artifacts),
+        Arc::new(code),
         scheduler.clone(),
         limits,
         sealer,
@@ -219,10 +224,15 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
             "sealed access-key secrets stored in the clear by an earlier release"
         );
     }
+    let compiled_apis: Arc<CompiledApis> = Default::default();
+    control.follow_apis(compiled_apis.clone());
     let restored = control
         .restore()
         .await
         .context("restoring deployed functions")?;
+    let apis = compiled_apis.all().len();
+    // Writes made elsewhere (another node, another process on this database) arrive here.
+    let reconciler = spawn_reconciler(control.clone(), RECONCILE_EVERY);
 
     let mut gw = GatewayConfig::new(token);
     gw.max_invoke_body_bytes = cfg.max_invoke_body_bytes;
@@ -241,13 +251,10 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         scheduler,
         config: Arc::new(gw),
         logs,
-        apis: Default::default(),
+        apis: compiled_apis,
         ready: ready.clone(),
         events: events.clone(),
     });
-    let apis = modelfn_gateway::admin::apis::load_apis(&state)
-        .await
-        .context("loading the APIs")?;
     let app = router(state);
     // Sandboxes reach this modelfn through a listener inside their own network namespace.
     let inner = app.clone();
@@ -305,6 +312,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
             );
         }
         reaper.abort();
+        reconciler.abort();
         served
     });
     Ok(RunningServer {

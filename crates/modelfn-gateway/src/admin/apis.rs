@@ -1,5 +1,5 @@
-//! APIs with stages and routes: apply (compiled here), list, delete, and loading them at
-//! start.
+//! APIs with stages and routes: apply (checked by compiling here; the reconciler
+//! compiles what is stored into the node's table), list, delete.
 
 use crate::error::{body_rejection, ApiError};
 use crate::AppState;
@@ -9,25 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-
-/// Compiles stored API definitions into the gateway's table (at start-up).
-pub async fn load_apis(state: &AppState) -> Result<usize, modelfn_control::ControlError> {
-    let mut n = 0;
-    for (name, text) in state.control.apis().await? {
-        match crate::apis::Api::compile(&text) {
-            Ok(api) => {
-                state
-                    .apis
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(name, std::sync::Arc::new(api));
-                n += 1;
-            }
-            Err(e) => tracing::error!(api = %name, error = %e, "a stored API does not compile"),
-        }
-    }
-    Ok(n)
-}
 
 /// `POST /v1/apis` with the definition file (TOML) as the body: creates or replaces the API.
 pub async fn apply_api(
@@ -57,13 +38,7 @@ pub async fn apply_api(
         .get("host")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1:8080");
-    let summary = api_summary(&api, host);
-    state
-        .apis
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(api.name.clone(), std::sync::Arc::new(api));
-    Ok((StatusCode::OK, Json(summary)).into_response())
+    Ok((StatusCode::OK, Json(api_summary(&api, host))).into_response())
 }
 
 fn api_summary(api: &crate::apis::Api, host: &str) -> serde_json::Value {
@@ -89,9 +64,12 @@ pub async fn list_apis(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1:8080")
         .to_string();
-    let apis = state.apis.read().unwrap_or_else(|p| p.into_inner());
-    let mut list: Vec<serde_json::Value> = apis.values().map(|a| api_summary(a, &host)).collect();
-    list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let list: Vec<serde_json::Value> = state
+        .apis
+        .all()
+        .iter()
+        .map(|a| api_summary(a, &host))
+        .collect();
     Ok(Json(serde_json::json!({ "apis": list })).into_response())
 }
 
@@ -101,10 +79,5 @@ pub async fn delete_api(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.control.delete_api(&name).await?;
-    state
-        .apis
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&name);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -68,7 +68,7 @@ pub async fn deploy(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let outcome = state
         .control
-        .deploy(body.to_vec(), name, params.validate.unwrap_or(true))
+        .deploy(body, name, params.validate.unwrap_or(true))
         .await?;
     let status = if outcome.created {
         StatusCode::CREATED

@@ -38,7 +38,7 @@ pub async fn publish_layer(
     }
     let info = state
         .control
-        .publish_layer(&layer, body.to_vec(), &params.description)
+        .publish_layer(&layer, body, &params.description)
         .await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }

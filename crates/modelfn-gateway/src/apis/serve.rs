@@ -50,13 +50,7 @@ pub async fn call(
         get("stage").unwrap_or_default(),
     );
     let path = format!("/{}", get("path").unwrap_or_default());
-    let Some(api) = state
-        .apis
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&api_name)
-        .cloned()
-    else {
+    let Some(api) = state.apis.get(&api_name) else {
         return message(StatusCode::NOT_FOUND, &format!("no API '{api_name}'"));
     };
     let Some(stage) = api.stages.iter().find(|s| s.name == stage_name) else {

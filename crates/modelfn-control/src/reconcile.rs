@@ -1,0 +1,239 @@
+//! The node's reconciler: converges what this node serves (the scheduler's slots) and its
+//! edge caches (URL auth, usage plans, the API-key cache, compiled APIs through an
+//! [`ApiFollower`]) to the desired state in the store.
+//!
+//! Writes never touch those directly: they record desired state (each write a numbered
+//! [`Change`](modelfn_registry::Change)), then run a pass, so a deploy is served once
+//! this node's reconciler has seen it. A pass reads the change log from the last
+//! generation it applied; at start, or when the log has been trimmed past it, it reloads
+//! everything. Another node's writes arrive by the periodic pass ([`spawn_reconciler`]).
+//! Functions that fail to converge (their code cannot be fetched, say) are retried on
+//! every pass.
+
+use crate::plans::UsagePlan;
+use crate::{ControlError, ControlPlane};
+use modelfn_core::Manifest;
+use modelfn_registry::{ApiRecord, ChangeKind, FunctionRecord};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Changes read per query.
+const PAGE: u32 = 1000;
+
+/// Whoever keeps compiled APIs (the gateway): told the stored definitions whenever one
+/// changes.
+pub trait ApiFollower: Send + Sync + 'static {
+    /// Replaces every compiled API with these definitions (one that does not compile is
+    /// the follower's to report, and is left out).
+    fn replace_all(&self, apis: Vec<ApiRecord>);
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone)]
+pub struct Reconciled {
+    /// The generation this node has now applied.
+    pub generation: u64,
+    /// Functions (re)installed, reconfigured or removed.
+    pub functions: usize,
+    /// Functions that could not be served, with why.
+    pub failed: HashMap<String, String>,
+}
+
+/// The reconciler's memory: the generation applied and the functions to retry.
+#[derive(Default)]
+pub(crate) struct ReconcileState {
+    generation: Option<u64>,
+    retry: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct Todo {
+    functions: BTreeSet<String>,
+    urls: bool,
+    plans: bool,
+    apis: bool,
+    keys: bool,
+}
+
+impl Todo {
+    fn everything() -> Self {
+        Todo {
+            functions: BTreeSet::new(),
+            urls: true,
+            plans: true,
+            apis: true,
+            keys: true,
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Tells `follower` of every API change from now on (set before the first pass).
+    pub fn follow_apis(&self, follower: Arc<dyn ApiFollower>) {
+        let _ = self.api_follower.set(follower);
+    }
+
+    /// One pass: applies every change since the last one (everything, the first time).
+    pub async fn reconcile(&self) -> Result<Reconciled, ControlError> {
+        let mut state = self.reconcile_state.lock().await;
+        let mut todo = Todo::default();
+        let mut full = false;
+        let generation = match state.generation {
+            None => {
+                full = true;
+                self.meta.generation().await?
+            }
+            Some(mut seen) => loop {
+                let page = self.meta.changes_since(seen, PAGE).await?;
+                if !page.complete {
+                    full = true;
+                    break self.meta.generation().await?;
+                }
+                for c in &page.changes {
+                    match c.kind {
+                        ChangeKind::Function | ChangeKind::Config => {
+                            todo.functions.insert(c.name.clone());
+                            // A deleted function's URL goes with it.
+                            todo.urls |= c.kind == ChangeKind::Function;
+                        }
+                        ChangeKind::Url => todo.urls = true,
+                        ChangeKind::Plan => todo.plans = true,
+                        ChangeKind::Api => todo.apis = true,
+                        ChangeKind::Key => todo.keys = true,
+                    }
+                }
+                seen = page.generation;
+                if page.changes.len() < PAGE as usize {
+                    break seen;
+                }
+            },
+        };
+        if full {
+            // Read after the generation: anything later is applied again next pass.
+            todo = Todo::everything();
+            todo.functions = self
+                .meta
+                .list()
+                .await?
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            todo.functions.extend(self.scheduler.names());
+        }
+        let retrying = std::mem::take(&mut state.retry);
+        todo.functions.extend(retrying.iter().cloned());
+        let mut out = Reconciled {
+            generation,
+            ..Reconciled::default()
+        };
+        for name in &todo.functions {
+            match self.converge_function(name).await {
+                Ok(true) => out.functions += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    if retrying.contains(name) {
+                        tracing::debug!(function = %name, error = %e, "still cannot serve function");
+                    } else {
+                        tracing::error!(function = %name, error = %e, "could not serve function; retrying every pass");
+                    }
+                    state.retry.insert(name.clone());
+                    out.failed.insert(name.clone(), e.to_string());
+                }
+            }
+        }
+        self.converge_edge(&todo).await?;
+        state.generation = Some(generation);
+        Ok(out)
+    }
+
+    /// Puts every recorded function back into service (at start-up). Answers how many
+    /// serve; a function that cannot be restored is logged, left recorded and retried.
+    pub async fn restore(&self) -> Result<usize, ControlError> {
+        self.reconcile().await?;
+        Ok(self.scheduler.names().len())
+    }
+
+    /// Makes the scheduler serve `name` as the store says; answers whether it changed.
+    async fn converge_function(&self, name: &str) -> Result<bool, ControlError> {
+        let Some(rec) = self.meta.get(name).await? else {
+            return Ok(self.scheduler.remove(name));
+        };
+        let manifest = Manifest::from_toml(&rec.manifest)
+            .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
+        let scaling = manifest.scaling.overlay(&self.overrides(name).await?);
+        match self.scheduler.spec(name) {
+            Some(serving) if serving.version == rec.version => {
+                if self.scheduler.scaling(name).as_ref() == Some(&scaling) {
+                    return Ok(false);
+                }
+                self.scheduler
+                    .configure(name, scaling)
+                    .map_err(|e| ControlError::Storage(e.to_string()))?;
+            }
+            Some(_) | None => self.install(&rec, scaling).await?,
+        }
+        Ok(true)
+    }
+
+    async fn install(
+        &self,
+        rec: &FunctionRecord,
+        scaling: modelfn_core::ScalingConfig,
+    ) -> Result<(), ControlError> {
+        let spec = self.spec_of(rec).await?;
+        self.scheduler
+            .install(Arc::new(spec), scaling)
+            .map_err(|e| ControlError::Storage(e.to_string()))
+    }
+
+    async fn converge_edge(&self, todo: &Todo) -> Result<(), ControlError> {
+        if todo.urls {
+            let urls = self.meta.list_urls().await?;
+            *self.urls.write().unwrap_or_else(|p| p.into_inner()) =
+                urls.into_iter().map(|u| (u.function, u.auth)).collect();
+        }
+        if todo.plans {
+            let mut plans = Vec::new();
+            for doc in self.meta.list_plans().await? {
+                match serde_json::from_str::<UsagePlan>(&doc.definition) {
+                    Ok(mut p) => {
+                        p.name = doc.name;
+                        plans.push(p);
+                    }
+                    Err(e) => {
+                        tracing::error!(plan = %doc.name, error = %e, "a stored usage plan does not read")
+                    }
+                }
+            }
+            *self.plans.write().unwrap_or_else(|p| p.into_inner()) = plans;
+        }
+        if todo.keys {
+            self.forget_api_keys();
+        }
+        if todo.apis {
+            if let Some(follower) = self.api_follower.get() {
+                follower.replace_all(self.meta.list_apis().await?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a pass every `every` (abort the handle to stop it): how writes made on other
+/// nodes, or functions that failed to converge, reach this one.
+pub fn spawn_reconciler(
+    control: Arc<ControlPlane>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = control.reconcile().await {
+                tracing::warn!(error = %e, "reconcile pass failed; retrying");
+            }
+        }
+    })
+}

@@ -1,0 +1,249 @@
+//! Functions, versions, configuration, test events and layers in SQLite.
+
+use super::{int, next, record_change, uint, SqliteMetadataStore};
+use crate::metadata::{
+    ChangeKind, FunctionRecord, FunctionStore, LayerRecord, LayerStore, NewVersion,
+};
+use crate::{now_ms, RegistryError};
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+const SELECT: &str = "SELECT f.name, f.latest_version, v.runtime, v.manifest, v.code_sha256, v.code_size, f.created_at_ms, f.updated_at_ms, v.layers
+     FROM functions f JOIN function_versions v ON v.function = f.name AND v.version = f.latest_version";
+
+const SELECT_LAYER: &str = "SELECT name, version, code_sha256, compressed_size, unpacked_size, description, created_at_ms FROM layer_versions";
+
+fn record(row: &SqliteRow) -> Result<FunctionRecord, RegistryError> {
+    let name: String = row.try_get(0)?;
+    let layers: String = row.try_get(8)?;
+    Ok(FunctionRecord {
+        layers: serde_json::from_str(&layers).map_err(|e| {
+            RegistryError::Storage(format!("the layers recorded for '{name}' do not read: {e}"))
+        })?,
+        name,
+        version: uint(row, 1)?,
+        runtime: row.try_get(2)?,
+        manifest: row.try_get(3)?,
+        code_sha256: row.try_get(4)?,
+        code_size: uint(row, 5)?,
+        created_at_ms: row.try_get(6)?,
+        updated_at_ms: row.try_get(7)?,
+    })
+}
+
+fn layer_record(row: &SqliteRow) -> Result<LayerRecord, RegistryError> {
+    Ok(LayerRecord {
+        name: row.try_get(0)?,
+        version: uint(row, 1)?,
+        code_sha256: row.try_get(2)?,
+        compressed_size: uint(row, 3)?,
+        unpacked_size: uint(row, 4)?,
+        description: row.try_get(5)?,
+        created_at_ms: row.try_get(6)?,
+    })
+}
+
+#[async_trait]
+impl FunctionStore for SqliteMetadataStore {
+    async fn put_version(&self, v: NewVersion) -> Result<FunctionRecord, RegistryError> {
+        let now = now_ms();
+        let layers = serde_json::to_string(&v.layers)
+            .map_err(|e| RegistryError::Storage(format!("layers of '{}': {e}", v.name)))?;
+        let mut tx = self.pool.begin().await?;
+        record_change(&mut tx, ChangeKind::Function, &v.name).await?;
+        let version = int(next(&mut tx, &format!("function:{}", v.name)).await?)?;
+        sqlx::query(
+            "INSERT INTO functions (name, latest_version, created_at_ms, updated_at_ms) VALUES (?, 0, ?, ?)
+             ON CONFLICT(name) DO NOTHING",
+        )
+        .bind(&v.name)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO function_versions (function, version, runtime, manifest, code_sha256, code_size, created_at_ms, layers)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&v.name)
+        .bind(version)
+        .bind(&v.runtime)
+        .bind(&v.manifest)
+        .bind(&v.code_sha256)
+        .bind(int(v.code_size)?)
+        .bind(now)
+        .bind(layers)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE functions SET latest_version = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(version)
+            .bind(now)
+            .bind(&v.name)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!("{SELECT} WHERE f.name = ?"))
+            .bind(&v.name)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rec = record(&row)?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<FunctionRecord>, RegistryError> {
+        let row = sqlx::query(&format!("{SELECT} WHERE f.name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<FunctionRecord>, RegistryError> {
+        let rows = sqlx::query(&format!("{SELECT} ORDER BY f.name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        record_change(&mut tx, ChangeKind::Function, name).await?;
+        let done = sqlx::query("DELETE FROM functions WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        // A function made again under this name starts over at version 1, as on Lambda.
+        sqlx::query("DELETE FROM counters WHERE scope = ?")
+            .bind(format!("function:{name}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT scaling FROM function_config WHERE function = ?")
+                .bind(function)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError> {
+        let statement = sqlx::query(
+            "INSERT INTO function_config (function, scaling, updated_at_ms) VALUES (?, ?, ?)
+             ON CONFLICT(function) DO UPDATE SET scaling = excluded.scaling, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(function)
+        .bind(json)
+        .bind(now_ms());
+        self.write(ChangeKind::Config, function, statement).await?;
+        Ok(())
+    }
+
+    async fn put_event(
+        &self,
+        function: &str,
+        name: &str,
+        body: &[u8],
+    ) -> Result<(), RegistryError> {
+        sqlx::query("INSERT INTO test_events (function, name, body, created_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT(function, name) DO UPDATE SET body = excluded.body, created_at_ms = excluded.created_at_ms")
+            .bind(function)
+            .bind(name)
+            .bind(body)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_event(
+        &self,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT body FROM test_events WHERE function = ? AND name = ?")
+                .bind(function)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM test_events WHERE function = ? ORDER BY name")
+                .bind(function)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+#[async_trait]
+impl LayerStore for SqliteMetadataStore {
+    async fn put_layer(
+        &self,
+        name: &str,
+        code_sha256: &str,
+        compressed_size: u64,
+        unpacked_size: u64,
+        description: &str,
+    ) -> Result<LayerRecord, RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        let version = int(next(&mut tx, &format!("layer:{name}")).await?)?;
+        sqlx::query("INSERT INTO layer_versions (name, version, code_sha256, compressed_size, unpacked_size, description, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(name)
+            .bind(version)
+            .bind(code_sha256)
+            .bind(int(compressed_size)?)
+            .bind(int(unpacked_size)?)
+            .bind(description)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!("{SELECT_LAYER} WHERE name = ? AND version = ?"))
+            .bind(name)
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rec = layer_record(&row)?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn get_layer(
+        &self,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Option<LayerRecord>, RegistryError> {
+        let row = match version {
+            Some(v) => {
+                sqlx::query(&format!("{SELECT_LAYER} WHERE name = ? AND version = ?"))
+                    .bind(name)
+                    .bind(int(v)?)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "{SELECT_LAYER} WHERE name = ? ORDER BY version DESC LIMIT 1"
+                ))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        row.as_ref().map(layer_record).transpose()
+    }
+
+    async fn list_layers(&self) -> Result<Vec<LayerRecord>, RegistryError> {
+        let rows = sqlx::query(&format!("{SELECT_LAYER} ORDER BY name, version"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(layer_record).collect()
+    }
+}
