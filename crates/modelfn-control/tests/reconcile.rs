@@ -58,8 +58,10 @@ struct Node {
 fn node(meta: Arc<dyn MetadataStore>, shared: &Path, own: &Path) -> Node {
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(Fake));
-    let logs = Arc::new(modelfn_telemetry::LogStore::new(None).unwrap());
-    let scheduler = Arc::new(Scheduler::new(rt, logs));
+    let scheduler = Arc::new(Scheduler::new(
+        rt,
+        Arc::new(modelfn_core::observe::NoObserver),
+    ));
     let blobs = Arc::new(LocalBlobStore::new(shared.join("blobs")).unwrap());
     let code = CodeCache::new(own.join("code"), blobs, PackageLimits::default()).unwrap();
     let control = Arc::new(ControlPlane::new(

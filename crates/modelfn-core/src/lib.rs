@@ -10,6 +10,7 @@ pub mod invocation;
 pub mod logs;
 pub mod manifest;
 pub mod name;
+pub mod observe;
 pub mod runtime;
 pub mod scaling;
 
@@ -21,5 +22,6 @@ pub use manifest::{
     RuntimeClient, RuntimeKind,
 };
 pub use name::{FunctionName, NameError};
+pub use observe::{InvocationObserver, InvocationReport, Observed, Phase, PoolKind};
 pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime};
 pub use scaling::ScalingConfig;

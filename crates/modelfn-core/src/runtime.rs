@@ -66,10 +66,10 @@ impl LiveTuning {
 
 /// Something that can start instances of functions of one runtime kind.
 pub trait Runtime: Send + Sync + 'static {
-    /// Whether one instance serves many invocations at once (an ONNX model) rather than
-    /// one at a time (a function process, as on Lambda).
-    fn shared_instances(&self) -> bool {
-        false
+    /// Whether one instance serves many invocations at once (an ONNX model) or one at a
+    /// time (a function process, as on Lambda).
+    fn pool_kind(&self) -> crate::PoolKind {
+        crate::PoolKind::Exclusive
     }
 
     /// Starts (initializes) one instance: the cold start.

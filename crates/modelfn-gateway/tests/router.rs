@@ -69,7 +69,10 @@ async fn app(dir: &std::path::Path) -> axum::Router {
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(Fake));
     let logs = Arc::new(modelfn_telemetry::LogStore::new(None).unwrap());
-    let scheduler = Arc::new(Scheduler::new(rt, logs.clone()));
+    let scheduler = Arc::new(Scheduler::new(
+        rt,
+        Arc::new(modelfn_telemetry::LambdaLines::new(logs.clone())),
+    ));
     let control = Arc::new(ControlPlane::new(
         Arc::new(meta),
         Arc::new(code),

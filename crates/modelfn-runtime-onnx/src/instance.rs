@@ -54,8 +54,8 @@ impl OnnxRuntime {
 }
 
 impl Runtime for OnnxRuntime {
-    fn shared_instances(&self) -> bool {
-        true
+    fn pool_kind(&self) -> modelfn_core::PoolKind {
+        modelfn_core::PoolKind::Shared
     }
 
     fn start(

@@ -78,7 +78,7 @@ impl Scheduler {
             return Ok(lease);
         }
         // Shared pools start one instance at a time; exclusive pools one per caller.
-        let _one_start = if slot.shared {
+        let _one_start = if slot.is_shared() {
             Some(slot.start_lock.lock().await)
         } else {
             None
@@ -108,12 +108,12 @@ impl Scheduler {
                 }
             }
         }
-        if !slot.shared {
+        if !slot.is_shared() {
             lock(&slot.pool).starting += 1;
         }
         let t0 = Instant::now();
         let started = self.start(&slot.spec).await;
-        if !slot.shared {
+        if !slot.is_shared() {
             lock(&slot.pool).starting -= 1;
         }
         let inst = match started {

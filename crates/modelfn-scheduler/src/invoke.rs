@@ -1,9 +1,11 @@
 //! One invocation from admission to report: the instance's lease (returned or dropped), the
-//! timeout, the in-flight count, and Lambda's `START`/`END`/`REPORT` lines.
+//! timeout, the in-flight count, and the events its observer receives.
 
 use crate::pool::{Lease, Slot};
 use crate::{InvocationReport, Scheduler, INIT_TIMEOUT};
-use modelfn_core::{Fault, FunctionSpec, Invocation, InvocationOutput, InvokeError, LogStream};
+use modelfn_core::{
+    Fault, FunctionSpec, Invocation, InvocationOutput, InvokeError, Observed, Phase, PoolKind,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,25 +70,22 @@ impl Scheduler {
         mut inv: Invocation,
     ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
         let spec = &slot.spec;
-        let name = spec.manifest.name.as_str();
-        let log = !slot.shared;
         let id = inv.request_id.clone();
+        let who = Observed {
+            function: spec.manifest.name.as_str(),
+            version: spec.version,
+            request_id: &id,
+            memory_mb: spec.manifest.memory_mb,
+            pool: slot.kind,
+        };
         let timeout = Duration::from_millis(spec.manifest.timeout_ms);
         let arrived = Instant::now();
         let deadline = arrived + timeout;
-        // Lines for function processes only; a model's hot path formats nothing.
-        let platform = |text: &dyn Fn() -> String| {
-            if log {
-                self.logs
-                    .line(name, Some(&id), LogStream::Platform, &text());
-            }
-        };
-        platform(&|| format!("START RequestId: {id} Version: {}", spec.version));
+        self.observer.observe(&who, Phase::Start);
         let admitted = match self.admit(slot, deadline).await {
             Ok(p) => p,
             Err(e) => {
-                platform(&|| format!("{e}"));
-                platform(&|| format!("END RequestId: {id}"));
+                self.observer.observe(&who, Phase::NotRun(&e));
                 return Err(e);
             }
         };
@@ -94,8 +93,7 @@ impl Scheduler {
         let lease = match self.acquire(slot, deadline).await {
             Ok(l) => l,
             Err(e) => {
-                platform(&|| format!("{e}"));
-                platform(&|| format!("END RequestId: {id}"));
+                self.observer.observe(&who, Phase::NotRun(&e));
                 return Err(e);
             }
         };
@@ -118,40 +116,29 @@ impl Scheduler {
         let duration = t0.elapsed();
         slot.record_run(duration);
         let timed_out = matches!(result, Err(InvokeError::Timeout(_)));
-        if timed_out {
-            platform(&|| {
-                format!(
-                    "RequestId: {id} Error: Task timed out after {:.2} seconds",
-                    timeout.as_secs_f64()
-                )
-            });
-        }
-        platform(&|| format!("END RequestId: {id}"));
-        if log {
-            let line = report_line(
-                &id,
-                duration,
-                spec.manifest.memory_mb,
-                lease.instance.max_memory_used_mb(),
-                lease.init,
-            );
-            self.logs.line(name, Some(&id), LogStream::Platform, &line);
-        }
-        let init_duration = lease.init;
+        let report = InvocationReport {
+            version: spec.version,
+            cold_start: lease.init.is_some(),
+            init_duration: lease.init,
+            queue_wait,
+            duration,
+        };
+        self.observer.observe(
+            &who,
+            Phase::Ran {
+                report: &report,
+                timed_out: timed_out.then_some(timeout),
+                max_memory_used_mb: match slot.kind {
+                    // Measured for processes only: a model's hot path asks nothing.
+                    PoolKind::Exclusive => lease.instance.max_memory_used_mb(),
+                    PoolKind::Shared => None,
+                },
+            },
+        );
         lease.finish(!timed_out);
         drop(in_flight);
         drop(admitted);
-        let output = result?;
-        Ok((
-            output,
-            InvocationReport {
-                version: spec.version,
-                cold_start: init_duration.is_some(),
-                init_duration,
-                queue_wait,
-                duration,
-            },
-        ))
+        Ok((result?, report))
     }
 }
 
@@ -183,7 +170,7 @@ impl Drop for LeaseGuard<'_> {
     fn drop(&mut self) {
         if let Some(l) = self.lease.take() {
             // Cancelled: a shared instance serves on; a process stopped mid-event does not.
-            let reusable = self.slot.shared;
+            let reusable = self.slot.is_shared();
             self.slot.give_back(l, reusable);
         }
     }
@@ -203,28 +190,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Lambda's `REPORT` line.
-fn report_line(
-    id: &str,
-    duration: Duration,
-    memory_mb: u32,
-    max_used_mb: Option<u64>,
-    init: Option<Duration>,
-) -> String {
-    let ms = duration.as_secs_f64() * 1e3;
-    let mut line = format!(
-        "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB",
-        ms.ceil().max(1.0) as u64
-    );
-    if let Some(used) = max_used_mb {
-        line += &format!("\tMax Memory Used: {used} MB");
-    }
-    if let Some(init) = init {
-        line += &format!("\tInit Duration: {:.2} ms", init.as_secs_f64() * 1e3);
-    }
-    line
 }
 
 pub(crate) fn init_timeout(spec: &FunctionSpec) -> Duration {

@@ -1,10 +1,11 @@
 //! The scheduler owns the instances of every deployed function version. The gateway
 //! hands it an `Invocation`; it admits it (concurrency limits and a bounded,
 //! deadline-aware wait), takes a warm instance or starts one (the cold start, at a
-//! bounded scale-up rate), enforces the function's timeout, writes Lambda's
-//! `START`/`END`/`REPORT` lines for function processes, and reports what happened.
+//! bounded scale-up rate), enforces the function's timeout, and reports what happened
+//! to its `InvocationObserver` (Lambda's `START`/`END`/`REPORT` lines are one, in
+//! `modelfn-telemetry`).
 //!
-//! - [`pool`]: a shared pool (one instance serves every call: models) or an exclusive
+//! - `pool`: a shared pool (one instance serves every call: models) or an exclusive
 //!   one (one call per instance: processes, as on Lambda);
 //! - [`rate`]: the scale-up rate, a token bucket of starts;
 //! - the reaper ([`Scheduler::spawn_reaper`]) stops instances idle past their keep-alive
@@ -20,12 +21,14 @@
 mod admission;
 mod invoke;
 pub use invoke::Resolved;
-pub mod pool;
+mod pool;
 mod provision;
 pub mod rate;
 
 use invoke::init_timeout;
-use modelfn_core::{FunctionSpec, InvokeError, LogSink, Runtime, RuntimeKind, ScalingConfig};
+use modelfn_core::{
+    FunctionSpec, InvocationObserver, InvokeError, PoolKind, Runtime, RuntimeKind, ScalingConfig,
+};
 use pool::{lock, Slot};
 use rate::{ScaleRate, TokenBucket};
 use std::collections::HashMap;
@@ -67,18 +70,7 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// What one invocation cost, for logs, headers and metrics.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InvocationReport {
-    pub version: u64,
-    pub cold_start: bool,
-    /// Set on a cold start: how long the instance took to start.
-    pub init_duration: Option<Duration>,
-    /// Time spent waiting for admission or an instance.
-    pub queue_wait: Duration,
-    /// Time in the instance (excluding init).
-    pub duration: Duration,
-}
+pub use modelfn_core::InvocationReport;
 
 /// Counters and settings of one function, as `describe` shows them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -99,25 +91,30 @@ pub struct FunctionStats {
 pub struct Scheduler {
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
     functions: RwLock<HashMap<String, Arc<Slot>>>,
-    logs: Arc<dyn LogSink>,
+    observer: Arc<dyn InvocationObserver>,
     config: SchedulerConfig,
     global: Arc<Semaphore>,
 }
 
 impl Scheduler {
-    pub fn new(runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>, logs: Arc<dyn LogSink>) -> Self {
-        Self::with_config(runtimes, logs, SchedulerConfig::default())
+    /// A scheduler whose invocations are reported to `observer` (Lambda's
+    /// START/END/REPORT lines come from `modelfn_telemetry::LambdaLines`).
+    pub fn new(
+        runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+        observer: Arc<dyn InvocationObserver>,
+    ) -> Self {
+        Self::with_config(runtimes, observer, SchedulerConfig::default())
     }
 
     pub fn with_config(
         runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
-        logs: Arc<dyn LogSink>,
+        observer: Arc<dyn InvocationObserver>,
         config: SchedulerConfig,
     ) -> Self {
         Scheduler {
             runtimes,
             functions: RwLock::new(HashMap::new()),
-            logs,
+            observer,
             global: Arc::new(Semaphore::new(config.max_concurrency)),
             config,
         }
@@ -151,13 +148,13 @@ impl Scheduler {
         self.start(&spec).await.map(|_instance| t0.elapsed())
     }
 
-    fn function_limit(&self, scaling: &ScalingConfig, shared: bool) -> usize {
-        let default = if shared {
-            self.config.max_concurrency
-        } else {
-            self.config
+    fn function_limit(&self, scaling: &ScalingConfig, kind: PoolKind) -> usize {
+        let default = match kind {
+            PoolKind::Shared => self.config.max_concurrency,
+            PoolKind::Exclusive => self
+                .config
                 .default_process_concurrency
-                .min(self.config.max_concurrency)
+                .min(self.config.max_concurrency),
         };
         scaling.reserved_concurrency.map_or(default, |r| r as usize)
     }
@@ -170,15 +167,15 @@ impl Scheduler {
         spec: Arc<FunctionSpec>,
         scaling: ScalingConfig,
     ) -> Result<(), InvokeError> {
-        let shared = self.runtime(spec.manifest.runtime)?.shared_instances();
-        self.check_provisioned(&scaling, shared)?;
+        let kind = self.runtime(spec.manifest.runtime)?.pool_kind();
+        self.check_provisioned(&scaling, kind)?;
         spec.tuning.set(&scaling);
         let name = spec.manifest.name.to_string();
         let slot = Arc::new(Slot::new(
             spec,
-            shared,
+            kind,
             scaling.clone(),
-            self.function_limit(&scaling, shared),
+            self.function_limit(&scaling, kind),
             TokenBucket::new(self.config.scale_rate),
         ));
         {
@@ -198,13 +195,12 @@ impl Scheduler {
         let slot = self
             .slot(name)
             .ok_or_else(|| InvokeError::FunctionNotFound(name.to_string()))?;
-        self.check_provisioned(&scaling, slot.shared)?;
+        self.check_provisioned(&scaling, slot.kind)?;
         let old = slot.scaling();
         slot.spec.tuning.set(&scaling);
         if old.reserved_concurrency != scaling.reserved_concurrency {
             // Calls holding the old limit's permits finish on it; new calls use the new one.
-            *lock(&slot.limit) =
-                Arc::new(Semaphore::new(self.function_limit(&scaling, slot.shared)));
+            *lock(&slot.limit) = Arc::new(Semaphore::new(self.function_limit(&scaling, slot.kind)));
         }
         *lock(&slot.scaling) = scaling;
         self.provision(slot);

@@ -2,7 +2,7 @@
 //! models) or an exclusive pool (an instance runs one call at a time, for processes),
 //! with idle times for keep-alive and marks for provisioned instances.
 
-use modelfn_core::{FunctionSpec, Instance, InvokeError, ScalingConfig};
+use modelfn_core::{FunctionSpec, Instance, InvokeError, PoolKind, ScalingConfig};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,7 +63,7 @@ pub struct Counters {
 
 pub struct Slot {
     pub spec: Arc<FunctionSpec>,
-    pub shared: bool,
+    pub kind: PoolKind,
     pub scaling: Mutex<ScalingConfig>,
     pub pool: Mutex<Pool>,
     /// The function's concurrency limit (replaced when the limit changes).
@@ -89,14 +89,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 impl Slot {
     pub fn new(
         spec: Arc<FunctionSpec>,
-        shared: bool,
+        kind: PoolKind,
         scaling: ScalingConfig,
         limit: usize,
         starts: TokenBucket,
     ) -> Self {
         Slot {
             spec,
-            shared,
+            kind,
             scaling: Mutex::new(scaling),
             pool: Mutex::new(Pool::default()),
             limit: Mutex::new(Arc::new(Semaphore::new(limit))),
@@ -107,6 +107,13 @@ impl Slot {
             counters: Counters::default(),
             used_us: AtomicU64::new(0),
             born: Instant::now(),
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        match self.kind {
+            PoolKind::Shared => true,
+            PoolKind::Exclusive => false,
         }
     }
 
@@ -127,7 +134,7 @@ impl Slot {
     /// A warm instance, if one is free.
     pub fn take_warm(&self) -> Option<Lease> {
         let mut pool = lock(&self.pool);
-        if self.shared {
+        if self.is_shared() {
             let (inst, provisioned) = pool.shared.clone().filter(|(i, _)| i.healthy())?;
             drop(pool);
             self.touch();
@@ -159,7 +166,7 @@ impl Slot {
         if provisioned {
             pool.provisioned_live += 1;
         }
-        if self.shared {
+        if self.is_shared() {
             pool.shared = Some((instance, provisioned));
             drop(pool);
             self.touch();
@@ -179,11 +186,11 @@ impl Slot {
     /// Gives an instance back after an invocation; `reusable` is false after a timeout.
     pub fn give_back(&self, lease: Lease, reusable: bool) {
         let keep = reusable && lease.instance.healthy();
-        if self.shared && keep {
+        if self.is_shared() && keep {
             return; // the hot path of a model: nothing to do
         }
         let mut pool = lock(&self.pool);
-        if self.shared {
+        if self.is_shared() {
             if !keep
                 && pool
                     .shared
@@ -234,7 +241,7 @@ impl Slot {
                 }
                 pool.provisioned_live = scaling.provisioned() + excess;
             }
-            if self.shared {
+            if self.is_shared() {
                 let idle_for = self
                     .last_used()
                     .map(|t| now.saturating_duration_since(t))

@@ -4,7 +4,7 @@
 
 use crate::pool::{lock, Slot};
 use crate::Scheduler;
-use modelfn_core::{InvokeError, ScalingConfig};
+use modelfn_core::{InvokeError, PoolKind, ScalingConfig};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -14,15 +14,15 @@ impl Scheduler {
     pub(crate) fn check_provisioned(
         &self,
         scaling: &ScalingConfig,
-        shared: bool,
+        kind: PoolKind,
     ) -> Result<(), InvokeError> {
-        let limit = if shared {
-            1
-        } else {
-            self.function_limit(scaling, shared)
+        let PoolKind::Exclusive = kind else {
+            // A shared pool's one instance serves every call.
+            return Ok(());
         };
+        let limit = self.function_limit(scaling, kind);
         let want = scaling.provisioned();
-        if want > limit && !shared {
+        if want > limit {
             return Err(InvokeError::InvalidInput(format!(
                 "provisioned_concurrency = {want} is more than this function may run at once ({limit}): raise reserved_concurrency first"
             )));
@@ -55,7 +55,7 @@ impl Scheduler {
                 lock(&slot.pool).starting -= 1;
                 match started {
                     Ok(inst) => {
-                        if slot.shared && lock(&slot.pool).shared.is_some() {
+                        if slot.is_shared() && lock(&slot.pool).shared.is_some() {
                             // An on-demand instance is already there; mark the pool provisioned.
                             let mut pool = lock(&slot.pool);
                             if let Some((_, p)) = pool.shared.as_mut() {

@@ -38,8 +38,12 @@ struct Echo {
 }
 
 impl Runtime for Fake {
-    fn shared_instances(&self) -> bool {
-        self.shared
+    fn pool_kind(&self) -> modelfn_core::PoolKind {
+        if self.shared {
+            modelfn_core::PoolKind::Shared
+        } else {
+            modelfn_core::PoolKind::Exclusive
+        }
     }
 
     fn start(
@@ -154,7 +158,11 @@ fn setup_with(
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(fake));
     let logs = Arc::new(Recorder::default());
-    let s = Arc::new(Scheduler::with_config(rt, logs.clone(), config));
+    let s = Arc::new(Scheduler::with_config(
+        rt,
+        Arc::new(modelfn_telemetry::LambdaLines::new(logs.clone())),
+        config,
+    ));
     s.install(spec(timeout_ms), scaling).unwrap();
     Setup {
         s,

@@ -15,7 +15,7 @@ use modelfn_registry::{CodeCache, LocalBlobStore, PackageLimits, SqliteMetadataS
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
 use modelfn_runtime_process::{ProcessConfig, ProcessRuntime, ServeFn};
 use modelfn_scheduler::{Scheduler, SchedulerConfig};
-use modelfn_telemetry::LogStore;
+use modelfn_telemetry::{LambdaLines, LogStore};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -197,7 +197,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     };
     let scheduler = Arc::new(Scheduler::with_config(
         runtimes,
-        logs.clone(),
+        Arc::new(LambdaLines::new(logs.clone())),
         scheduler_config,
     ));
     // Scale to zero and provisioned concurrency.
