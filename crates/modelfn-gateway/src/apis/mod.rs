@@ -4,11 +4,15 @@
 //!
 //! - [`definition`]: the file's schema, checked and compiled (routes, templates);
 //! - [`template`]: the mapping-template subset;
-//! - [`serve`]: matching a request to a route and running its integration (proxy
-//!   events 1.0 and 2.0, or mapping templates), CORS, auth and limits.
+//! - [`serve`]: matching a request to a route (a `RouteCall`), auth and limits, and
+//!   running its integration: `proxy_v1` (REST API events), `proxy_v2` (HTTP API
+//!   events), `mapping` (template inputs); `cors` answers preflights.
 
+mod cors;
 pub mod definition;
+mod mapping;
 mod proxy_v1;
+mod proxy_v2;
 pub mod serve;
 pub mod template;
 

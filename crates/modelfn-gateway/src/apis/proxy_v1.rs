@@ -1,28 +1,29 @@
 //! Proxy integration 1.0 (REST API): the event a function receives, and the result it
 //! must give back (an integer `statusCode` and a string `body`).
 
-use super::definition::{Api, Route};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use super::serve::RouteCall;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 /// The REST API proxy event (payload 1.0).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn event_v1(
-    api: &Api,
-    stage: &str,
-    stage_vars: &BTreeMap<String, String>,
-    route: &Route,
-    path_params: &BTreeMap<String, String>,
-    method: &Method,
-    path: &str,
-    query: &[(String, String)],
-    headers: &HeaderMap,
-    body: &[u8],
-    request_id: &str,
-) -> Value {
+pub(crate) fn event_v1(call: &RouteCall<'_>) -> Value {
+    let RouteCall {
+        api,
+        route,
+        method,
+        path,
+        headers,
+        ..
+    } = *call;
+    let (stage, stage_vars) = (&call.stage.name, &call.stage.variables);
+    let (path_params, query, body, request_id) = (
+        &call.path_params,
+        &call.query_pairs,
+        &call.body[..],
+        &call.request_id,
+    );
     let mut single = Map::new();
     let mut multi: Map<String, Value> = Map::new();
     for (k, v) in headers {
