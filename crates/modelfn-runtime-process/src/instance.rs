@@ -6,8 +6,9 @@
 use crate::api::{self, ApiState, Outcome, Pending, Status};
 use crate::cgroup::{process_peak_bytes, InstanceCgroup, Limits};
 use crate::config::ProcessConfig;
+use crate::lambda::{content_type, describe_exit, trace_id, unix_ms};
 use crate::output::{OutputCapture, Target};
-use crate::sandbox::{Launch, Net};
+use crate::sandbox::{Launch, Net, SandboxGuard};
 use crate::spawn::{self, Endpoints, SANDBOX_API_PORT, SANDBOX_ENDPOINT_PORT};
 use modelfn_core::{
     BoxFuture, FunctionCaller, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput,
@@ -15,24 +16,21 @@ use modelfn_core::{
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 
 /// One function process.
 pub struct ProcessInstance {
-    function: String,
     memory_mb: u32,
     next: mpsc::Sender<Pending>,
     state: Arc<ApiState>,
-    /// bubblewrap's pid (the sandbox's outermost process).
-    pid: u32,
     dead: Arc<AtomicBool>,
     exited: watch::Receiver<Option<String>>,
     output: OutputCapture,
     busy: tokio::sync::Mutex<()>,
-    cgroup: Mutex<Option<InstanceCgroup>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// What the sandbox holds on the host; its drop kills and cleans up, whether the
+    /// start failed halfway or the instance served for hours.
+    guard: SandboxGuard,
 }
 
 fn init_error(error_type: &str, message: impl Into<String>) -> InvokeError {
@@ -41,13 +39,6 @@ fn init_error(error_type: &str, message: impl Into<String>) -> InvokeError {
 
 fn internal(what: &str) -> impl Fn(std::io::Error) -> InvokeError + '_ {
     move |e| InvokeError::Internal(format!("{what}: {e}"))
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Runs a blocking step of the start off the async threads.
@@ -87,6 +78,7 @@ impl ProcessInstance {
                 pids: cfg.pids_max,
             })
             .map_err(internal("cannot create the instance's cgroups"))?;
+        let mut guard = SandboxGuard::new(function.clone(), cgroup);
 
         // A host-network sandbox's Runtime API listens on the host's loopback.
         let host_api = match net {
@@ -128,7 +120,7 @@ impl ProcessInstance {
                 uid: sandbox.uid_for(&function),
                 argv,
                 env,
-                cgroup: cgroup.as_ref(),
+                cgroup: guard.cgroup(),
                 rlimit_as: cfg.cgroups.rlimit_bytes(m.memory_mb),
             })
             .map_err(internal("preparing the sandbox"))?;
@@ -138,7 +130,7 @@ impl ProcessInstance {
                 format!("cannot start the sandbox: {e}"),
             )
         })?;
-        let pid = child.id().unwrap_or(0);
+        guard.pid = child.id().unwrap_or(0);
         let (sandbox_pid, handshake) = blocking(move || {
             let p = handshake.sandbox_pid(Duration::from_secs(10))?;
             Ok((p, handshake))
@@ -171,10 +163,9 @@ impl ProcessInstance {
                 cfg.region
             ),
         });
-        let mut tasks = Vec::new();
         let listener = tokio_listener(api_listener)?;
         let app = api::router(state.clone());
-        tasks.push(tokio::spawn(api::serve(listener, app)));
+        guard.tasks.push(tokio::spawn(api::serve(listener, app)));
         if let Some(l) = endpoint_listener {
             let listener = tokio_listener(l)?;
             let mut gateway = cfg.gateway.subscribe();
@@ -182,7 +173,7 @@ impl ProcessInstance {
                 function: function.clone(),
                 permissions: m.permissions.clone(),
             };
-            tasks.push(tokio::spawn(async move {
+            guard.tasks.push(tokio::spawn(async move {
                 let serve = gateway
                     .wait_for(Option::is_some)
                     .await
@@ -214,7 +205,7 @@ impl ProcessInstance {
         let dead = Arc::new(AtomicBool::new(false));
         let (exit_tx, exited) = watch::channel(None);
         let dead_flag = dead.clone();
-        tasks.push(tokio::spawn(async move {
+        guard.tasks.push(tokio::spawn(async move {
             let status = child.wait().await;
             dead_flag.store(true, Ordering::SeqCst);
             let text = match status {
@@ -225,17 +216,14 @@ impl ProcessInstance {
         }));
 
         let instance = ProcessInstance {
-            function,
             memory_mb: m.memory_mb,
             next: next_tx,
             state,
-            pid,
             dead,
             exited,
             output,
             busy: tokio::sync::Mutex::new(()),
-            cgroup: Mutex::new(cgroup),
-            tasks,
+            guard,
         };
         // Initialization ends when the process asks for its first event.
         let mut exited = instance.exited.clone();
@@ -266,10 +254,7 @@ impl ProcessInstance {
 
     /// Processes in the instance's cgroup (its whole tree), where cgroups are in use.
     pub fn processes(&self) -> Option<usize> {
-        self.cgroup
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().map(InstanceCgroup::members))
+        self.guard.cgroup().map(InstanceCgroup::members)
     }
 
     /// Why the process is gone, as Lambda words it.
@@ -282,12 +267,7 @@ impl ProcessInstance {
         let prefix = request_id
             .map(|id| format!("RequestId: {id} "))
             .unwrap_or_default();
-        let oom = self
-            .cgroup
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().map(|c| c.oom_killed()))
-            .unwrap_or(false);
+        let oom = self.guard.cgroup().is_some_and(InstanceCgroup::oom_killed);
         if oom {
             return FunctionError::new(
                 "Runtime.OutOfMemory",
@@ -303,16 +283,6 @@ impl ProcessInstance {
     }
 }
 
-/// An X-Ray style trace header for a request: `Root=1-<time>-<24 hex>;Sampled=0`.
-fn trace_id(request_id: &str) -> String {
-    let hex: String = request_id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .take(24)
-        .collect();
-    format!("Root=1-{:08x}-{hex:0>24};Sampled=0", unix_ms() / 1000)
-}
-
 /// Resolves once the process has exited.
 async fn wait_exit(exited: &mut watch::Receiver<Option<String>>) {
     let _ = exited.wait_for(|e| e.is_some()).await;
@@ -322,33 +292,6 @@ fn tokio_listener(l: std::net::TcpListener) -> Result<tokio::net::TcpListener, I
     l.set_nonblocking(true)
         .and_then(|()| tokio::net::TcpListener::from_std(l))
         .map_err(internal("serving the sandbox's socket"))
-}
-
-/// How the process ended. bubblewrap exits with 128 + N when the function was killed by
-/// signal N, so that is reported as the signal, as Lambda does.
-fn describe_exit(s: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (s.code(), s.signal()) {
-        (Some(137), _) => "signal: killed".into(),
-        (Some(code), _) if (129..=128 + 64).contains(&code) => format!("signal: {}", code - 128),
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(libc::SIGKILL)) => "signal: killed".into(),
-        (None, Some(sig)) => format!("signal: {sig}"),
-        (None, None) => "unknown".into(),
-    }
-}
-
-fn content_type(ct: Option<&str>) -> &'static str {
-    match ct
-        .map(modelfn_core::invocation::normalize_media_type)
-        .as_deref()
-    {
-        Some("application/octet-stream") | Some("application/unknown") => {
-            "application/octet-stream"
-        }
-        Some("text/plain") => "text/plain; charset=utf-8",
-        _ => "application/json",
-    }
 }
 
 impl Instance for ProcessInstance {
@@ -412,55 +355,9 @@ impl Instance for ProcessInstance {
     }
 
     fn max_memory_used_mb(&self) -> Option<u64> {
-        let from_cgroup = self
-            .cgroup
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().and_then(|c| c.peak_bytes()));
+        let from_cgroup = self.guard.cgroup().and_then(InstanceCgroup::peak_bytes);
         from_cgroup
-            .or_else(|| process_peak_bytes(self.pid))
+            .or_else(|| process_peak_bytes(self.guard.pid))
             .map(|b| b.div_ceil(1024 * 1024))
-    }
-}
-
-impl Drop for ProcessInstance {
-    fn drop(&mut self) {
-        if self.pid > 0 {
-            // SAFETY: kill has no memory effects; the negative pid names the process group
-            // bubblewrap leads (spawned with process_group(0)). The sandbox's pid 1 dies
-            // with it, and the kernel then kills every process in its pid namespace.
-            unsafe {
-                libc::kill(-(self.pid as i32), libc::SIGKILL);
-                libc::kill(self.pid as i32, libc::SIGKILL);
-            }
-        }
-        for t in &self.tasks {
-            t.abort();
-        }
-        let cgroup = self.cgroup.lock().ok().and_then(|mut c| c.take());
-        let function = std::mem::take(&mut self.function);
-        // Emptying and removing cgroups waits for the kernel to reap: not on this thread.
-        std::thread::spawn(move || {
-            drop(cgroup);
-            tracing::debug!(function, "instance stopped");
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_types() {
-        assert_eq!(content_type(None), "application/json");
-        assert_eq!(
-            content_type(Some("application/unknown")),
-            "application/octet-stream"
-        );
-        assert_eq!(
-            content_type(Some("Text/Plain; charset=x")),
-            "text/plain; charset=utf-8"
-        );
     }
 }

@@ -9,8 +9,10 @@
 //!   own network namespace ([`netns`]), so no other process can read or answer its events;
 //! - [`spawn`] chooses the command and Lambda's environment inside the sandbox;
 //! - [`output`] captures stdout/stderr into the log sink, tagged with the request;
-//! - [`instance`] ties these together as the `Instance` the scheduler drives, and
-//!   [`runtime`] as its `Runtime`, with the server's [`ProcessConfig`].
+//! - [`instance`] ties these together as the `Instance` the scheduler drives (a
+//!   `sandbox::SandboxGuard` releasing what each holds on the host), `lambda` words exits
+//!   and shapes as Lambda does, and [`runtime`] is the `Runtime`, with the server's
+//!   [`ProcessConfig`].
 
 pub mod api;
 pub mod cgroup;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod handshake;
 pub mod host;
 pub mod instance;
+mod lambda;
 pub mod layers;
 pub mod netns;
 pub mod output;

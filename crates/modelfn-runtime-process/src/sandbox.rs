@@ -401,3 +401,54 @@ impl Sandbox {
         ))
     }
 }
+
+/// Everything a started sandbox holds on the host, released by one drop: bubblewrap's
+/// process group is killed (the sandbox's pid namespace dies with it), the instance's
+/// tasks are aborted, and its cgroups are emptied and removed off the async threads.
+pub(crate) struct SandboxGuard {
+    function: String,
+    /// bubblewrap's pid (the sandbox's outermost process); 0 before it is spawned.
+    pub pid: u32,
+    cgroup: Option<crate::cgroup::InstanceCgroup>,
+    /// The Runtime API server, the endpoint and the exit watcher.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SandboxGuard {
+    pub fn new(function: String, cgroup: Option<crate::cgroup::InstanceCgroup>) -> Self {
+        SandboxGuard {
+            function,
+            pid: 0,
+            cgroup,
+            tasks: Vec::new(),
+        }
+    }
+
+    pub fn cgroup(&self) -> Option<&crate::cgroup::InstanceCgroup> {
+        self.cgroup.as_ref()
+    }
+}
+
+impl Drop for SandboxGuard {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            // SAFETY: kill has no memory effects; the negative pid names the process group
+            // bubblewrap leads (spawned with process_group(0)). The sandbox's pid 1 dies
+            // with it, and the kernel then kills every process in its pid namespace.
+            unsafe {
+                libc::kill(-(self.pid as i32), libc::SIGKILL);
+                libc::kill(self.pid as i32, libc::SIGKILL);
+            }
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        let cgroup = self.cgroup.take();
+        let function = std::mem::take(&mut self.function);
+        // Emptying and removing cgroups waits for the kernel to reap: not on this thread.
+        std::thread::spawn(move || {
+            drop(cgroup);
+            tracing::debug!(function, "instance stopped");
+        });
+    }
+}
