@@ -9,11 +9,11 @@ use modelfn_core::ScalingConfig;
 use modelfn_core::{FunctionName, FunctionSpec, InvokeError, Manifest};
 use modelfn_registry::package::mb;
 use modelfn_registry::{FunctionRecord, LayerRecord, LayerRef, NewVersion, PackageLimits};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// What a deploy did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeployOutcome {
     /// False when the same code and manifest were already serving (nothing changed).
     pub created: bool,
@@ -48,7 +48,7 @@ impl Default for Limits {
 }
 
 /// A published layer and how its sizes compare with the limits.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayerInfo {
     #[serde(flatten)]
     pub layer: LayerRecord,

@@ -5,15 +5,15 @@ use modelfn_core::ScalingConfig;
 use modelfn_core::{Manifest, ModelSpec};
 use modelfn_registry::{FunctionRecord, LayerRef};
 use modelfn_scheduler::FunctionStats;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A function as the admin API and the CLI show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FunctionInfo {
     pub name: String,
     pub version: u64,
     pub runtime: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     pub memory_mb: u32,
     pub timeout_ms: u64,
@@ -25,7 +25,7 @@ pub struct FunctionInfo {
     pub model: Option<ModelSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handler: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerRef>,
     /// Code and layers unpacked, in bytes, against the limit.
     pub total_unpacked_size: u64,

@@ -8,7 +8,7 @@
 use crate::secrets::Sealer;
 use crate::{random_text, ControlError, ControlPlane};
 use modelfn_core::{Manifest, Permissions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 /// Functions' own access keys are named `function:NAME`.
@@ -17,7 +17,7 @@ pub const FUNCTION_KEY_PREFIX: &str = "function:";
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// An access key as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessKey {
     pub access_key_id: String,
     pub name: String,

@@ -38,6 +38,15 @@ pub enum Period {
     Month,
 }
 
+impl Period {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Month => "month",
+        }
+    }
+}
+
 impl UsagePlan {
     pub fn validate(&self) -> Result<(), String> {
         if !(self.rate > 0.0 && self.rate.is_finite()) {

@@ -72,10 +72,35 @@ impl Default for SchedulerConfig {
 
 pub use modelfn_core::InvocationReport;
 
+/// Whether a function has instances running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Warmth {
+    /// No instance: the next call is a cold start.
+    #[default]
+    Cold,
+    Warm,
+}
+
+impl PartialEq<&str> for Warmth {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Warmth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Warmth::Cold => "cold",
+            Warmth::Warm => "warm",
+        }
+    }
+}
+
 /// Counters and settings of one function, as `describe` shows them.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FunctionStats {
-    pub state: &'static str,
+    pub state: Warmth,
     pub instances: usize,
     pub provisioned_instances: usize,
     pub in_flight: usize,
@@ -242,7 +267,11 @@ impl Scheduler {
         let instances = slot.instances();
         let provisioned_instances = lock(&slot.pool).provisioned_live;
         Some(FunctionStats {
-            state: if instances > 0 { "warm" } else { "cold" },
+            state: if instances > 0 {
+                Warmth::Warm
+            } else {
+                Warmth::Cold
+            },
             instances,
             provisioned_instances,
             in_flight: c.in_flight.load(Ordering::Relaxed),

@@ -200,7 +200,7 @@ async fn shared_pool_starts_once_then_stays_warm() {
     let st = s.stats("f").unwrap();
     assert_eq!(
         (
-            st.state,
+            st.state.as_str(),
             st.instances,
             st.invocations,
             st.cold_starts,
@@ -364,7 +364,7 @@ async fn idle_instances_stop_after_their_keep_alive_and_the_next_call_is_cold() 
         s.reap_once();
         let st = s.stats("f").unwrap();
         assert_eq!(
-            (st.instances, st.state),
+            (st.instances, st.state.as_str()),
             (0, "cold"),
             "shared={shared}: scaled to zero"
         );

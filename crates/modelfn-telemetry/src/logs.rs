@@ -23,7 +23,7 @@ pub const KEEP_BYTES_PER_FUNCTION: usize = 16 * 1024 * 1024;
 pub const ROTATE_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One stored line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LogRecord {
     pub seq: u64,
     pub timestamp_ms: i64,

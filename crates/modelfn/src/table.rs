@@ -1,6 +1,41 @@
-//! Human-readable tables for `list` and `describe`.
+//! Human-readable tables of the admin API's answers, read as the server's types.
 
-use serde_json::Value;
+/// The answers the tables read: the server's own types, so that a field renamed on
+/// the server is an error here, not a silent `-`.
+pub use modelfn_control::plans::UsagePlan;
+pub use modelfn_control::{AccessKey, DeployOutcome, FunctionInfo, LayerInfo};
+use modelfn_core::duration::format_duration;
+pub use modelfn_gateway::admin::apis::{ApiList, ApiSummary};
+pub use modelfn_gateway::admin::keys::KeyUsage;
+pub use modelfn_gateway::admin::urls::UrlInfo;
+use modelfn_registry::LayerRecord;
+use modelfn_telemetry::LogRecord;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct Functions {
+    pub functions: Vec<FunctionInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Layers {
+    pub layers: Vec<LayerRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Keys {
+    pub keys: Vec<AccessKey>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Plans {
+    pub plans: Vec<UsagePlan>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogLines {
+    pub lines: Vec<LogRecord>,
+}
 
 fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -26,37 +61,41 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other @ (Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_)) => {
-            other.to_string()
-        }
-    }
+/// An optional value, or `-`.
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-pub fn functions(list: &Value) -> String {
-    let empty = vec![];
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1_048_576.0)
+}
+
+/// A time in Unix milliseconds as UTC, to the second.
+fn when(ms: i64) -> String {
+    let t = modelfn_telemetry::time::rfc3339_ms(ms);
+    t.get(..19).unwrap_or(&t).replace('T', " ")
+}
+
+/// `modelfn list`.
+pub fn functions(list: &Functions) -> String {
+    if list.functions.is_empty() {
+        return "no functions deployed\n".into();
+    }
     let rows: Vec<Vec<String>> = list
-        .as_array()
-        .unwrap_or(&empty)
+        .functions
         .iter()
         .map(|f| {
             vec![
-                s(&f["name"]),
-                s(&f["version"]),
-                s(&f["runtime"]),
-                format!("{} MB", s(&f["memory_mb"])),
-                format!("{} ms", s(&f["timeout_ms"])),
-                s(&f["stats"]["state"]),
-                s(&f["stats"]["invocations"]),
+                f.name.clone(),
+                f.version.to_string(),
+                f.runtime.clone(),
+                format!("{} MB", f.memory_mb),
+                format!("{} ms", f.timeout_ms),
+                opt(f.stats.as_ref().map(|s| s.state.as_str())),
+                opt(f.stats.as_ref().map(|s| s.invocations)),
             ]
         })
         .collect();
-    if rows.is_empty() {
-        return "no functions deployed\n".into();
-    }
     render(
         &[
             "NAME",
@@ -71,162 +110,190 @@ pub fn functions(list: &Value) -> String {
     )
 }
 
-pub fn describe(f: &Value) -> String {
-    let mut rows = vec![
-        vec!["name".into(), s(&f["name"])],
-        vec!["version".into(), s(&f["version"])],
-        vec!["runtime".into(), s(&f["runtime"])],
-        vec!["description".into(), s(&f["description"])],
-        vec!["memory".into(), format!("{} MB", s(&f["memory_mb"]))],
-        vec!["timeout".into(), format!("{} ms", s(&f["timeout_ms"]))],
+/// `modelfn describe`, `modelfn config`.
+pub fn describe(f: &FunctionInfo) -> String {
+    let mut rows: Vec<Vec<String>> = vec![
+        vec!["name".into(), f.name.clone()],
+        vec!["version".into(), f.version.to_string()],
+        vec!["runtime".into(), f.runtime.clone()],
+        vec!["description".into(), f.description.clone()],
+        vec!["memory".into(), format!("{} MB", f.memory_mb)],
+        vec!["timeout".into(), format!("{} ms", f.timeout_ms)],
         vec![
             "code".into(),
-            format!(
-                "sha256:{} ({} bytes)",
-                s(&f["code_sha256"]),
-                s(&f["code_size"])
-            ),
+            format!("sha256:{} ({} bytes)", f.code_sha256, f.code_size),
         ],
         vec![
             "unpacked".into(),
             format!(
                 "{} with layers (limit {})",
-                mb(&f["total_unpacked_size"]),
-                mb(&f["unpacked_size_limit"])
+                mb(f.total_unpacked_size),
+                mb(f.unpacked_size_limit)
             ),
         ],
     ];
-    if let Some(h) = f.get("handler") {
-        rows.push(vec!["handler".into(), s(h)]);
+    if let Some(h) = &f.handler {
+        rows.push(vec!["handler".into(), h.clone()]);
     }
-    if let Some(layers) = f["layers"].as_array() {
-        let names: Vec<String> = layers
+    if !f.layers.is_empty() {
+        let names: Vec<String> = f
+            .layers
             .iter()
-            .map(|l| format!("{}:{}", s(&l["name"]), s(&l["version"])))
+            .map(|l| format!("{}:{}", l.name, l.version))
             .collect();
         rows.push(vec!["layers".into(), names.join(", ")]);
     }
-    if let Some(m) = f.get("model") {
-        rows.push(vec!["model file".into(), s(&m["file"])]);
-        let inputs: Vec<String> = m["inputs"]
-            .as_array()
-            .map(|a| a.iter().map(s).collect())
-            .unwrap_or_default();
-        rows.push(vec!["inputs".into(), inputs.join(", ")]);
-        if let Some(labels) = m["labels"].as_array() {
-            rows.push(vec![
-                "labels".into(),
-                labels.iter().map(s).collect::<Vec<_>>().join(", "),
-            ]);
+    if let Some(url) = f.url_auth {
+        rows.push(vec!["url auth".into(), url.as_str().into()]);
+    }
+    if let Some(m) = &f.model {
+        rows.push(vec!["model file".into(), m.file.clone()]);
+        rows.push(vec!["inputs".into(), m.inputs.join(", ")]);
+        if !m.labels.is_empty() {
+            rows.push(vec!["labels".into(), m.labels.join(", ")]);
         }
     }
-    if let Some(sc) = f.get("scaling") {
-        let show = |k: &str, default: &str| {
-            let v = &sc[k];
-            if v.is_null() {
-                default.to_string()
-            } else {
-                s(v)
-            }
-        };
+    if let Some(sc) = &f.scaling {
+        let show = |v: Option<String>, default: &str| v.unwrap_or_else(|| default.to_string());
         rows.push(vec![
             "reserved concurrency".into(),
-            show("reserved_concurrency", "none (the server's limit)"),
+            show(
+                sc.reserved_concurrency.map(|v| v.to_string()),
+                "none (the server's limit)",
+            ),
         ]);
         rows.push(vec![
             "provisioned".into(),
-            show("provisioned_concurrency", "0"),
+            show(sc.provisioned_concurrency.map(|v| v.to_string()), "0"),
         ]);
-        rows.push(vec!["keep-alive".into(), show("keep_alive", "5m")]);
-        if f.get("model").is_some() {
-            rows.push(vec!["max batch".into(), show("max_batch", "256")]);
+        rows.push(vec![
+            "keep-alive".into(),
+            show(sc.keep_alive.map(format_duration), "5m"),
+        ]);
+        if f.model.is_some() {
+            rows.push(vec![
+                "max batch".into(),
+                show(sc.max_batch.map(|v| v.to_string()), "256"),
+            ]);
             rows.push(vec![
                 "max delay".into(),
-                show("max_delay", "0 (no waiting)"),
+                show(sc.max_delay.map(format_duration), "0 (no waiting)"),
             ]);
         }
     }
-    if let Some(st) = f.get("stats") {
-        rows.push(vec!["state".into(), s(&st["state"])]);
+    if let Some(st) = &f.stats {
+        rows.push(vec!["state".into(), st.state.as_str().into()]);
         rows.push(vec![
             "instances".into(),
             format!(
                 "{} ({} provisioned)",
-                s(&st["instances"]),
-                s(&st["provisioned_instances"])
+                st.instances, st.provisioned_instances
             ),
         ]);
-        rows.push(vec!["invocations".into(), s(&st["invocations"])]);
-        rows.push(vec!["errors".into(), s(&st["errors"])]);
-        rows.push(vec!["throttles".into(), s(&st["throttles"])]);
-        rows.push(vec!["cold starts".into(), s(&st["cold_starts"])]);
+        rows.push(vec!["invocations".into(), st.invocations.to_string()]);
+        rows.push(vec!["errors".into(), st.errors.to_string()]);
+        rows.push(vec!["throttles".into(), st.throttles.to_string()]);
+        rows.push(vec!["cold starts".into(), st.cold_starts.to_string()]);
         rows.push(vec![
             "last init".into(),
-            format!("{} ms", s(&st["last_init_duration_ms"])),
+            format!("{} ms", opt(st.last_init_duration_ms)),
         ]);
     }
     render(&["FIELD", "VALUE"], &rows)
 }
 
-pub fn layers(list: &Value) -> String {
-    let empty = vec![];
+/// `modelfn deploy`.
+pub fn deployed(out: &DeployOutcome) -> String {
+    let f = &out.function;
+    format!(
+        "{} {} version {} ({} runtime, {} MB, {} ms timeout)\n",
+        if out.created { "deployed" } else { "unchanged" },
+        f.name,
+        f.version,
+        f.runtime,
+        f.memory_mb,
+        f.timeout_ms
+    )
+}
+
+/// `modelfn url create`.
+pub fn url(u: &UrlInfo) -> String {
+    format!("{}  (auth: {})\n", u.url, u.auth.as_str())
+}
+
+/// `modelfn keys create`: the secrets, shown this once.
+pub fn key_created(k: &AccessKey) -> String {
+    format!(
+        "access key id:     {}\nsecret access key: {}\napi key:           {}\n(shown this once: AWS SDKs sign with the id and secret as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; APIs and function URLs take the api key as x-api-key)\n",
+        k.access_key_id,
+        opt(k.secret_access_key.as_deref()),
+        opt(k.api_key.as_deref()),
+    )
+}
+
+/// `modelfn keys usage`.
+pub fn key_usage(u: &KeyUsage) -> String {
+    let rows: Vec<Vec<String>> = u
+        .days
+        .iter()
+        .map(|(day, n)| vec![day.clone(), n.to_string()])
+        .collect();
+    render(&["DAY", "REQUESTS"], &rows)
+}
+
+/// `modelfn layer list`.
+pub fn layers(list: &Layers) -> String {
+    if list.layers.is_empty() {
+        return "no layers published\n".into();
+    }
     let rows: Vec<Vec<String>> = list
-        .as_array()
-        .unwrap_or(&empty)
+        .layers
         .iter()
         .map(|l| {
             vec![
-                s(&l["name"]),
-                s(&l["version"]),
-                mb(&l["compressed_size"]),
-                mb(&l["unpacked_size"]),
-                s(&l["description"]),
+                l.name.clone(),
+                l.version.to_string(),
+                mb(l.compressed_size),
+                mb(l.unpacked_size),
+                l.description.clone(),
             ]
         })
         .collect();
-    if rows.is_empty() {
-        return "no layers published\n".into();
-    }
     render(
         &["NAME", "VERSION", "COMPRESSED", "UNPACKED", "DESCRIPTION"],
         &rows,
     )
 }
 
-fn mb(v: &Value) -> String {
-    format!("{:.1} MB", v.as_f64().unwrap_or(0.0) / 1_048_576.0)
-}
-
-pub fn layer_published(l: &Value) -> String {
+/// `modelfn layer publish`.
+pub fn layer_published(l: &LayerInfo) -> String {
     format!(
         "published layer {} version {}: {} compressed (limit {}), {} unpacked (limit {})\n",
-        s(&l["name"]),
-        s(&l["version"]),
-        mb(&l["compressed_size"]),
-        mb(&l["compressed_limit"]),
-        mb(&l["unpacked_size"]),
-        mb(&l["unpacked_limit"]),
+        l.layer.name,
+        l.layer.version,
+        mb(l.layer.compressed_size),
+        mb(l.compressed_limit),
+        mb(l.layer.unpacked_size),
+        mb(l.unpacked_limit),
     )
 }
 
 /// An API: its stage URLs and routes.
-pub fn api(a: &Value) -> String {
-    let mut out = format!("API {}\n", s(&a["name"]));
-    for st in a["stages"].as_array().cloned().unwrap_or_default() {
-        out += &format!("  stage {}: {}\n", s(&st["name"]), s(&st["url"]));
+pub fn api(a: &ApiSummary) -> String {
+    let mut out = format!("API {}\n", a.name);
+    for st in &a.stages {
+        out += &format!("  stage {}: {}\n", st.name, st.url);
     }
-    let rows: Vec<Vec<String>> = a["routes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = a
+        .routes
         .iter()
         .map(|r| {
             vec![
-                s(&r["method"]),
-                s(&r["path"]),
-                s(&r["function"]),
-                s(&r["integration"]),
-                s(&r["auth"]),
+                r.method.clone(),
+                r.path.clone(),
+                r.function.clone(),
+                r.integration.clone(),
+                r.auth.clone(),
             ]
         })
         .collect();
@@ -236,21 +303,24 @@ pub fn api(a: &Value) -> String {
     )
 }
 
-/// Text from the server (a function's output, its error messages) made safe for a
-/// terminal: control characters other than newline and tab (escape sequences that could
-/// rewrite the screen or the title) are shown as `\u{..}` instead of acting.
+/// `modelfn api list`.
+pub fn apis(list: &ApiList) -> String {
+    if list.apis.is_empty() {
+        return "no APIs\n".into();
+    }
+    list.apis.iter().map(api).collect()
+}
+
 /// `modelfn keys list`.
-pub fn keys(list: &Value) -> String {
-    let empty = vec![];
+pub fn keys(list: &Keys) -> String {
     let rows: Vec<Vec<String>> = list
-        .as_array()
-        .unwrap_or(&empty)
+        .keys
         .iter()
         .map(|k| {
             vec![
-                s(&k["access_key_id"]),
-                s(&k["name"]),
-                when(&k["created_at_ms"]),
+                k.access_key_id.clone(),
+                k.name.clone(),
+                when(k.created_at_ms),
             ]
         })
         .collect();
@@ -258,29 +328,22 @@ pub fn keys(list: &Value) -> String {
 }
 
 /// `modelfn plans list`.
-pub fn plans(list: &Value) -> String {
-    let empty = vec![];
-    let join = |v: &Value| {
-        v.as_array()
-            .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default()
-    };
+pub fn plans(list: &Plans) -> String {
     let rows: Vec<Vec<String>> = list
-        .as_array()
-        .unwrap_or(&empty)
+        .plans
         .iter()
         .map(|p| {
-            let quota = match p["quota"].as_u64() {
-                Some(q) => format!("{q}/{}", s(&p["period"])),
+            let quota = match p.quota {
+                Some(q) => format!("{q}/{}", p.period.as_str()),
                 None => "-".into(),
             };
             vec![
-                s(&p["name"]),
-                s(&p["rate"]),
-                s(&p["burst"]),
+                p.name.clone(),
+                p.rate.to_string(),
+                p.burst.to_string(),
                 quota,
-                join(&p["targets"]),
-                join(&p["keys"]),
+                p.targets.join(", "),
+                p.keys.join(", "),
             ]
         })
         .collect();
@@ -290,16 +353,9 @@ pub fn plans(list: &Value) -> String {
     )
 }
 
-/// A time in Unix milliseconds as UTC, to the second.
-fn when(v: &Value) -> String {
-    v.as_i64()
-        .map(|ms| {
-            let t = modelfn_telemetry::time::rfc3339_ms(ms);
-            t.get(..19).unwrap_or(&t).replace('T', " ")
-        })
-        .unwrap_or_else(|| "-".into())
-}
-
+/// Text from the server (a function's output, its error messages) made safe for a
+/// terminal: control characters other than newline and tab (escape sequences that could
+/// rewrite the screen or the title) are shown as `\u{..}` instead of acting.
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -41,17 +41,71 @@ pub async fn apply_api(
     Ok((StatusCode::OK, Json(api_summary(&api, host))).into_response())
 }
 
-fn api_summary(api: &crate::apis::Api, host: &str) -> serde_json::Value {
-    serde_json::json!({
-        "name": api.name,
-        "description": api.description,
-        "stages": api.stages.iter().map(|s| serde_json::json!({"name": s.name, "url": format!("http://{host}/apis/{}/{}", api.name, s.name)})).collect::<Vec<_>>(),
-        "routes": api.routes.iter().map(|r| serde_json::json!({
-            "method": r.method, "path": r.path, "function": r.function,
-            "integration": match r.integration { crate::apis::definition::Integration::Proxy { v2 } => if v2 { "proxy 2.0" } else { "proxy 1.0" }, _ => "mapping" },
-            "auth": if r.require_key { "key" } else { "none" },
-        })).collect::<Vec<_>>(),
-    })
+/// An API as the admin API and the CLI show it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ApiSummary {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub stages: Vec<StageSummary>,
+    pub routes: Vec<RouteSummary>,
+}
+
+/// A stage and its URL.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StageSummary {
+    pub name: String,
+    pub url: String,
+}
+
+/// A route: what it calls, how and who may.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RouteSummary {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+    /// `proxy 1.0`, `proxy 2.0` or `mapping`.
+    pub integration: String,
+    /// `key` or `none`.
+    pub auth: String,
+}
+
+/// The APIs `GET /v1/apis` lists.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ApiList {
+    pub apis: Vec<ApiSummary>,
+}
+
+fn api_summary(api: &crate::apis::Api, host: &str) -> ApiSummary {
+    use crate::apis::definition::Integration;
+    ApiSummary {
+        name: api.name.clone(),
+        description: api.description.clone(),
+        stages: api
+            .stages
+            .iter()
+            .map(|s| StageSummary {
+                name: s.name.clone(),
+                url: format!("http://{host}/apis/{}/{}", api.name, s.name),
+            })
+            .collect(),
+        routes: api
+            .routes
+            .iter()
+            .map(|r| RouteSummary {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                function: r.function.clone(),
+                integration: match r.integration {
+                    Integration::Proxy { v2: true } => "proxy 2.0",
+                    Integration::Proxy { v2: false } => "proxy 1.0",
+                    Integration::Mapping { .. } => "mapping",
+                }
+                .into(),
+                auth: if r.require_key { "key" } else { "none" }.into(),
+            })
+            .collect(),
+    }
 }
 
 /// `GET /v1/apis`
@@ -64,13 +118,13 @@ pub async fn list_apis(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1:8080")
         .to_string();
-    let list: Vec<serde_json::Value> = state
+    let apis = state
         .apis
         .all()
         .iter()
         .map(|a| api_summary(a, &host))
         .collect();
-    Ok(Json(serde_json::json!({ "apis": list })).into_response())
+    Ok(Json(ApiList { apis }).into_response())
 }
 
 /// `DELETE /v1/apis/{name}`

@@ -43,9 +43,16 @@ pub async fn delete_key(
 }
 
 /// `GET /v1/keys/{id}/usage`: requests per day made with the key (since the server started).
-pub async fn key_usage(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "access_key_id": id, "days": state.control.key_usage(&id) }))
+pub async fn key_usage(State(state): State<AppState>, Path(id): Path<String>) -> Json<KeyUsage> {
+    Json(KeyUsage {
+        days: state.control.key_usage(&id),
+        access_key_id: id,
+    })
+}
+
+/// Requests per day made with a key (since the server started).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct KeyUsage {
+    pub access_key_id: String,
+    pub days: std::collections::BTreeMap<String, u64>,
 }

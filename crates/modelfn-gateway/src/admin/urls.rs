@@ -10,6 +10,14 @@ use axum::Json;
 use bytes::Bytes;
 use serde::Deserialize;
 
+/// A function URL as the admin API and the CLI show it.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+pub struct UrlInfo {
+    pub function: String,
+    pub auth: modelfn_control::UrlAuth,
+    pub url: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUrl {
@@ -34,7 +42,13 @@ pub async fn create_url(
         .get("host")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1:8080");
-    Ok(Json(serde_json::json!({"function": function, "auth": req.auth, "url": format!("http://{host}/urls/{function}/")})).into_response())
+    let url = format!("http://{host}/urls/{function}/");
+    Ok(Json(UrlInfo {
+        function,
+        auth: req.auth,
+        url,
+    })
+    .into_response())
 }
 
 /// `DELETE /v1/functions/{name}/url`

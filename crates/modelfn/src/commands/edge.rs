@@ -37,23 +37,11 @@ impl ApiCommand {
                     .client()?
                     .post_admin_raw("/v1/apis", text, "application/toml")
                     .await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    print!("{}", table::api(&out));
-                }
-                Ok(())
+                conn.show(out, table::api)
             }
             ApiCommand::List { conn } => {
                 let out = conn.client()?.get_admin("/v1/apis").await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    for a in out["apis"].as_array().cloned().unwrap_or_default() {
-                        print!("{}", table::api(&a));
-                    }
-                }
-                Ok(())
+                conn.show(out, table::apis)
             }
             ApiCommand::Delete { name, conn } => {
                 conn.client()?.delete(&format!("/v1/apis/{name}")).await?;
@@ -92,15 +80,7 @@ impl UrlCommand {
                     .client()?
                     .put_admin(&format!("/v1/functions/{name}/url"), body)
                     .await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    println!(
-                        "{}  (auth: {auth})",
-                        out["url"].as_str().unwrap_or_default()
-                    );
-                }
-                Ok(())
+                conn.show(out, table::url)
             }
             UrlCommand::Delete { name, conn } => {
                 conn.client()?
@@ -169,12 +149,15 @@ impl PlansCommand {
                     .client()?
                     .put_admin(&format!("/v1/plans/{name}"), serde_json::to_vec(&body)?)
                     .await?;
-                println!("{}", serde_json::to_string_pretty(&out)?);
-                Ok(())
+                conn.show(out, |p: &table::UsagePlan| {
+                    table::plans(&table::Plans {
+                        plans: vec![p.clone()],
+                    })
+                })
             }
             PlansCommand::List { conn } => {
                 let out = conn.client()?.get_admin("/v1/plans").await?;
-                conn.show(&out, |o| table::plans(&o["plans"]))
+                conn.show(out, table::plans)
             }
             PlansCommand::Delete { name, conn } => {
                 conn.client()?.delete(&format!("/v1/plans/{name}")).await?;
@@ -223,41 +206,17 @@ impl KeysCommand {
                     .client()?
                     .get_admin(&format!("/v1/keys/{access_key_id}/usage"))
                     .await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    for (day, n) in out["days"].as_object().cloned().unwrap_or_default() {
-                        println!("{day}  {n}");
-                    }
-                }
-                Ok(())
+                conn.show(out, table::key_usage)
             }
             KeysCommand::Create { name, conn } => {
                 let body = serde_json::to_vec(&serde_json::json!({ "name": name }))?;
                 let client = conn.client()?;
                 let out = client.post_admin("/v1/keys", body).await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    println!(
-                        "access key id:     {}",
-                        out["access_key_id"].as_str().unwrap_or_default()
-                    );
-                    println!(
-                        "secret access key: {}",
-                        out["secret_access_key"].as_str().unwrap_or_default()
-                    );
-                    println!(
-                        "api key:           {}",
-                        out["api_key"].as_str().unwrap_or_default()
-                    );
-                    println!("(shown this once: AWS SDKs sign with the id and secret as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; APIs and function URLs take the api key as x-api-key)");
-                }
-                Ok(())
+                conn.show(out, table::key_created)
             }
             KeysCommand::List { conn } => {
                 let out = conn.client()?.get_admin("/v1/keys").await?;
-                conn.show(&out, |o| table::keys(&o["keys"]))
+                conn.show(out, table::keys)
             }
             KeysCommand::Delete {
                 access_key_id,

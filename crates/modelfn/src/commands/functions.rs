@@ -41,25 +41,7 @@ impl DeployCommand {
             .client()?
             .deploy(archive, name.as_deref(), !no_validate)
             .await?;
-        if conn.json {
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        } else {
-            let f = &out["function"];
-            let what = if out["created"].as_bool() == Some(true) {
-                "deployed"
-            } else {
-                "unchanged"
-            };
-            println!(
-                "{what} {} version {} ({} runtime, {} MB, {} ms timeout)",
-                f["name"].as_str().unwrap_or(""),
-                f["version"],
-                f["runtime"].as_str().unwrap_or(""),
-                f["memory_mb"],
-                f["timeout_ms"]
-            );
-        }
-        Ok(())
+        conn.show(out, table::deployed)
     }
 }
 
@@ -153,7 +135,7 @@ impl ListCommand {
     pub async fn run(self) -> Result<()> {
         let ListCommand { conn } = self;
         let out = conn.client()?.get_admin("/v1/functions").await?;
-        conn.show(&out, |o| table::functions(&o["functions"]))
+        conn.show(out, table::functions)
     }
 }
 
@@ -171,7 +153,7 @@ impl DescribeCommand {
             .client()?
             .get_admin(&format!("/v1/functions/{name}"))
             .await?;
-        conn.show(&out, table::describe)
+        conn.show(out, table::describe)
     }
 }
 
@@ -240,17 +222,16 @@ impl LogsCommand {
             let out = client
                 .get_admin_query(&format!("/v1/functions/{name}/logs"), &q)
                 .await?;
-            for l in out["lines"].as_array().cloned().unwrap_or_default() {
+            let lines: table::LogLines = serde_json::from_value(out).context(
+                "the server's log lines do not read (is the server another modelfn version?)",
+            )?;
+            for l in lines.lines {
                 if conn.json {
-                    println!("{l}");
+                    println!("{}", serde_json::to_string(&l)?);
                 } else {
-                    println!(
-                        "{}  {}",
-                        l["timestamp"].as_str().unwrap_or(""),
-                        crate::table::printable(l["message"].as_str().unwrap_or(""))
-                    );
+                    println!("{}  {}", l.timestamp, table::printable(&l.message));
                 }
-                after = l["seq"].as_u64().or(after);
+                after = Some(l.seq);
             }
             if !follow {
                 return Ok(());
@@ -322,6 +303,6 @@ impl ConfigCommand {
             .client()?
             .put_admin(&path, serde_json::to_vec(&patch)?)
             .await?;
-        conn.show(&out, table::describe)
+        conn.show(out, table::describe)
     }
 }

@@ -54,21 +54,11 @@ impl LayerCommand {
                     (None, None) => bail!("give --requirements FILE or --dir DIR"),
                 };
                 let out = client.publish_layer(&name, archive, &description).await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    print!("{}", table::layer_published(&out));
-                }
-                Ok(())
+                conn.show(out, table::layer_published)
             }
             LayerCommand::List { conn } => {
                 let out = conn.client()?.get_admin("/v1/layers").await?;
-                if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    print!("{}", table::layers(&out["layers"]));
-                }
-                Ok(())
+                conn.show(out, table::layers)
             }
         }
     }

@@ -88,17 +88,24 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Prints an answer as pretty JSON (`--json`) or as the table `render` makes of it,
-    /// with control characters made harmless.
-    pub(crate) fn show(
+    /// Prints an answer as pretty JSON (`--json`, as the server sent it) or as the text
+    /// `render` makes of it read as the server's type `T` (an answer that does not read is
+    /// an error naming what is wrong), with control characters made harmless.
+    pub(crate) fn show<T: serde::de::DeserializeOwned>(
         &self,
-        out: &serde_json::Value,
-        render: impl FnOnce(&serde_json::Value) -> String,
+        out: serde_json::Value,
+        render: impl FnOnce(&T) -> String,
     ) -> Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(out)?);
+            println!("{}", serde_json::to_string_pretty(&out)?);
         } else {
-            print!("{}", crate::table::printable(&render(out)));
+            let typed: T = serde_json::from_value(out).with_context(|| {
+                format!(
+                    "the server's answer does not read as {} (is the server another modelfn version?)",
+                    std::any::type_name::<T>()
+                )
+            })?;
+            print!("{}", crate::table::printable(&render(&typed)));
         }
         Ok(())
     }
