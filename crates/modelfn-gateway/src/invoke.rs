@@ -8,8 +8,7 @@
 use crate::error::{body_rejection, ApiError};
 use crate::request::request_id;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -20,18 +19,23 @@ use serde_json::{Map, Number, Value};
 use std::sync::Arc;
 
 /// `POST /v1/functions/{name}/invoke`
+///
+/// Takes the whole request rather than a `HeaderMap` extractor, which would clone every
+/// header of every call.
 pub async fn invoke_post(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
     caller: Option<Extension<Arc<FunctionCaller>>>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    crate::door_auth::admit(&state, &headers, caller.is_some(), Some(&name)).await?;
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let (parts, body) = request.into_parts();
+    crate::door_auth::admit(&state, &parts.headers, caller.is_some(), Some(&name)).await?;
+    let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+    // `Bytes::from_request` keeps the route's body limit (DefaultBodyLimit).
+    let body = Bytes::from_request(Request::from_parts(parts, body), &state)
+        .await
+        .map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
     let (body, content_type) = form_to_json(body, content_type)?;
     run(
         &state,
@@ -102,15 +106,9 @@ async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, 
                 "x-modelfn-cold-start",
                 HeaderValue::from_static(if report.cold_start { "true" } else { "false" }),
             );
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("{:.3}", report.queue_wait.as_secs_f64() * 1e3))
-            {
-                h.insert("x-modelfn-queue-wait-ms", v);
-            }
+            h.insert("x-modelfn-queue-wait-ms", ms_header(report.queue_wait));
             if let Some(init) = report.init_duration {
-                if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", init.as_secs_f64() * 1e3)) {
-                    h.insert("x-modelfn-init-duration-ms", v);
-                }
+                h.insert("x-modelfn-init-duration-ms", ms_header(init));
             }
             resp
         }
@@ -120,6 +118,17 @@ async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, 
         resp.headers_mut().insert("x-modelfn-request-id", v);
     }
     Ok(resp)
+}
+
+/// Milliseconds to three decimals, formatted on the stack (no `String` per call).
+fn ms_header(d: std::time::Duration) -> HeaderValue {
+    use std::io::Write;
+    let us = d.as_micros();
+    let mut buf = [0u8; 48];
+    let mut w = &mut buf[..];
+    let _ = write!(w, "{}.{:03}", us / 1000, us % 1000);
+    let n = 48 - w.len();
+    HeaderValue::from_bytes(&buf[..n]).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// Builds the event of a GET from its query string.

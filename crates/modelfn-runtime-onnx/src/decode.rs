@@ -52,6 +52,13 @@ pub fn missing_message(inputs: &[String]) -> String {
 }
 
 fn decode_json(body: &[u8], inputs: &[String]) -> Result<Rows, InvokeError> {
+    if let Some((values, count, batch)) = crate::decode_fast::decode(body, inputs) {
+        return Ok(Rows {
+            values,
+            count,
+            batch,
+        });
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad(format!(
             "the request body is empty; {}",

@@ -14,7 +14,7 @@ use modelfn_core::{
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 /// Tuning of ONNX instances.
 #[derive(Debug, Clone)]
@@ -74,13 +74,12 @@ struct Job {
     rows: usize,
     deadline: Option<Instant>,
     reply: oneshot::Sender<Result<Vec<RowAnswer>, InvokeError>>,
-    _permit: OwnedSemaphorePermit,
 }
 
 /// One loaded model and the thread that runs it.
 pub struct OnnxInstance {
+    /// The model thread's queue, bounded by `queue_depth`: a full queue is a 429.
     jobs: SyncSender<Job>,
-    permits: Arc<Semaphore>,
     inputs: Vec<String>,
     classes: Arc<[Arc<str>]>,
 }
@@ -137,7 +136,6 @@ impl OnnxInstance {
             .map_err(InvokeError::init)?;
         Ok(OnnxInstance {
             jobs,
-            permits: Arc::new(Semaphore::new(config.queue_depth)),
             inputs: model_spec.inputs,
             classes,
         })
@@ -148,21 +146,12 @@ impl Instance for OnnxInstance {
     fn invoke(&self, inv: Invocation) -> BoxFuture<'_, Result<InvocationOutput, InvokeError>> {
         Box::pin(async move {
             let rows = decode(&inv.body, inv.content_type.as_deref(), &self.inputs)?;
-            let permit =
-                self.permits
-                    .clone()
-                    .try_acquire_owned()
-                    .map_err(|_| InvokeError::Throttled {
-                        message: "the model's queue is full".into(),
-                        retry_after: std::time::Duration::from_secs(1),
-                    })?;
             let (reply, answer) = oneshot::channel();
             let job = Job {
                 values: rows.values,
                 rows: rows.count,
                 deadline: inv.deadline,
                 reply,
-                _permit: permit,
             };
             match self.jobs.try_send(job) {
                 Ok(()) => {}
@@ -200,11 +189,14 @@ impl Instance for OnnxInstance {
 fn serve(mut model: LoadedModel, queue: Receiver<Job>, tuning: Arc<LiveTuning>) {
     let features = model.features();
     let mut values: Vec<f32> = Vec::new();
+    // Reused from batch to batch: the model thread allocates nothing of its own per call.
+    let mut jobs: Vec<Job> = Vec::new();
     while let Ok(first) = queue.recv() {
         let max_rows = tuning.max_batch();
         let max_delay = tuning.max_delay();
         let window_ends = Instant::now() + max_delay;
-        let mut jobs = vec![first];
+        jobs.clear();
+        jobs.push(first);
         let mut rows = jobs[0].rows;
         while rows < max_rows {
             // Whatever is waiting is taken at once; then, within the window, what arrives.
@@ -249,14 +241,14 @@ fn serve(mut model: LoadedModel, queue: Receiver<Job>, tuning: Arc<LiveTuning>) 
         match model.run(&values, total) {
             Ok(mut answers) => {
                 // Hand each caller its own rows, in order.
-                for job in jobs.into_iter().rev() {
+                for job in jobs.drain(..).rev() {
                     let mine = answers.split_off(answers.len() - job.rows);
                     let _ = job.reply.send(Ok(mine));
                 }
             }
             Err(_) => {
                 // Attribute a failure to the request that causes it.
-                for job in jobs {
+                for job in jobs.drain(..) {
                     let result = model.run(&job.values, job.rows).map_err(model_error);
                     let _ = job.reply.send(result);
                 }

@@ -3,12 +3,14 @@
 //! whatever requests are waiting into one run.
 //!
 //! - [`library`] finds (or obtains) `libonnxruntime` and starts the environment once;
-//! - [`decode`] turns a request body into rows of features;
+//! - [`decode`] turns a request body into rows of features (plain rows straight from
+//!   the bytes, in `decode_fast`);
 //! - [`model`] loads a model, learns the shape of its outputs and runs rows;
 //! - [`encode`] writes answers as JSON;
 //! - [`instance`] is the `Runtime`/`Instance` pair the scheduler drives.
 
 pub mod decode;
+mod decode_fast;
 pub mod encode;
 pub mod instance;
 pub mod library;

@@ -17,12 +17,13 @@ impl Scheduler {
         &self,
         slot: &Slot,
         deadline: Instant,
-    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
+    ) -> Result<(Option<OwnedSemaphorePermit>, OwnedSemaphorePermit), InvokeError> {
         let limit = lock(&slot.limit).clone();
-        if let (Ok(f), Ok(g)) = (
-            limit.clone().try_acquire_owned(),
-            self.global.clone().try_acquire_owned(),
-        ) {
+        let function = match &limit {
+            Some(l) => l.clone().try_acquire_owned().map(Some),
+            None => Ok(None),
+        };
+        if let (Ok(f), Ok(g)) = (function, self.global.clone().try_acquire_owned()) {
             return Ok((f, g));
         }
         let name = slot.spec.manifest.name.as_str();
@@ -51,7 +52,10 @@ impl Scheduler {
         }
         c.waiting.fetch_add(1, Ordering::Relaxed);
         let waited = tokio::time::timeout_at(deadline, async {
-            let f = limit.acquire_owned().await;
+            let f = match limit {
+                Some(l) => l.acquire_owned().await.map(Some),
+                None => Ok(None),
+            };
             let g = self.global.clone().acquire_owned().await;
             (f, g)
         })

@@ -173,7 +173,8 @@ impl Scheduler {
         self.start(&spec).await.map(|_instance| t0.elapsed())
     }
 
-    fn function_limit(&self, scaling: &ScalingConfig, kind: PoolKind) -> usize {
+    /// How many calls of a function may run at once.
+    pub(crate) fn function_limit(&self, scaling: &ScalingConfig, kind: PoolKind) -> usize {
         let default = match kind {
             PoolKind::Shared => self.config.max_concurrency,
             PoolKind::Exclusive => self
@@ -182,6 +183,17 @@ impl Scheduler {
                 .min(self.config.max_concurrency),
         };
         scaling.reserved_concurrency.map_or(default, |r| r as usize)
+    }
+
+    /// The function's own semaphore, or `None` when its limit is the server's (a model
+    /// without reserved concurrency): the server's permit is then the only one taken.
+    fn function_semaphore(
+        &self,
+        scaling: &ScalingConfig,
+        kind: PoolKind,
+    ) -> Option<Arc<Semaphore>> {
+        let limit = self.function_limit(scaling, kind);
+        (limit < self.config.max_concurrency).then(|| Arc::new(Semaphore::new(limit)))
     }
 
     /// Makes `spec` the version that serves its function, with these scaling settings; the
@@ -200,7 +212,7 @@ impl Scheduler {
             spec,
             kind,
             scaling.clone(),
-            self.function_limit(&scaling, kind),
+            self.function_semaphore(&scaling, kind),
             TokenBucket::new(self.config.scale_rate),
         ));
         {
@@ -225,7 +237,7 @@ impl Scheduler {
         slot.spec.tuning.set(&scaling);
         if old.reserved_concurrency != scaling.reserved_concurrency {
             // Calls holding the old limit's permits finish on it; new calls use the new one.
-            *lock(&slot.limit) = Arc::new(Semaphore::new(self.function_limit(&scaling, slot.kind)));
+            *lock(&slot.limit) = self.function_semaphore(&scaling, slot.kind);
         }
         *lock(&slot.scaling) = scaling;
         self.provision(slot);

@@ -66,8 +66,9 @@ pub struct Slot {
     pub kind: PoolKind,
     pub scaling: Mutex<ScalingConfig>,
     pub pool: Mutex<Pool>,
-    /// The function's concurrency limit (replaced when the limit changes).
-    pub limit: Mutex<Arc<Semaphore>>,
+    /// The function's concurrency limit (replaced when the limit changes); `None` when it
+    /// is the server's.
+    pub limit: Mutex<Option<Arc<Semaphore>>>,
     /// Signals an instance given back to an exclusive pool.
     pub returned: Notify,
     pub starts: TokenBucket,
@@ -91,7 +92,7 @@ impl Slot {
         spec: Arc<FunctionSpec>,
         kind: PoolKind,
         scaling: ScalingConfig,
-        limit: usize,
+        limit: Option<Arc<Semaphore>>,
         starts: TokenBucket,
     ) -> Self {
         Slot {
@@ -99,7 +100,7 @@ impl Slot {
             kind,
             scaling: Mutex::new(scaling),
             pool: Mutex::new(Pool::default()),
-            limit: Mutex::new(Arc::new(Semaphore::new(limit))),
+            limit: Mutex::new(limit),
             returned: Notify::new(),
             starts,
             start_lock: tokio::sync::Mutex::new(()),
