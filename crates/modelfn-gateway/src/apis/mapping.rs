@@ -1,8 +1,8 @@
 //! The mapping integration's inputs: what a request template sees (`$input`,
 //! `$context`, `$stageVariables`).
 
+use super::call::RouteCall;
 use super::proxy_v1::header_text;
-use super::serve::RouteCall;
 use super::template::Inputs;
 use std::collections::BTreeMap;
 

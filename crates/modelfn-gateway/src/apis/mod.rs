@@ -8,6 +8,7 @@
 //!   running its integration: `proxy_v1` (REST API events), `proxy_v2` (HTTP API
 //!   events), `mapping` (template inputs); `cors` answers preflights.
 
+mod call;
 mod cors;
 pub mod definition;
 mod mapping;

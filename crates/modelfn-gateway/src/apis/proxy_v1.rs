@@ -1,7 +1,7 @@
 //! Proxy integration 1.0 (REST API): the event a function receives, and the result it
 //! must give back (an integer `statusCode` and a string `body`).
 
-use super::serve::RouteCall;
+use super::call::RouteCall;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;

@@ -2,7 +2,7 @@
 //! ([`crate::payload_v2`]), with what a route adds (route key, stage, path parameters,
 //! stage variables). The result is mapped by `payload_v2::map_result`.
 
-use super::serve::RouteCall;
+use super::call::RouteCall;
 use serde_json::{json, Value};
 
 /// The HTTP API proxy event (payload 2.0) of a route.

@@ -10,8 +10,9 @@
 //! `{"message": "Endpoint request timed out"}`. A model behind any route reads the
 //! request, or the rendered template, as the native API does.
 
+use super::call::RouteCall;
 use super::cors::{allowed_origin, preflight};
-use super::definition::{Api, Integration, Route, Stage};
+use super::definition::Integration;
 use super::proxy_v1::{event_v1, proxy_v1_result};
 use crate::error::message;
 use crate::AppState;
@@ -21,24 +22,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use modelfn_core::{Invocation, InvocationOutput, InvokeError, RuntimeKind};
 use modelfn_scheduler::InvocationReport;
-use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// One request matched to a route: everything its integration reads.
-pub(crate) struct RouteCall<'a> {
-    pub api: &'a Api,
-    pub stage: &'a Stage,
-    pub route: &'a Route,
-    pub path_params: BTreeMap<String, String>,
-    pub method: &'a Method,
-    /// The path after the stage, from `/`.
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub query_pairs: Vec<(String, String)>,
-    pub headers: &'a HeaderMap,
-    pub body: Bytes,
-    pub request_id: String,
-}
 
 /// `ANY /apis/{api}/{stage}` and `/apis/{api}/{stage}/{*path}`
 pub async fn call(
