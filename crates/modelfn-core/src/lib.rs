@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod function_ref;
 pub mod invocation;
 pub mod logs;
 pub mod manifest;
@@ -15,6 +16,7 @@ pub mod runtime;
 pub mod scaling;
 
 pub use error::{Fault, FunctionError, InvokeError};
+pub use function_ref::{FunctionRef, Qualifier};
 pub use invocation::{Invocation, InvocationOutput, ResponseFormat};
 pub use logs::{LogSink, LogStream};
 pub use manifest::{

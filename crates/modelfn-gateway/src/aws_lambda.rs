@@ -184,15 +184,22 @@ pub async fn invoke(
         (a, b) => a.or(b),
     };
     // Resolved once: the version checked against the qualifier is the version that runs.
-    let Some(target) = state.scheduler.resolve(&name) else {
-        return not_found(&name, &request_id);
+    let reference = modelfn_core::FunctionRef::new(name.clone(), qualifier.as_deref());
+    let target = match crate::front::resolve(&state, &reference) {
+        Ok(t) => t,
+        Err((modelfn_scheduler::Unresolved::NoFunction, _)) => {
+            return not_found(&name, &request_id)
+        }
+        Err((_, why)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                &format!("Function not found: {}: {why}", arn(&reference.to_string())),
+                &request_id,
+            )
+        }
     };
     let version = target.spec().version.to_string();
-    if let Some(q) = &qualifier {
-        if q != "$LATEST" && *q != version {
-            return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {}:{q} (this server serves the latest version, {version}, and $LATEST)", arn(&name)), &request_id);
-        }
-    }
     if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
         return error(
             StatusCode::BAD_REQUEST,

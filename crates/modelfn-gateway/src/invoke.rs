@@ -29,7 +29,8 @@ pub async fn invoke_post(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    crate::door_auth::admit(&state, &parts.headers, caller.is_some(), Some(&name)).await?;
+    let target = crate::front::function_ref(&name);
+    crate::door_auth::admit(&state, &parts.headers, caller.is_some(), Some(&target.name)).await?;
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
     // `Bytes::from_request` keeps the route's body limit (DefaultBodyLimit).
     let body = Bytes::from_request(Request::from_parts(parts, body), &state)
@@ -39,7 +40,7 @@ pub async fn invoke_post(
     let (body, content_type) = form_to_json(body, content_type)?;
     run(
         &state,
-        &name,
+        &target,
         Invocation::new(request_id(), body, content_type),
     )
     .await
@@ -53,12 +54,13 @@ pub async fn invoke_get(
     caller: Option<Extension<Arc<FunctionCaller>>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    crate::door_auth::admit(&state, &headers, caller.is_some(), Some(&name)).await?;
+    let target = crate::front::function_ref(&name);
+    crate::door_auth::admit(&state, &headers, caller.is_some(), Some(&target.name)).await?;
     let event = query_event(query.as_deref().unwrap_or(""))?;
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
     run(
         &state,
-        &name,
+        &target,
         Invocation::new(request_id(), body, Some("application/json")),
     )
     .await
@@ -89,9 +91,21 @@ pub(crate) fn form_to_json(
     ))
 }
 
-async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, ApiError> {
+async fn run(
+    state: &AppState,
+    target: &modelfn_core::FunctionRef,
+    inv: Invocation,
+) -> Result<Response, ApiError> {
+    let name = target.name.as_str();
     let request_id = inv.request_id.clone();
-    let result = state.scheduler.invoke(name, inv).await;
+    let result = match crate::front::resolve(state, target) {
+        Ok(resolved) => state
+            .scheduler
+            .invoke_resolved(&resolved, inv)
+            .await
+            .map_err(ApiError::from),
+        Err((why, message)) => Err(crate::front::not_found(target, &why, message)),
+    };
     let mut resp = match result {
         Ok((output, report)) => {
             tracing::debug!(%request_id, function = name, cold = report.cold_start, duration_us = report.duration.as_micros() as u64, "invoked");
@@ -112,7 +126,7 @@ async fn run(state: &AppState, name: &str, inv: Invocation) -> Result<Response, 
             }
             resp
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-modelfn-request-id", v);

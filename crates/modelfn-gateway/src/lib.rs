@@ -5,6 +5,7 @@
 //! place per protocol ([`error`] for the native ones).
 //!
 //! - [`serve`]: the bounded front door (connections, the header timeout, shutdown);
+//! - [`front`]: where every door resolves what a caller named to the version it runs;
 //! - [`invoke`]: the native invoke API, `POST|GET /v1/functions/{name}/invoke`, with
 //!   [`door_auth`] deciding who may call the open doors;
 //! - [`aws_lambda`], [`aws_sagemaker`] (SigV4 in [`aws`] and [`sigv4`]), [`oip`],
@@ -21,6 +22,7 @@ pub mod aws_sagemaker;
 pub mod door_auth;
 pub mod error;
 pub mod events;
+pub mod front;
 pub mod health;
 pub mod invoke;
 pub mod oip;

@@ -25,24 +25,14 @@ fn oip_error(status: StatusCode, msg: impl Into<String>) -> Response {
 /// The ONNX function serving `name` (and `version`, if given); else the 404 answer.
 fn model(state: &AppState, name: &str, version: Option<&str>) -> Result<Resolved, Box<Response>> {
     let missing = |m: String| Box::new(oip_error(StatusCode::NOT_FOUND, m));
-    let target = state
-        .scheduler
-        .resolve(name)
-        .filter(|t| t.spec().manifest.runtime == RuntimeKind::Onnx)
-        .ok_or_else(|| {
-            missing(format!(
-                "model '{name}' not found (ONNX functions are served as models)"
-            ))
-        })?;
-    if let Some(v) = version {
-        if v != target.spec().version.to_string() {
-            return Err(missing(format!(
-                "model '{name}' has no version {v} serving (version {} is)",
-                target.spec().version
-            )));
-        }
+    let reference = modelfn_core::FunctionRef::new(name, version);
+    match crate::front::resolve(state, &reference) {
+        Ok(target) if target.spec().manifest.runtime == RuntimeKind::Onnx => Ok(target),
+        Ok(_) | Err((modelfn_scheduler::Unresolved::NoFunction, _)) => Err(missing(format!(
+            "model '{name}' not found (ONNX functions are served as models)"
+        ))),
+        Err((_, why)) => Err(missing(why)),
     }
-    Ok(target)
 }
 
 pub async fn live() -> Json<Value> {

@@ -4,7 +4,8 @@
 use crate::pool::{Lease, Slot};
 use crate::{InvocationReport, Scheduler, INIT_TIMEOUT};
 use modelfn_core::{
-    Fault, FunctionSpec, Invocation, InvocationOutput, InvokeError, Observed, Phase, PoolKind,
+    Fault, FunctionRef, FunctionSpec, Invocation, InvocationOutput, InvokeError, Observed, Phase,
+    PoolKind, Qualifier,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,10 +24,52 @@ impl Resolved {
     }
 }
 
+/// Why a function reference resolves to nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// No function of that name serves.
+    NoFunction,
+    /// The function serves, but not that version (the one serving is given).
+    NoVersion { serving: u64 },
+    /// Aliases are not built yet.
+    NoAlias,
+}
+
+impl Unresolved {
+    /// What a door tells the caller, naming the reference.
+    pub fn message(&self, r: &FunctionRef) -> String {
+        match self {
+            Unresolved::NoFunction => format!("function '{}' does not exist", r.name),
+            Unresolved::NoVersion { serving } => format!(
+                "function '{}' has no version {} serving (this server serves the latest version, {serving}, also as $LATEST)",
+                r.name, r.qualifier
+            ),
+            Unresolved::NoAlias => format!(
+                "function '{}' has no alias '{}' (aliases are not built yet: name a version or $LATEST)",
+                r.name, r.qualifier
+            ),
+        }
+    }
+}
+
 impl Scheduler {
     /// The version serving `name` now.
     pub fn resolve(&self, name: &str) -> Option<Resolved> {
         self.slot(name).map(Resolved)
+    }
+
+    /// The version a reference names, resolved once: every door resolves here, so a
+    /// qualifier means the same at each of them, and the version checked is the one
+    /// [`Scheduler::invoke_resolved`] runs.
+    pub fn resolve_ref(&self, r: &FunctionRef) -> Result<Resolved, Unresolved> {
+        let target = self.resolve(&r.name).ok_or(Unresolved::NoFunction)?;
+        let serving = target.spec().version;
+        match &r.qualifier {
+            Qualifier::Latest => Ok(target),
+            Qualifier::Version(v) if *v == serving => Ok(target),
+            Qualifier::Version(_) => Err(Unresolved::NoVersion { serving }),
+            Qualifier::Alias(_) => Err(Unresolved::NoAlias),
+        }
     }
 
     /// Runs one invocation of `name` (whichever version serves when it is looked up).

@@ -20,7 +20,7 @@
 
 mod admission;
 mod invoke;
-pub use invoke::Resolved;
+pub use invoke::{Resolved, Unresolved};
 mod pool;
 mod provision;
 pub mod rate;

@@ -96,3 +96,46 @@ fn versions_checked_are_the_versions_that_run_while_deploys_happen() {
         assert!(moved_on > 0, "the callers saw no new version");
     }
 }
+
+#[test]
+fn every_door_reads_a_qualifier_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.toml");
+    std::fs::write(&cfg, "aws_allow_unsigned = true\n").unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    s.deploy(&example("iris"));
+    let row = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
+    let url = &s.url;
+    // The native API takes NAME:QUALIFIER too.
+    for ok in ["iris", "iris:1", "iris:$LATEST"] {
+        let (code, headers, body) = post(&format!("{url}/v1/functions/{ok}/invoke"), row);
+        assert_eq!(code, 200, "{ok}: {body}");
+        assert_eq!(header(&headers, "x-modelfn-version"), Some("1"), "{ok}");
+    }
+    let (code, _, body) = post(&format!("{url}/v1/functions/iris:7/invoke"), row);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no version 7"), "{body}");
+    let (code, _, body) = post(&format!("{url}/v1/functions/iris:prod/invoke"), row);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no alias 'prod'"), "{body}");
+    // Lambda: the same words inside its own error shape.
+    let (code, headers, body) = post(
+        &format!("{url}/2015-03-31/functions/iris/invocations?Qualifier=7"),
+        row,
+    );
+    assert_eq!(code, 404, "{body}");
+    // (The test client lowercases the header block.)
+    assert_eq!(
+        header(&headers, "x-amzn-errortype"),
+        Some("resourcenotfoundexception")
+    );
+    assert!(body.contains("no version 7"), "{body}");
+    // OIP: versions in the path.
+    let oip = r#"{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [6.9, 3.1, 5.1, 2.3]}]}"#;
+    let (code, _, body) = post(&format!("{url}/v2/models/iris/versions/7/infer"), oip);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no version 7"), "{body}");
+}

@@ -1,0 +1,35 @@
+//! The one place a door turns what a caller named (`name`, `name:3`, `name:$LATEST`, an
+//! ARN, a path's name and version) into the version it invokes: a [`FunctionRef`]
+//! resolved once by the scheduler, so the version checked is the version that runs.
+
+use crate::request::parse_function_name;
+use crate::AppState;
+use modelfn_core::{FunctionRef, InvokeError};
+use modelfn_scheduler::{Resolved, Unresolved};
+
+/// The reference a raw name holds (`name`, `name:q`, a partial or a full ARN).
+pub fn function_ref(raw: &str) -> FunctionRef {
+    let (name, qualifier) = parse_function_name(raw);
+    FunctionRef::new(name, qualifier.as_deref())
+}
+
+/// The version `r` names, or why there is none (as each door words a 404).
+pub fn resolve(state: &AppState, r: &FunctionRef) -> Result<Resolved, (Unresolved, String)> {
+    state.scheduler.resolve_ref(r).map_err(|why| {
+        let message = why.message(r);
+        (why, message)
+    })
+}
+
+/// For the native doors: a missing function is `FunctionNotFound`, as before; a missing
+/// version or alias says which.
+pub fn not_found(r: &FunctionRef, why: &Unresolved, message: String) -> crate::ApiError {
+    match why {
+        Unresolved::NoFunction => InvokeError::FunctionNotFound(r.name.clone()).into(),
+        Unresolved::NoVersion { .. } | Unresolved::NoAlias => crate::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "FunctionNotFound",
+            message,
+        ),
+    }
+}
