@@ -57,7 +57,13 @@ pub struct LayerInfo {
 }
 
 impl ControlPlane {
-    pub(crate) async fn spec_of(&self, rec: &FunctionRecord) -> Result<FunctionSpec, ControlError> {
+    /// The spec of a recorded version, with the function's key (looked up once by the
+    /// caller for all of a function's versions).
+    pub(crate) async fn spec_of(
+        &self,
+        rec: &FunctionRecord,
+        credentials: (String, String),
+    ) -> Result<FunctionSpec, ControlError> {
         let manifest = Manifest::from_toml(&rec.manifest)
             .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
         let code_dir = self.code.code_dir(&rec.code_sha256).await?;
@@ -65,7 +71,6 @@ impl ControlPlane {
         for l in &rec.layers {
             layers.push(self.code.code_dir(&l.code_sha256).await?);
         }
-        let credentials = Some(self.function_key(&rec.name).await?);
         Ok(FunctionSpec {
             manifest,
             version: rec.version,
@@ -73,7 +78,7 @@ impl ControlPlane {
             code_sha256: rec.code_sha256.clone(),
             layers,
             tuning: Default::default(),
-            credentials,
+            credentials: Some(credentials),
         })
     }
 

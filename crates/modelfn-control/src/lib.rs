@@ -8,11 +8,13 @@
 //! The control plane records desired state; it is never on the request path (every door
 //! invokes through the scheduler), and it never installs anything itself: each write is
 //! followed by a pass of the node's [`reconcile`]r, which converges the scheduler and the
-//! edge caches to the store. One module per job: `deploy` (packages, layers),
+//! edge caches to the store. One module per job: `deploy` (packages, layers), [`aliases`]
+//! (versions and aliases),
 //! `functions` (list, describe, configure, delete), [`keys`] (access keys, sealed by
 //! [`secrets`]), `edge` (URLs, APIs, usage plans and keyed admission, with [`plans`]),
 //! `events` (saved test events), [`reconcile`], `error`.
 
+pub mod aliases;
 mod deploy;
 mod edge;
 mod error;
@@ -23,11 +25,12 @@ pub mod plans;
 pub mod reconcile;
 pub mod secrets;
 
+pub use aliases::{AliasSpec, Aliases, VersionInfo, Versions};
 pub use deploy::{DeployOutcome, LayerInfo, Limits};
 pub use error::ControlError;
 pub use functions::FunctionInfo;
 pub use keys::{AccessKey, FUNCTION_KEY_PREFIX};
-pub use modelfn_registry::{ApiRecord, UrlAuth};
+pub use modelfn_registry::{AliasRecord, ApiRecord, UrlAuth};
 pub use reconcile::{spawn_reconciler, ApiFollower, Reconciled};
 
 use modelfn_registry::{CodeCache, MetadataStore};

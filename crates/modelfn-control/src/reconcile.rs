@@ -14,12 +14,18 @@ use crate::plans::UsagePlan;
 use crate::{ControlError, ControlPlane};
 use modelfn_core::Manifest;
 use modelfn_registry::{ApiRecord, ChangeKind, FunctionRecord};
+use modelfn_scheduler::{AliasRoute, Sticky};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Changes read per query.
 const PAGE: u32 = 1000;
+
+/// How many of a function's newest versions serve (for `NAME:VERSION` calls) beside its
+/// latest and every version an alias routes to; older ones answer 404 until an alias
+/// names them.
+pub const SERVED_VERSIONS: usize = 20;
 
 /// Whoever keeps compiled APIs (the gateway): told the stored definitions whenever one
 /// changes.
@@ -92,7 +98,7 @@ impl ControlPlane {
                 }
                 for c in &page.changes {
                     match c.kind {
-                        ChangeKind::Function | ChangeKind::Config => {
+                        ChangeKind::Function | ChangeKind::Config | ChangeKind::Alias => {
                             todo.functions.insert(c.name.clone());
                             // A deleted function's URL goes with it.
                             todo.urls |= c.kind == ChangeKind::Function;
@@ -154,37 +160,88 @@ impl ControlPlane {
         Ok(self.scheduler.names().len())
     }
 
-    /// Makes the scheduler serve `name` as the store says; answers whether it changed.
+    /// Makes the scheduler serve `name` as the store says (its latest version, its
+    /// newest [`SERVED_VERSIONS`] and every alias target, its aliases); answers whether
+    /// anything changed.
     async fn converge_function(&self, name: &str) -> Result<bool, ControlError> {
         let Some(rec) = self.meta.get(name).await? else {
             return Ok(self.scheduler.remove(name));
         };
-        let manifest = Manifest::from_toml(&rec.manifest)
-            .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
-        let scaling = manifest.scaling.overlay(&self.overrides(name).await?);
+        let overrides = self.overrides(name).await?;
+        let scaling_of = |rec: &FunctionRecord| {
+            Manifest::from_toml(&rec.manifest)
+                .map(|m| m.scaling.overlay(&overrides))
+                .map_err(|e| ControlError::InvalidManifest(e.to_string()))
+        };
+        let scaling = scaling_of(&rec)?;
+        let mut credentials = None;
+        let mut changed = false;
         match self.scheduler.spec(name) {
             Some(serving) if serving.version == rec.version => {
-                if self.scheduler.scaling(name).as_ref() == Some(&scaling) {
-                    return Ok(false);
+                if self.scheduler.scaling(name).as_ref() != Some(&scaling) {
+                    self.scheduler
+                        .configure(name, scaling)
+                        .map_err(|e| ControlError::Storage(e.to_string()))?;
+                    changed = true;
                 }
-                self.scheduler
-                    .configure(name, scaling)
-                    .map_err(|e| ControlError::Storage(e.to_string()))?;
             }
-            Some(_) | None => self.install(&rec, scaling).await?,
+            Some(_) | None => {
+                let key = self.function_key(name).await?;
+                let spec = self.spec_of(&rec, key.clone()).await?;
+                credentials = Some(key);
+                self.scheduler
+                    .install(Arc::new(spec), scaling)
+                    .map_err(|e| ControlError::Storage(e.to_string()))?;
+                changed = true;
+            }
         }
-        Ok(true)
-    }
-
-    async fn install(
-        &self,
-        rec: &FunctionRecord,
-        scaling: modelfn_core::ScalingConfig,
-    ) -> Result<(), ControlError> {
-        let spec = self.spec_of(rec).await?;
-        self.scheduler
-            .install(Arc::new(spec), scaling)
-            .map_err(|e| ControlError::Storage(e.to_string()))
+        // Older versions: the newest few, and whatever an alias routes to.
+        let aliases = self.meta.list_aliases(name).await?;
+        let versions = self.meta.list_versions(name).await?;
+        let mut keep: BTreeSet<u64> = versions
+            .iter()
+            .rev()
+            .take(SERVED_VERSIONS)
+            .map(|v| v.version)
+            .collect();
+        keep.extend(
+            aliases
+                .iter()
+                .flat_map(|a| a.routing.iter().map(|(v, _)| *v)),
+        );
+        let installed = self.scheduler.installed_versions(name);
+        for v in versions
+            .iter()
+            .filter(|v| keep.contains(&v.version) && !installed.contains(&v.version))
+        {
+            let key = match &credentials {
+                Some(k) => k.clone(),
+                None => {
+                    let k = self.function_key(name).await?;
+                    credentials = Some(k.clone());
+                    k
+                }
+            };
+            let spec = self.spec_of(v, key).await?;
+            self.scheduler
+                .install_version(Arc::new(spec), scaling_of(v)?)
+                .map_err(|e| ControlError::Storage(e.to_string()))?;
+            changed = true;
+        }
+        self.scheduler.retain_versions(name, &|v| keep.contains(&v));
+        let routes: Vec<AliasRoute> = aliases
+            .into_iter()
+            .map(|a| AliasRoute {
+                sticky: a.sticky.as_deref().and_then(|s| Sticky::parse(s).ok()),
+                name: a.name,
+                routing: a.routing,
+            })
+            .collect();
+        if routes != self.scheduler.aliases(name) {
+            self.scheduler.set_aliases(name, routes);
+            changed = true;
+        }
+        Ok(changed)
     }
 
     async fn converge_edge(&self, todo: &Todo) -> Result<(), ControlError> {

@@ -208,3 +208,39 @@ async fn a_node_started_later_loads_everything_at_its_first_pass() {
     assert_eq!(served_version(&late), Some(1));
     assert_eq!(late.control.url_auth("f"), Some(UrlAuth::None));
 }
+
+#[tokio::test]
+async fn an_alias_moved_on_one_node_routes_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetadataStore> = Arc::new(
+        modelfn_registry::SqliteMetadataStore::open(&dir.path().join("m.db"))
+            .await
+            .unwrap(),
+    );
+    let a = node(meta.clone(), dir.path(), &dir.path().join("a"));
+    let b = node(meta, dir.path(), &dir.path().join("b"));
+    a.control.restore().await.unwrap();
+    b.control.restore().await.unwrap();
+    for mb in [128, 256] {
+        a.control
+            .deploy(package(dir.path(), mb), None, true)
+            .await
+            .unwrap();
+    }
+    let spec: modelfn_control::AliasSpec =
+        serde_json::from_str(r#"{"routing": {"1": 100}}"#).unwrap();
+    a.control
+        .set_alias("f", "prod", spec, "admin")
+        .await
+        .unwrap();
+    let prod = modelfn_core::FunctionRef::new("f", Some("prod"));
+    assert_eq!(a.scheduler.resolve_ref(&prod).unwrap().spec().version, 1);
+    assert!(b.scheduler.resolve_ref(&prod).is_err());
+    b.control.reconcile().await.unwrap();
+    assert_eq!(b.scheduler.resolve_ref(&prod).unwrap().spec().version, 1);
+    assert_eq!(b.scheduler.installed_versions("f"), [1, 2]);
+    // Deleted there, gone here after a pass.
+    a.control.delete_alias("f", "prod", "admin").await.unwrap();
+    b.control.reconcile().await.unwrap();
+    assert!(b.scheduler.resolve_ref(&prod).is_err());
+}

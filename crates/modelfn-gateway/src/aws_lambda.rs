@@ -185,7 +185,7 @@ pub async fn invoke(
     };
     // Resolved once: the version checked against the qualifier is the version that runs.
     let reference = modelfn_core::FunctionRef::new(name.clone(), qualifier.as_deref());
-    let target = match crate::front::resolve(&state, &reference) {
+    let target = match crate::front::resolve_request(&state, &reference, Some(&headers), &body) {
         Ok(t) => t,
         Err((modelfn_scheduler::Unresolved::NoFunction, _)) => {
             return not_found(&name, &request_id)

@@ -4,8 +4,9 @@
 
 use crate::request::parse_function_name;
 use crate::AppState;
+use axum::http::HeaderMap;
 use modelfn_core::{FunctionRef, InvokeError};
-use modelfn_scheduler::{Resolved, Unresolved};
+use modelfn_scheduler::{Resolved, Sticky, Unresolved};
 
 /// The reference a raw name holds (`name`, `name:q`, a partial or a full ARN).
 pub fn function_ref(raw: &str) -> FunctionRef {
@@ -15,7 +16,35 @@ pub fn function_ref(raw: &str) -> FunctionRef {
 
 /// The version `r` names, or why there is none (as each door words a 404).
 pub fn resolve(state: &AppState, r: &FunctionRef) -> Result<Resolved, (Unresolved, String)> {
-    state.scheduler.resolve_ref(r).map_err(|why| {
+    resolve_request(state, r, None, &[])
+}
+
+/// The same for a request whose alias may route by a sticky key: a header of the
+/// request, or a top-level field of its JSON event (read only when the alias asks).
+pub fn resolve_request(
+    state: &AppState,
+    r: &FunctionRef,
+    headers: Option<&HeaderMap>,
+    body: &[u8],
+) -> Result<Resolved, (Unresolved, String)> {
+    let key_of = |sticky: &Sticky| -> Option<String> {
+        match sticky {
+            Sticky::Header(h) => headers?
+                .get(h.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            Sticky::JsonField(f) => {
+                let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+                let field = v.get(f)?;
+                Some(
+                    field
+                        .as_str()
+                        .map_or_else(|| field.to_string(), str::to_string),
+                )
+            }
+        }
+    };
+    state.scheduler.resolve_ref_with(r, &key_of).map_err(|why| {
         let message = why.message(r);
         (why, message)
     })

@@ -32,15 +32,23 @@ pub async fn invoke_post(
     let target = crate::front::function_ref(&name);
     crate::door_auth::admit(&state, &parts.headers, caller.is_some(), Some(&target.name)).await?;
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+    // Kept for a sticky alias's header: only when one is asked for, so a call pays nothing.
+    let headers = if target.qualifier == modelfn_core::Qualifier::Latest {
+        HeaderMap::new()
+    } else {
+        parts.headers.clone()
+    };
     // `Bytes::from_request` keeps the route's body limit (DefaultBodyLimit).
     let body = Bytes::from_request(Request::from_parts(parts, body), &state)
         .await
         .map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
     let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
     let (body, content_type) = form_to_json(body, content_type)?;
+    let resolved = crate::front::resolve_request(&state, &target, Some(&headers), &body);
     run(
         &state,
         &target,
+        resolved,
         Invocation::new(request_id(), body, content_type),
     )
     .await
@@ -58,9 +66,11 @@ pub async fn invoke_get(
     crate::door_auth::admit(&state, &headers, caller.is_some(), Some(&target.name)).await?;
     let event = query_event(query.as_deref().unwrap_or(""))?;
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    let resolved = crate::front::resolve_request(&state, &target, Some(&headers), &body);
     run(
         &state,
         &target,
+        resolved,
         Invocation::new(request_id(), body, Some("application/json")),
     )
     .await
@@ -94,11 +104,12 @@ pub(crate) fn form_to_json(
 async fn run(
     state: &AppState,
     target: &modelfn_core::FunctionRef,
+    resolved: Result<modelfn_scheduler::Resolved, (modelfn_scheduler::Unresolved, String)>,
     inv: Invocation,
 ) -> Result<Response, ApiError> {
     let name = target.name.as_str();
     let request_id = inv.request_id.clone();
-    let result = match crate::front::resolve(state, target) {
+    let result = match resolved {
         Ok(resolved) => state
             .scheduler
             .invoke_resolved(&resolved, inv)

@@ -11,7 +11,8 @@
 //! - [`aws_lambda`], [`aws_sagemaker`] (SigV4 in [`aws`] and [`sigv4`]), [`oip`],
 //!   [`urls`], [`apis`]: the other doors; [`events`]: `Event` invocations;
 //! - [`sandbox`]: modelfn's API as a function sees it from inside its sandbox;
-//! - [`admin`]: the admin API, one module per resource, behind the admin token;
+//! - [`admin`]: the admin API, one module per resource (versions and aliases in
+//!   `admin::aliases`), behind the admin token;
 //! - [`health`] and [`openapi`].
 
 pub mod admin;
@@ -125,6 +126,18 @@ pub fn router(state: AppState) -> Router {
             get(admin::functions::describe).delete(admin::functions::delete),
         )
         .route("/v1/functions/{name}/logs", get(admin::logs::logs))
+        .route(
+            "/v1/functions/{name}/versions",
+            get(admin::aliases::list_versions),
+        )
+        .route(
+            "/v1/functions/{name}/aliases",
+            get(admin::aliases::list_aliases),
+        )
+        .route(
+            "/v1/functions/{name}/aliases/{alias}",
+            axum::routing::put(admin::aliases::set_alias).delete(admin::aliases::delete_alias),
+        )
         .route(
             "/v1/functions/{name}/config",
             axum::routing::put(admin::config::configure),

@@ -13,9 +13,9 @@ pub mod tar_guard;
 pub use blobs::{BlobStore, LocalBlobStore};
 pub use code_cache::{AddedPackage, CodeCache};
 pub use metadata::{
-    AccessKeyRecord, ApiRecord, Change, ChangeKind, ChangeLog, Changes, DocRecord, EdgeStore,
-    FunctionRecord, FunctionStore, LayerRecord, LayerRef, LayerStore, MetadataStore, NewVersion,
-    PlanRecord, UrlAuth, UrlRecord,
+    AccessKeyRecord, AliasRecord, AliasStore, ApiRecord, Change, ChangeKind, ChangeLog, Changes,
+    DocRecord, EdgeStore, FunctionRecord, FunctionStore, LayerRecord, LayerRef, LayerStore,
+    MetadataStore, NewVersion, PlanRecord, UrlAuth, UrlRecord,
 };
 pub use package::{PackageLimits, UnpackedPackage};
 pub use sqlite::SqliteMetadataStore;
@@ -57,5 +57,7 @@ pub fn now_ms() -> i64 {
 /// The store traits, for calling their methods: `use modelfn_registry::prelude::*;`.
 pub mod prelude {
     pub use crate::blobs::BlobStore;
-    pub use crate::metadata::{ChangeLog, EdgeStore, FunctionStore, LayerStore, MetadataStore};
+    pub use crate::metadata::{
+        AliasStore, ChangeLog, EdgeStore, FunctionStore, LayerStore, MetadataStore,
+    };
 }

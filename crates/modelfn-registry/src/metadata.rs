@@ -1,5 +1,5 @@
 //! Metadata: which functions exist and their versions, layers, keys, URLs, APIs and
-//! plans, as typed records behind four traits that [`MetadataStore`] gathers (SQLite in
+//! plans, as typed records behind five traits that [`MetadataStore`] gathers (SQLite in
 //! [`crate::sqlite`]).
 //!
 //! Every write that changes what a node serves is also a [`Change`] in a log, numbered by
@@ -118,6 +118,8 @@ pub type ApiRecord = DocRecord;
 pub enum ChangeKind {
     /// A function's version (a deploy) or its deletion.
     Function,
+    /// A function's aliases (the name is the function's).
+    Alias,
     /// A function's run-time configuration.
     Config,
     /// An access key.
@@ -134,6 +136,7 @@ impl ChangeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Function => "function",
+            ChangeKind::Alias => "alias",
             ChangeKind::Config => "config",
             ChangeKind::Key => "key",
             ChangeKind::Url => "url",
@@ -145,6 +148,7 @@ impl ChangeKind {
     pub fn parse(s: &str) -> Option<ChangeKind> {
         [
             ChangeKind::Function,
+            ChangeKind::Alias,
             ChangeKind::Config,
             ChangeKind::Key,
             ChangeKind::Url,
@@ -187,6 +191,14 @@ pub trait FunctionStore: Send + Sync + 'static {
     async fn put_version(&self, v: NewVersion) -> Result<FunctionRecord, RegistryError>;
     async fn get(&self, name: &str) -> Result<Option<FunctionRecord>, RegistryError>;
     async fn list(&self) -> Result<Vec<FunctionRecord>, RegistryError>;
+    /// One version of a function (its latest or an older one).
+    async fn get_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<FunctionRecord>, RegistryError>;
+    /// Every version of a function, oldest first (`created_at_ms` is the version's).
+    async fn list_versions(&self, name: &str) -> Result<Vec<FunctionRecord>, RegistryError>;
     /// Deletes a function and its versions, configuration, URL and events; answers
     /// whether it existed.
     async fn delete(&self, name: &str) -> Result<bool, RegistryError>;
@@ -224,6 +236,41 @@ pub trait LayerStore: Send + Sync + 'static {
     ) -> Result<Option<LayerRecord>, RegistryError>;
     /// Every version of every layer.
     async fn list_layers(&self) -> Result<Vec<LayerRecord>, RegistryError>;
+}
+
+/// An alias: a name for one or more versions of a function, with weights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub function: String,
+    pub name: String,
+    /// `(version, weight)` pairs; the weights add up to 100.
+    pub routing: Vec<(u64, u32)>,
+    /// Where a caller's routing key is read (`header:NAME` or `json:FIELD`), so one key
+    /// always lands on one version; none: each call is drawn by weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// When it was last moved (or, in the history, this move), and by whom.
+    pub updated_at_ms: i64,
+    pub updated_by: String,
+}
+
+/// Aliases and the history of their moves.
+#[async_trait]
+pub trait AliasStore: Send + Sync + 'static {
+    /// Creates or moves an alias (and appends the move to its history).
+    async fn put_alias(&self, alias: &AliasRecord) -> Result<(), RegistryError>;
+    async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError>;
+    /// Answers whether it existed (its deletion is in the history too, with no routing).
+    async fn delete_alias(
+        &self,
+        function: &str,
+        name: &str,
+        by: &str,
+    ) -> Result<bool, RegistryError>;
+    /// Every move of a function's aliases, oldest first.
+    async fn alias_history(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError>;
 }
 
 /// What the edge reads: access keys, function URLs, usage plans and APIs.
@@ -277,6 +324,6 @@ pub trait ChangeLog: Send + Sync + 'static {
 }
 
 /// Everything the registry records, as one object (`&dyn MetadataStore`).
-pub trait MetadataStore: FunctionStore + LayerStore + EdgeStore + ChangeLog {}
+pub trait MetadataStore: FunctionStore + LayerStore + AliasStore + EdgeStore + ChangeLog {}
 
-impl<T: FunctionStore + LayerStore + EdgeStore + ChangeLog> MetadataStore for T {}
+impl<T: FunctionStore + LayerStore + AliasStore + EdgeStore + ChangeLog> MetadataStore for T {}

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use modelfn_registry::blobs::digest_of;
 use modelfn_registry::package::pack_dir;
 use modelfn_registry::{
-    BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore, MetadataStore, NewVersion,
-    PackageLimits, RegistryError, SqliteMetadataStore, UrlAuth, UrlRecord,
+    AliasRecord, BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore,
+    MetadataStore, NewVersion, PackageLimits, RegistryError, SqliteMetadataStore, UrlAuth,
+    UrlRecord,
 };
 use std::sync::Arc;
 
@@ -207,6 +208,75 @@ async fn change_log_conformance(s: &dyn MetadataStore) {
     assert!(!s.changes_since(g0 + 100, 10).await.unwrap().complete);
 }
 
+/// Versions stay readable after newer ones; aliases name them, and every move is kept.
+async fn versions_and_aliases_conformance(s: &dyn MetadataStore) {
+    for sha in ["v1", "v2", "v3"] {
+        s.put_version(version("va", sha)).await.unwrap();
+    }
+    assert_eq!(
+        s.get_version("va", 2).await.unwrap().unwrap().code_sha256,
+        "v2"
+    );
+    assert!(s.get_version("va", 9).await.unwrap().is_none());
+    let all: Vec<u64> = s
+        .list_versions("va")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(all, [1, 2, 3]);
+    let g0 = s.changes_since(0, 100_000).await.unwrap().generation;
+    let prod = |routing: Vec<(u64, u32)>, at: i64| AliasRecord {
+        function: "va".into(),
+        name: "prod".into(),
+        routing,
+        sticky: None,
+        description: String::new(),
+        updated_at_ms: at,
+        updated_by: "admin".into(),
+    };
+    s.put_alias(&prod(vec![(1, 100)], 10)).await.unwrap();
+    s.put_alias(&prod(vec![(2, 90), (3, 10)], 20))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.list_aliases("va").await.unwrap(),
+        [prod(vec![(2, 90), (3, 10)], 20)]
+    );
+    assert!(s.delete_alias("va", "prod", "k1").await.unwrap());
+    assert!(!s.delete_alias("va", "prod", "k1").await.unwrap());
+    let history: Vec<(Vec<(u64, u32)>, String)> = s
+        .alias_history("va")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.routing, a.updated_by))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (vec![(1, 100)], "admin".to_string()),
+            (vec![(2, 90), (3, 10)], "admin".to_string()),
+            (vec![], "k1".to_string()),
+        ]
+    );
+    let kinds: Vec<ChangeKind> = s
+        .changes_since(g0, 100)
+        .await
+        .unwrap()
+        .changes
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(kinds, [ChangeKind::Alias; 4]);
+    // A function's aliases and history go with it.
+    s.put_alias(&prod(vec![(1, 100)], 30)).await.unwrap();
+    s.delete("va").await.unwrap();
+    assert!(s.list_aliases("va").await.unwrap().is_empty());
+    assert!(s.alias_history("va").await.unwrap().is_empty());
+}
+
 /// Concurrent deploys of one function get distinct versions from the store's counter.
 async fn concurrent_versions_are_distinct(s: Arc<dyn MetadataStore>) {
     let tasks: Vec<_> = (0..16)
@@ -291,6 +361,7 @@ async fn sqlite_conforms() {
         .unwrap();
     metadata_conformance(&store).await;
     change_log_conformance(&store).await;
+    versions_and_aliases_conformance(&store).await;
     concurrent_versions_are_distinct(Arc::new(store)).await;
 }
 

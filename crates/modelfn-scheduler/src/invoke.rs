@@ -5,7 +5,7 @@ use crate::pool::{Lease, Slot};
 use crate::{InvocationReport, Scheduler, INIT_TIMEOUT};
 use modelfn_core::{
     Fault, FunctionRef, FunctionSpec, Invocation, InvocationOutput, InvokeError, Observed, Phase,
-    PoolKind, Qualifier,
+    PoolKind,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 /// whatever is deployed meanwhile, so a door that checked a qualifier against
 /// [`Resolved::spec`] runs what it checked.
 #[derive(Clone)]
-pub struct Resolved(Arc<Slot>);
+pub struct Resolved(pub(crate) Arc<Slot>);
 
 impl Resolved {
     pub fn spec(&self) -> &Arc<FunctionSpec> {
@@ -31,7 +31,7 @@ pub enum Unresolved {
     NoFunction,
     /// The function serves, but not that version (the one serving is given).
     NoVersion { serving: u64 },
-    /// Aliases are not built yet.
+    /// The function has no alias of that name.
     NoAlias,
 }
 
@@ -41,12 +41,12 @@ impl Unresolved {
         match self {
             Unresolved::NoFunction => format!("function '{}' does not exist", r.name),
             Unresolved::NoVersion { serving } => format!(
-                "function '{}' has no version {} serving (this server serves the latest version, {serving}, also as $LATEST)",
+                "function '{}' has no version {} serving (the latest is {serving}, also $LATEST)",
                 r.name, r.qualifier
             ),
             Unresolved::NoAlias => format!(
-                "function '{}' has no alias '{}' (aliases are not built yet: name a version or $LATEST)",
-                r.name, r.qualifier
+                "function '{}' has no alias '{}' (modelfn alias list {} shows them)",
+                r.name, r.qualifier, r.name
             ),
         }
     }
@@ -56,20 +56,6 @@ impl Scheduler {
     /// The version serving `name` now.
     pub fn resolve(&self, name: &str) -> Option<Resolved> {
         self.slot(name).map(Resolved)
-    }
-
-    /// The version a reference names, resolved once: every door resolves here, so a
-    /// qualifier means the same at each of them, and the version checked is the one
-    /// [`Scheduler::invoke_resolved`] runs.
-    pub fn resolve_ref(&self, r: &FunctionRef) -> Result<Resolved, Unresolved> {
-        let target = self.resolve(&r.name).ok_or(Unresolved::NoFunction)?;
-        let serving = target.spec().version;
-        match &r.qualifier {
-            Qualifier::Latest => Ok(target),
-            Qualifier::Version(v) if *v == serving => Ok(target),
-            Qualifier::Version(_) => Err(Unresolved::NoVersion { serving }),
-            Qualifier::Alias(_) => Err(Unresolved::NoAlias),
-        }
     }
 
     /// Runs one invocation of `name` (whichever version serves when it is looked up).

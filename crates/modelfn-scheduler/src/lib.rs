@@ -24,6 +24,8 @@ pub use invoke::{Resolved, Unresolved};
 mod pool;
 mod provision;
 pub mod rate;
+mod versions;
+pub use versions::{AliasRoute, Sticky};
 
 use invoke::init_timeout;
 use modelfn_core::{
@@ -115,7 +117,7 @@ pub struct FunctionStats {
 /// Routes invocations to instances. Share it behind an `Arc`.
 pub struct Scheduler {
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
-    functions: RwLock<HashMap<String, Arc<Slot>>>,
+    functions: RwLock<HashMap<String, versions::Served>>,
     observer: Arc<dyn InvocationObserver>,
     config: SchedulerConfig,
     global: Arc<Semaphore>,
@@ -196,31 +198,82 @@ impl Scheduler {
         (limit < self.config.max_concurrency).then(|| Arc::new(Semaphore::new(limit)))
     }
 
-    /// Makes `spec` the version that serves its function, with these scaling settings; the
-    /// previous version's instances finish what they are running and are dropped.
+    /// Makes `spec` the latest version of its function (what a call with no qualifier
+    /// runs), with these scaling settings. The version it replaces stays installed until
+    /// [`Scheduler::retain_versions`] drops it; calls running on it finish there.
     /// Provisioned instances start at once.
     pub fn install(
         self: &Arc<Self>,
         spec: Arc<FunctionSpec>,
         scaling: ScalingConfig,
     ) -> Result<(), InvokeError> {
-        let kind = self.runtime(spec.manifest.runtime)?.pool_kind();
-        self.check_provisioned(&scaling, kind)?;
-        spec.tuning.set(&scaling);
-        let name = spec.manifest.name.to_string();
-        let slot = Arc::new(Slot::new(
-            spec,
-            kind,
-            scaling.clone(),
-            self.function_semaphore(&scaling, kind),
-            TokenBucket::new(self.config.scale_rate),
-        ));
-        {
-            let mut map = self.functions.write().unwrap_or_else(|p| p.into_inner());
-            map.insert(name, slot.clone());
-        }
+        let slot = self.install_slot(spec, scaling, true)?;
         self.provision(slot);
         Ok(())
+    }
+
+    /// Installs an older version of a function beside its latest (for qualifiers and
+    /// aliases), without provisioned instances.
+    pub fn install_version(
+        self: &Arc<Self>,
+        spec: Arc<FunctionSpec>,
+        mut scaling: ScalingConfig,
+    ) -> Result<(), InvokeError> {
+        scaling.provisioned_concurrency = None;
+        self.install_slot(spec, scaling, false).map(|_| ())
+    }
+
+    fn install_slot(
+        self: &Arc<Self>,
+        spec: Arc<FunctionSpec>,
+        scaling: ScalingConfig,
+        latest: bool,
+    ) -> Result<Arc<Slot>, InvokeError> {
+        let kind = self.runtime(spec.manifest.runtime)?.pool_kind();
+        self.check_provisioned(&scaling, kind)?;
+        let name = spec.manifest.name.to_string();
+        let version = spec.version;
+        let existing = {
+            let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+            map.get(&name)
+                .and_then(|s| s.versions.get(&version))
+                .filter(|s| s.spec.code_sha256 == spec.code_sha256)
+                .cloned()
+        };
+        // A version already installed keeps its warm instances; only its settings change.
+        let slot = match existing {
+            Some(slot) => {
+                self.apply_scaling(&slot, scaling);
+                slot
+            }
+            None => {
+                spec.tuning.set(&scaling);
+                Arc::new(Slot::new(
+                    spec,
+                    kind,
+                    scaling.clone(),
+                    self.function_semaphore(&scaling, kind),
+                    TokenBucket::new(self.config.scale_rate),
+                ))
+            }
+        };
+        let mut map = self.functions.write().unwrap_or_else(|p| p.into_inner());
+        let served = map.entry(name).or_default();
+        served.versions.insert(version, slot.clone());
+        if latest {
+            served.latest = Some(slot.clone());
+        }
+        Ok(slot)
+    }
+
+    fn apply_scaling(&self, slot: &Arc<Slot>, scaling: ScalingConfig) {
+        let old = slot.scaling();
+        slot.spec.tuning.set(&scaling);
+        if old.reserved_concurrency != scaling.reserved_concurrency {
+            // Calls holding the old limit's permits finish on it; new calls use the new one.
+            *lock(&slot.limit) = self.function_semaphore(&scaling, slot.kind);
+        }
+        *lock(&slot.scaling) = scaling;
     }
 
     /// Changes a function's scaling settings without restarting anything.
@@ -233,13 +286,25 @@ impl Scheduler {
             .slot(name)
             .ok_or_else(|| InvokeError::FunctionNotFound(name.to_string()))?;
         self.check_provisioned(&scaling, slot.kind)?;
-        let old = slot.scaling();
-        slot.spec.tuning.set(&scaling);
-        if old.reserved_concurrency != scaling.reserved_concurrency {
-            // Calls holding the old limit's permits finish on it; new calls use the new one.
-            *lock(&slot.limit) = self.function_semaphore(&scaling, slot.kind);
+        // Older versions take the same settings, without provisioned instances.
+        let others: Vec<Arc<Slot>> = {
+            let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+            map.get(name)
+                .map(|s| {
+                    s.versions
+                        .values()
+                        .filter(|v| !Arc::ptr_eq(v, &slot))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for other in others {
+            let mut s = scaling.clone();
+            s.provisioned_concurrency = None;
+            self.apply_scaling(&other, s);
         }
-        *lock(&slot.scaling) = scaling;
+        self.apply_scaling(&slot, scaling);
         self.provision(slot);
         Ok(())
     }
@@ -256,9 +321,18 @@ impl Scheduler {
         map.keys().cloned().collect()
     }
 
+    /// The latest version's slot.
     fn slot(&self, name: &str) -> Option<Arc<Slot>> {
         let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
-        map.get(name).cloned()
+        map.get(name).and_then(|s| s.latest.clone())
+    }
+
+    /// Every installed slot of every function.
+    pub(crate) fn all_slots(&self) -> Vec<Arc<Slot>> {
+        let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .flat_map(|s| s.versions.values().cloned())
+            .collect()
     }
 
     /// The version serving `name`, if any.

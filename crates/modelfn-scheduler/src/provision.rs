@@ -43,9 +43,7 @@ impl Scheduler {
         tokio::spawn(async move {
             let mut left = missing;
             while left > 0 {
-                let current = me
-                    .slot(slot.spec.manifest.name.as_str())
-                    .is_some_and(|s| Arc::ptr_eq(&s, &slot));
+                let current = me.is_installed(&slot);
                 let wanted = slot.scaling().provisioned() > lock(&slot.pool).provisioned_live;
                 if !current || !wanted {
                     break;
@@ -99,10 +97,7 @@ impl Scheduler {
 
     /// One pass of the reaper.
     pub fn reap_once(self: &Arc<Self>) {
-        let slots: Vec<Arc<Slot>> = {
-            let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
-            map.values().cloned().collect()
-        };
+        let slots = self.all_slots();
         let now = Instant::now();
         for slot in slots {
             let stopped = slot.reap(now);

@@ -3,7 +3,9 @@
 /// The answers the tables read: the server's own types, so that a field renamed on
 /// the server is an error here, not a silent `-`.
 pub use modelfn_control::plans::UsagePlan;
-pub use modelfn_control::{AccessKey, DeployOutcome, FunctionInfo, LayerInfo};
+pub use modelfn_control::{
+    AccessKey, AliasRecord, Aliases, DeployOutcome, FunctionInfo, LayerInfo, Versions,
+};
 use modelfn_core::duration::format_duration;
 pub use modelfn_gateway::admin::apis::{ApiList, ApiSummary};
 pub use modelfn_gateway::admin::keys::KeyUsage;
@@ -239,6 +241,89 @@ pub fn key_usage(u: &KeyUsage) -> String {
         .map(|(day, n)| vec![day.clone(), n.to_string()])
         .collect();
     render(&["DAY", "REQUESTS"], &rows)
+}
+
+/// `modelfn versions`.
+pub fn versions(v: &Versions) -> String {
+    let rows: Vec<Vec<String>> = v
+        .versions
+        .iter()
+        .map(|x| {
+            let mut version = x.version.to_string();
+            if x.version == v.latest {
+                version += " ($LATEST)";
+            }
+            vec![
+                version,
+                when(x.created_at_ms),
+                x.code_sha256
+                    .get(..12)
+                    .unwrap_or(&x.code_sha256)
+                    .to_string(),
+                if x.serving { "yes" } else { "no" }.into(),
+                x.description.clone(),
+            ]
+        })
+        .collect();
+    render(
+        &["VERSION", "CREATED", "CODE", "SERVING", "DESCRIPTION"],
+        &rows,
+    )
+}
+
+fn routing(r: &[(u64, u32)]) -> String {
+    if r.is_empty() {
+        return "(deleted)".into();
+    }
+    r.iter()
+        .map(|(v, w)| format!("{v}:{w}%"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `modelfn alias set`.
+pub fn alias_set(a: &AliasRecord) -> String {
+    format!(
+        "alias {} of {} -> {}\n",
+        a.name,
+        a.function,
+        routing(&a.routing)
+    )
+}
+
+/// `modelfn alias list`: the aliases, then every move.
+pub fn aliases(a: &Aliases) -> String {
+    let rows: Vec<Vec<String>> = a
+        .aliases
+        .iter()
+        .map(|x| {
+            vec![
+                x.name.clone(),
+                routing(&x.routing),
+                x.sticky.clone().unwrap_or_else(|| "-".into()),
+                when(x.updated_at_ms),
+                x.updated_by.clone(),
+            ]
+        })
+        .collect();
+    let mut out = render(&["ALIAS", "ROUTING", "STICKY", "MOVED", "BY"], &rows);
+    let moves: Vec<Vec<String>> = a
+        .history
+        .iter()
+        .map(|x| {
+            vec![
+                when(x.updated_at_ms),
+                x.name.clone(),
+                routing(&x.routing),
+                x.updated_by.clone(),
+            ]
+        })
+        .collect();
+    if !moves.is_empty() {
+        out += "\nhistory\n";
+        out += &render(&["WHEN", "ALIAS", "ROUTING", "BY"], &moves);
+    }
+    out
 }
 
 /// `modelfn layer list`.

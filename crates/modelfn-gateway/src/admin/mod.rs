@@ -1,6 +1,7 @@
 //! The admin API, one module per resource. Every route requires the admin token
 //! ([`auth::require_token`]).
 
+pub mod aliases;
 pub mod apis;
 pub mod auth;
 pub mod config;

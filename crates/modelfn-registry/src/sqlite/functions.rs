@@ -12,6 +12,9 @@ use sqlx::Row;
 const SELECT: &str = "SELECT f.name, f.latest_version, v.runtime, v.manifest, v.code_sha256, v.code_size, f.created_at_ms, f.updated_at_ms, v.layers
      FROM functions f JOIN function_versions v ON v.function = f.name AND v.version = f.latest_version";
 
+/// A version's own row, in the columns `record` reads (created = updated = the version's).
+const SELECT_VERSION: &str = "SELECT function, version, runtime, manifest, code_sha256, code_size, created_at_ms, created_at_ms, layers FROM function_versions";
+
 const SELECT_LAYER: &str = "SELECT name, version, code_sha256, compressed_size, unpacked_size, description, created_at_ms FROM layer_versions";
 
 fn record(row: &SqliteRow) -> Result<FunctionRecord, RegistryError> {
@@ -103,6 +106,31 @@ impl FunctionStore for SqliteMetadataStore {
         let rows = sqlx::query(&format!("{SELECT} ORDER BY f.name"))
             .fetch_all(&self.pool)
             .await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn get_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<FunctionRecord>, RegistryError> {
+        let row = sqlx::query(&format!(
+            "{SELECT_VERSION} WHERE function = ? AND version = ?"
+        ))
+        .bind(name)
+        .bind(int(version)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn list_versions(&self, name: &str) -> Result<Vec<FunctionRecord>, RegistryError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_VERSION} WHERE function = ? ORDER BY version"
+        ))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(record).collect()
     }
 

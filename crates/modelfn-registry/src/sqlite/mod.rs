@@ -5,6 +5,7 @@
 //! Every column is read with `try_get`: a bad row is a storage error, never a panic and
 //! never a silent default.
 
+mod aliases;
 mod edge;
 mod functions;
 

@@ -2,11 +2,13 @@
 //! clap struct or subcommand enum with `run(self)`, and the connection flags ([`Conn`])
 //! are flattened into each.
 
+mod aliases;
 mod edge;
 mod functions;
 mod layers;
 mod serve;
 
+pub use aliases::{AliasCommand, VersionsCommand};
 pub use edge::{ApiCommand, KeysCommand, PlansCommand, UrlCommand};
 pub use functions::{
     ConfigCommand, DeleteCommand, DeployCommand, DescribeCommand, InvokeCommand, ListCommand,
@@ -50,6 +52,11 @@ pub enum Command {
     Logs(LogsCommand),
     /// Change a function's scaling settings at once, without a restart.
     Config(ConfigCommand),
+    /// List a function's versions (each deploy makes one).
+    Versions(VersionsCommand),
+    /// Point aliases at versions, with weights: `modelfn alias set iris prod 3:90,4:10`.
+    #[command(subcommand)]
+    Alias(AliasCommand),
     /// Apply, list and delete APIs (stages and routes, defined in a TOML file).
     #[command(subcommand)]
     Api(ApiCommand),
@@ -147,6 +154,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Delete(c) => c.run().await,
         Command::Logs(c) => c.run().await,
         Command::Config(c) => c.run().await,
+        Command::Versions(c) => c.run().await,
+        Command::Alias(c) => c.run().await,
         Command::Api(c) => c.run().await,
         Command::Url(c) => c.run().await,
         Command::Plans(c) => c.run().await,

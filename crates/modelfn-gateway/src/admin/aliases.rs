@@ -1,0 +1,58 @@
+//! A function's versions and aliases: list versions; set, list and delete aliases.
+
+use crate::error::{body_rejection, ApiError};
+use crate::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+
+/// Who moved an alias: the admin API has one principal, the admin token.
+const ADMIN: &str = "admin";
+
+/// `GET /v1/functions/{name}/versions`
+pub async fn list_versions(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.control.versions(&function).await?).into_response())
+}
+
+/// `GET /v1/functions/{name}/aliases`: the aliases and the history of their moves.
+pub async fn list_aliases(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.control.aliases(&function).await?).into_response())
+}
+
+/// `PUT /v1/functions/{name}/aliases/{alias}` with
+/// `{"routing": {"3": 90, "4": 10}, "sticky": "header:x-user", "description": "..."}`.
+pub async fn set_alias(
+    State(state): State<AppState>,
+    Path((function, alias)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let spec: modelfn_control::AliasSpec = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "send {{\"routing\": {{\"VERSION\": WEIGHT, ...}}, \"sticky\": \"header:NAME\" | \"json:FIELD\"}}: {e}"
+        ))
+    })?;
+    let record = state
+        .control
+        .set_alias(&function, &alias, spec, ADMIN)
+        .await?;
+    Ok(Json(record).into_response())
+}
+
+/// `DELETE /v1/functions/{name}/aliases/{alias}`
+pub async fn delete_alias(
+    State(state): State<AppState>,
+    Path((function, alias)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.control.delete_alias(&function, &alias, ADMIN).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,123 @@
+//! Aliases and their history in SQLite.
+
+use super::{record_change, SqliteMetadataStore};
+use crate::metadata::{AliasRecord, AliasStore, ChangeKind};
+use crate::{now_ms, RegistryError};
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+fn routing_json(routing: &[(u64, u32)]) -> Result<String, RegistryError> {
+    serde_json::to_string(routing).map_err(|e| RegistryError::Storage(format!("routing: {e}")))
+}
+
+fn alias(row: &SqliteRow) -> Result<AliasRecord, RegistryError> {
+    let function: String = row.try_get(0)?;
+    let name: String = row.try_get(1)?;
+    let routing: String = row.try_get(2)?;
+    Ok(AliasRecord {
+        routing: serde_json::from_str(&routing).map_err(|e| {
+            RegistryError::Storage(format!(
+                "the routing recorded for alias '{name}' of '{function}' does not read: {e}"
+            ))
+        })?,
+        function,
+        name,
+        sticky: row.try_get(3)?,
+        description: row.try_get(4)?,
+        updated_at_ms: row.try_get(5)?,
+        updated_by: row.try_get(6)?,
+    })
+}
+
+impl SqliteMetadataStore {
+    async fn append_history(
+        conn: &mut sqlx::SqliteConnection,
+        a: &AliasRecord,
+    ) -> Result<(), RegistryError> {
+        sqlx::query("INSERT INTO alias_history (function, name, routing, sticky, at_ms, by) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&a.function)
+            .bind(&a.name)
+            .bind(routing_json(&a.routing)?)
+            .bind(&a.sticky)
+            .bind(a.updated_at_ms)
+            .bind(&a.updated_by)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AliasStore for SqliteMetadataStore {
+    async fn put_alias(&self, a: &AliasRecord) -> Result<(), RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        record_change(&mut tx, ChangeKind::Alias, &a.function).await?;
+        sqlx::query(
+            "INSERT INTO aliases (function, name, routing, sticky, description, updated_at_ms, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(function, name) DO UPDATE SET routing = excluded.routing, sticky = excluded.sticky,
+               description = excluded.description, updated_at_ms = excluded.updated_at_ms, updated_by = excluded.updated_by",
+        )
+        .bind(&a.function)
+        .bind(&a.name)
+        .bind(routing_json(&a.routing)?)
+        .bind(&a.sticky)
+        .bind(&a.description)
+        .bind(a.updated_at_ms)
+        .bind(&a.updated_by)
+        .execute(&mut *tx)
+        .await?;
+        Self::append_history(&mut tx, a).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT function, name, routing, sticky, description, updated_at_ms, updated_by FROM aliases WHERE function = ? ORDER BY name",
+        )
+        .bind(function)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alias).collect()
+    }
+
+    async fn delete_alias(
+        &self,
+        function: &str,
+        name: &str,
+        by: &str,
+    ) -> Result<bool, RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        record_change(&mut tx, ChangeKind::Alias, function).await?;
+        let done = sqlx::query("DELETE FROM aliases WHERE function = ? AND name = ?")
+            .bind(function)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() > 0 {
+            let gone = AliasRecord {
+                function: function.to_string(),
+                name: name.to_string(),
+                routing: Vec::new(),
+                sticky: None,
+                description: String::new(),
+                updated_at_ms: now_ms(),
+                updated_by: by.to_string(),
+            };
+            Self::append_history(&mut tx, &gone).await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn alias_history(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT function, name, routing, sticky, '', at_ms, by FROM alias_history WHERE function = ? ORDER BY id",
+        )
+        .bind(function)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alias).collect()
+    }
+}

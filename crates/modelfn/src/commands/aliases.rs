@@ -1,0 +1,130 @@
+//! Versions and aliases: `modelfn versions`, `modelfn alias set|list|delete`.
+
+use super::Conn;
+use crate::table;
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Args)]
+pub struct VersionsCommand {
+    name: String,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+impl VersionsCommand {
+    pub async fn run(self) -> Result<()> {
+        let VersionsCommand { name, conn } = self;
+        let out = conn
+            .client()?
+            .get_admin(&format!("/v1/functions/{name}/versions"))
+            .await?;
+        conn.show(out, table::versions)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Point an alias at a version (`3`) or split it over several (`3:90,4:10`).
+    Set {
+        name: String,
+        alias: String,
+        /// `VERSION` or `VERSION:WEIGHT,...` with weights adding up to 100.
+        routing: String,
+        /// Route one caller key to one version: `header:NAME` or `json:FIELD`.
+        #[arg(long)]
+        sticky: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a function's aliases and the history of their moves.
+    List {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an alias.
+    Delete {
+        name: String,
+        alias: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `3` (all traffic) or `3:90,4:10`.
+fn parse_routing(text: &str) -> Result<BTreeMap<String, u32>> {
+    if !text.contains(':') {
+        return Ok(BTreeMap::from([(text.trim().to_string(), 100)]));
+    }
+    let mut out = BTreeMap::new();
+    for part in text.split(',') {
+        let Some((v, w)) = part.split_once(':') else {
+            bail!("{part:?}: write VERSION:WEIGHT, e.g. 3:90,4:10");
+        };
+        let w: u32 = w
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{part:?}: the weight is not a whole number"))?;
+        out.insert(v.trim().to_string(), w);
+    }
+    Ok(out)
+}
+
+impl AliasCommand {
+    pub async fn run(self) -> Result<()> {
+        match self {
+            AliasCommand::Set {
+                name,
+                alias,
+                routing,
+                sticky,
+                description,
+                conn,
+            } => {
+                let body = serde_json::json!({
+                    "routing": parse_routing(&routing)?,
+                    "sticky": sticky,
+                    "description": description,
+                });
+                let out = conn
+                    .client()?
+                    .put_admin(
+                        &format!("/v1/functions/{name}/aliases/{alias}"),
+                        serde_json::to_vec(&body)?,
+                    )
+                    .await?;
+                conn.show(out, table::alias_set)
+            }
+            AliasCommand::List { name, conn } => {
+                let out = conn
+                    .client()?
+                    .get_admin(&format!("/v1/functions/{name}/aliases"))
+                    .await?;
+                conn.show(out, table::aliases)
+            }
+            AliasCommand::Delete { name, alias, conn } => {
+                conn.client()?
+                    .delete(&format!("/v1/functions/{name}/aliases/{alias}"))
+                    .await?;
+                println!("deleted alias {alias} of {name}");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn routing_reads_one_version_or_weights() {
+        assert_eq!(super::parse_routing("3").unwrap()["3"], 100);
+        let r = super::parse_routing("3:90, 4:10").unwrap();
+        assert_eq!((r["3"], r["4"]), (90, 10));
+        assert!(super::parse_routing("3:x").is_err());
+        assert!(super::parse_routing("3:90,4").is_err());
+    }
+}
