@@ -15,6 +15,9 @@
 //!   `admin::aliases`), behind the admin token;
 //! - [`health`] and [`openapi`].
 
+// The OpenAPI document is one `json!` literal, deeper than the default limit.
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod apis;
 pub mod aws;

@@ -101,6 +101,23 @@ pub fn document() -> Value {
                             "keep_alive": {"type": "string"}, "max_batch": {"type": "integer", "minimum": 1}, "max_delay": {"type": "string"}}))},
                         "responses": responses(&[("200", "the function", Some(any_json()))], ADMIN_ERRORS)}
             },
+            "/v1/functions/{name}/versions": {
+                "parameters": [name_param("name")],
+                "get": {"summary": "the function's versions", "security": [{"admin": []}], "responses": responses(&[("200", "versions", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/aliases": {
+                "parameters": [name_param("name")],
+                "get": {"summary": "aliases and their history", "security": [{"admin": []}], "responses": responses(&[("200", "aliases", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/aliases/{alias}": {
+                "parameters": [name_param("name"), name_param("alias")],
+                "put": {"summary": "create or move an alias", "security": [{"admin": []}],
+                        "requestBody": {"required": true, "content": object(&["routing"], json!({
+                            "routing": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                            "sticky": {"type": "string"}, "description": {"type": "string"}}))},
+                        "responses": responses(&[("200", "the alias", Some(any_json()))], ADMIN_ERRORS)},
+                "delete": {"summary": "delete an alias", "security": [{"admin": []}], "responses": responses(&[("204", "deleted", None)], ADMIN_ERRORS)}
+            },
             "/v1/functions/{name}/url": {
                 "parameters": [name_param("name")],
                 "put": {"summary": "give the function a URL", "security": [{"admin": []}],
