@@ -228,7 +228,10 @@ pub async fn invoke(
             )
         }
         "Event" => {
-            match state.events.submit(state.scheduler.clone(), &name, inv) {
+            match state
+                .events
+                .submit(state.scheduler.clone(), target.clone(), inv)
+            {
                 Ok(()) => {}
                 Err(crate::events::Refused::TooLarge) => {
                     return error(

@@ -6,7 +6,7 @@
 //! and a failure is not retried (see the README).
 
 use modelfn_core::Invocation;
-use modelfn_scheduler::Scheduler;
+use modelfn_scheduler::{Resolved, Scheduler};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,13 +47,15 @@ impl EventQueue {
     pub fn submit(
         &self,
         scheduler: Arc<Scheduler>,
-        function: &str,
+        target: Resolved,
         inv: Invocation,
     ) -> Result<(), Refused> {
         let n = inv.body.len();
-        let name = function.to_string();
-        self.spawn(function, n, async move {
-            if let Err(e) = scheduler.invoke(&name, inv).await {
+        let name = target.spec().manifest.name.to_string();
+        let key = name.clone();
+        self.spawn(&key, n, async move {
+            // The version the caller's qualifier resolved to, not whatever is latest later.
+            if let Err(e) = scheduler.invoke_resolved(&target, inv).await {
                 tracing::warn!(function = %name, error = %e, "an Event invocation failed (no retries yet)");
             }
         })
