@@ -92,18 +92,22 @@ fn package(dir: &Path, memory_mb: u32) -> bytes::Bytes {
     modelfn_registry::package::pack_dir(&pkg).unwrap().into()
 }
 
+/// A fresh store in a temporary directory (the nodes' shared blobs go there too).
+async fn store() -> (tempfile::TempDir, Arc<dyn MetadataStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = modelfn_registry::SqliteMetadataStore::open(&dir.path().join("m.db"))
+        .await
+        .unwrap();
+    (dir, Arc::new(meta))
+}
+
 fn served_version(n: &Node) -> Option<u64> {
     n.scheduler.spec("f").map(|s| s.version)
 }
 
 #[tokio::test]
 async fn what_one_node_writes_the_other_serves_after_its_pass() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetadataStore> = Arc::new(
-        modelfn_registry::SqliteMetadataStore::open(&dir.path().join("m.db"))
-            .await
-            .unwrap(),
-    );
+    let (dir, meta) = store().await;
     let a = node(meta.clone(), dir.path(), &dir.path().join("a"));
     let b = node(meta, dir.path(), &dir.path().join("b"));
     a.control.restore().await.unwrap();
@@ -190,12 +194,7 @@ async fn what_one_node_writes_the_other_serves_after_its_pass() {
 
 #[tokio::test]
 async fn a_node_started_later_loads_everything_at_its_first_pass() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetadataStore> = Arc::new(
-        modelfn_registry::SqliteMetadataStore::open(&dir.path().join("m.db"))
-            .await
-            .unwrap(),
-    );
+    let (dir, meta) = store().await;
     let a = node(meta.clone(), dir.path(), &dir.path().join("a"));
     a.control.restore().await.unwrap();
     a.control
@@ -211,12 +210,7 @@ async fn a_node_started_later_loads_everything_at_its_first_pass() {
 
 #[tokio::test]
 async fn an_alias_moved_on_one_node_routes_on_the_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetadataStore> = Arc::new(
-        modelfn_registry::SqliteMetadataStore::open(&dir.path().join("m.db"))
-            .await
-            .unwrap(),
-    );
+    let (dir, meta) = store().await;
     let a = node(meta.clone(), dir.path(), &dir.path().join("a"));
     let b = node(meta, dir.path(), &dir.path().join("b"));
     a.control.restore().await.unwrap();

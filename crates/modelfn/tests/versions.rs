@@ -12,13 +12,8 @@ use std::sync::Arc;
 fn versions_checked_are_the_versions_that_run_while_deploys_happen() {
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cfg.toml");
     // Unsigned Lambda calls keep the test about versions, not signatures.
-    std::fs::write(&cfg, "aws_allow_unsigned = true\n").unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
+    let s = Server::start_unsigned(dir.path());
     let pkg = work.path().join("iris");
     copy_dir(&example("iris"), &pkg);
     s.deploy(&pkg);
@@ -115,12 +110,8 @@ fn versions_checked_are_the_versions_that_run_while_deploys_happen() {
 #[test]
 fn every_door_reads_a_qualifier_the_same_way() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cfg.toml");
-    std::fs::write(&cfg, "aws_allow_unsigned = true\n").unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
+    // Unsigned Lambda calls keep the test about versions, not signatures.
+    let s = Server::start_unsigned(dir.path());
     s.deploy(&example("iris"));
     let row = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
     let url = &s.url;

@@ -39,6 +39,14 @@ impl Server {
     }
 
     /// A server whose open-file limit (soft and hard) is `nofile`, as under `ulimit -n`.
+    /// A server that accepts unsigned AWS-protocol calls (tests about versions or
+    /// routing, not signatures), its config file under `dir`.
+    pub fn start_unsigned(dir: &Path) -> Server {
+        let cfg = dir.join("cfg.toml");
+        std::fs::write(&cfg, "aws_allow_unsigned = true\n").unwrap();
+        Server::start_with(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
+    }
+
     pub fn start_with_nofile(data_dir: &Path, extra: &[&str], nofile: u64) -> Server {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(bin());
