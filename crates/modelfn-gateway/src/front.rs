@@ -8,9 +8,13 @@ use axum::http::HeaderMap;
 use modelfn_core::{FunctionRef, InvokeError};
 use modelfn_scheduler::{Resolved, Sticky, Unresolved};
 
-/// The reference a raw name holds (`name`, `name:q`, a partial or a full ARN).
-pub fn function_ref(raw: &str) -> FunctionRef {
-    let (name, qualifier) = parse_function_name(raw);
+/// The reference a raw name holds (`name`, `name:q`, a partial or a full ARN). A plain
+/// name (every call without a qualifier) is taken as it is, with no allocation.
+pub fn function_ref(raw: String) -> FunctionRef {
+    if !raw.contains(':') {
+        return FunctionRef::latest(raw);
+    }
+    let (name, qualifier) = parse_function_name(&raw);
     FunctionRef::new(name, qualifier.as_deref())
 }
 

@@ -29,7 +29,7 @@ pub async fn invoke_post(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let target = crate::front::function_ref(&name);
+    let target = crate::front::function_ref(name);
     crate::door_auth::admit(&state, &parts.headers, caller.is_some(), Some(&target.name)).await?;
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
     // Kept for a sticky alias's header: only when one is asked for, so a call pays nothing.
@@ -62,7 +62,7 @@ pub async fn invoke_get(
     caller: Option<Extension<Arc<FunctionCaller>>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let target = crate::front::function_ref(&name);
+    let target = crate::front::function_ref(name);
     crate::door_auth::admit(&state, &headers, caller.is_some(), Some(&target.name)).await?;
     let event = query_event(query.as_deref().unwrap_or(""))?;
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
