@@ -176,6 +176,10 @@ pub fn pack_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
     // Plain entries only: a sparse entry (a linker's output often has holes) is refused by
     // unpackers that, like ours, accept only regular files.
     builder.sparse(false);
+    // No times, owners or umask in the archive: the same files make the same package (and
+    // digest) whenever they were written, so a deploy or layer that changes nothing is
+    // recognised as unchanged. Executables stay executable (0755), the rest is 0644.
+    builder.mode(tar::HeaderMode::Deterministic);
     let mut stack = vec![dir.to_path_buf()];
     let mut files = Vec::new();
     while let Some(d) = stack.pop() {
@@ -222,6 +226,31 @@ mod tests {
             b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn the_same_files_pack_the_same_whenever_they_were_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"same").unwrap();
+        std::fs::write(dir.path().join("bootstrap"), b"#!/bin/sh").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("bootstrap"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        let first = pack_dir(dir.path()).unwrap();
+        // Rewritten later (another mtime), same content.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        std::fs::write(dir.path().join("a.txt"), b"same").unwrap();
+        assert_eq!(pack_dir(dir.path()).unwrap(), first);
+        let out = tempfile::tempdir().unwrap();
+        unpack(&first, out.path(), &PackageLimits::default()).unwrap();
+        let mode = std::fs::metadata(out.path().join("bootstrap"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_ne!(mode & 0o111, 0, "executables stay executable");
     }
 
     #[test]
