@@ -4,7 +4,7 @@
 
 use crate::{ControlError, ControlPlane};
 use modelfn_core::{InvokeError, Manifest};
-use modelfn_registry::AliasRecord;
+use modelfn_registry::{AliasRecord, VersionDeleted};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -171,6 +171,29 @@ impl ControlPlane {
         self.reconcile().await?;
         tracing::info!(function, alias, routing = ?record.routing, "alias moved");
         Ok(record)
+    }
+
+    /// Deletes one version: refused for the latest, and for a version an alias routes to
+    /// (naming the aliases). Calls running on it finish.
+    pub async fn delete_version(&self, function: &str, version: u64) -> Result<(), ControlError> {
+        self.describe(function).await?;
+        let outcome = self.meta.delete_version(function, version).await?;
+        self.reconcile().await?;
+        match outcome {
+            VersionDeleted::Deleted => Ok(()),
+            VersionDeleted::Missing => Err(ControlError::Missing(format!(
+                "function '{function}' has no version {version}"
+            ))),
+            VersionDeleted::Latest => Err(ControlError::InvalidRequest(format!(
+                "version {version} is the latest of '{function}': deploy a newer one first, or delete the function"
+            ))),
+            VersionDeleted::UsedBy(aliases) => Err(ControlError::InvalidRequest(format!(
+                "version {version} of '{function}' is in use by alias{} {}: move {} first",
+                if aliases.len() == 1 { "" } else { "es" },
+                aliases.join(", "),
+                if aliases.len() == 1 { "it" } else { "them" },
+            ))),
+        }
     }
 
     /// A function's aliases and their history.

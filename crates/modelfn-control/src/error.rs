@@ -36,6 +36,7 @@ impl From<RegistryError> for ControlError {
         match e {
             RegistryError::InvalidPackage(m) => ControlError::InvalidPackage(m),
             RegistryError::TooLarge(m) => ControlError::TooLarge(m),
+            RegistryError::Conflict(m) => ControlError::InvalidRequest(m),
             RegistryError::Storage(m) => ControlError::Storage(m),
         }
     }

@@ -134,6 +134,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::aliases::list_versions),
         )
         .route(
+            "/v1/functions/{name}/versions/{version}",
+            axum::routing::delete(admin::aliases::delete_version),
+        )
+        .route(
             "/v1/functions/{name}/aliases",
             get(admin::aliases::list_aliases),
         )

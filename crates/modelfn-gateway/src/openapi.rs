@@ -105,6 +105,10 @@ pub fn document() -> Value {
                 "parameters": [name_param("name")],
                 "get": {"summary": "the function's versions", "security": [{"admin": []}], "responses": responses(&[("200", "versions", Some(any_json()))], ADMIN_ERRORS)}
             },
+            "/v1/functions/{name}/versions/{version}": {
+                "parameters": [name_param("name"), name_param("version")],
+                "delete": {"summary": "delete a version (not the latest, not one an alias uses)", "security": [{"admin": []}], "responses": responses(&[("204", "deleted", None)], ADMIN_ERRORS)}
+            },
             "/v1/functions/{name}/aliases": {
                 "parameters": [name_param("name")],
                 "get": {"summary": "aliases and their history", "security": [{"admin": []}], "responses": responses(&[("200", "aliases", Some(any_json()))], ADMIN_ERRORS)}

@@ -15,7 +15,7 @@ pub use code_cache::{AddedPackage, CodeCache};
 pub use metadata::{
     AccessKeyRecord, AliasRecord, AliasStore, ApiRecord, Change, ChangeKind, ChangeLog, Changes,
     DocRecord, EdgeStore, FunctionRecord, FunctionStore, LayerRecord, LayerRef, LayerStore,
-    MetadataStore, NewVersion, PlanRecord, UrlAuth, UrlRecord,
+    MetadataStore, NewVersion, PlanRecord, UrlAuth, UrlRecord, VersionDeleted,
 };
 pub use package::{PackageLimits, UnpackedPackage};
 pub use sqlite::SqliteMetadataStore;
@@ -29,6 +29,9 @@ pub enum RegistryError {
     /// The package is over a size limit (the client's fault).
     #[error("{0}")]
     TooLarge(String),
+    /// A write that no longer fits what is recorded (the caller's to fix).
+    #[error("{0}")]
+    Conflict(String),
     /// The database or the disk failed (the platform's fault).
     #[error("storage error: {0}")]
     Storage(String),

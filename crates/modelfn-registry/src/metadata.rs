@@ -181,6 +181,18 @@ pub struct Changes {
     pub complete: bool,
 }
 
+/// What deleting one version did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionDeleted {
+    Deleted,
+    /// There is no such version.
+    Missing,
+    /// It is the function's latest (delete the function, or deploy a newer version).
+    Latest,
+    /// These aliases route to it.
+    UsedBy(Vec<String>),
+}
+
 /// Functions, their versions, run-time configuration and saved test events.
 #[async_trait]
 pub trait FunctionStore: Send + Sync + 'static {
@@ -199,6 +211,13 @@ pub trait FunctionStore: Send + Sync + 'static {
     ) -> Result<Option<FunctionRecord>, RegistryError>;
     /// Every version of a function, oldest first (`created_at_ms` is the version's).
     async fn list_versions(&self, name: &str) -> Result<Vec<FunctionRecord>, RegistryError>;
+    /// Deletes one version, unless it is the latest or an alias routes to it (checked in
+    /// the same transaction, so a concurrent alias move cannot slip between).
+    async fn delete_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<VersionDeleted, RegistryError>;
     /// Deletes a function and its versions, configuration, URL and events; answers
     /// whether it existed.
     async fn delete(&self, name: &str) -> Result<bool, RegistryError>;

@@ -11,7 +11,7 @@ use modelfn_registry::package::pack_dir;
 use modelfn_registry::{
     AliasRecord, BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore,
     MetadataStore, NewVersion, PackageLimits, RegistryError, SqliteMetadataStore, UrlAuth,
-    UrlRecord,
+    UrlRecord, VersionDeleted,
 };
 use std::sync::Arc;
 
@@ -270,8 +270,37 @@ async fn versions_and_aliases_conformance(s: &dyn MetadataStore) {
         .map(|c| c.kind)
         .collect();
     assert_eq!(kinds, [ChangeKind::Alias; 4]);
+    // A version goes only when it is not the latest and no alias routes to it; an alias
+    // cannot name a version that is gone.
+    s.put_alias(&prod(vec![(2, 100)], 25)).await.unwrap();
+    assert_eq!(
+        s.delete_version("va", 3).await.unwrap(),
+        VersionDeleted::Latest
+    );
+    assert_eq!(
+        s.delete_version("va", 2).await.unwrap(),
+        VersionDeleted::UsedBy(vec!["prod".into()])
+    );
+    assert_eq!(
+        s.delete_version("va", 1).await.unwrap(),
+        VersionDeleted::Deleted
+    );
+    assert_eq!(
+        s.delete_version("va", 1).await.unwrap(),
+        VersionDeleted::Missing
+    );
+    let e = s.put_alias(&prod(vec![(1, 100)], 26)).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Conflict(_)), "{e}");
+    let left: Vec<u64> = s
+        .list_versions("va")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(left, [2, 3]);
     // A function's aliases and history go with it.
-    s.put_alias(&prod(vec![(1, 100)], 30)).await.unwrap();
+    s.put_alias(&prod(vec![(2, 100)], 30)).await.unwrap();
     s.delete("va").await.unwrap();
     assert!(s.list_aliases("va").await.unwrap().is_empty());
     assert!(s.alias_history("va").await.unwrap().is_empty());

@@ -182,6 +182,22 @@ fn aliases_route_by_weight_and_by_key_at_every_door() {
     let (_, h, _) = post(&format!("{}/v1/functions/iris:prod/invoke", s.url), ROW);
     assert_eq!(header(&h, "x-modelfn-version"), Some("3"));
 
+    // A version an alias uses, or the latest, cannot be deleted; another can.
+    let (ok, _, err) = s.cli(&["versions", "iris", "--delete", "3"]);
+    assert!(!ok && err.contains("is the latest"), "{err}");
+    let (ok, _, err) = s.cli(&["versions", "iris", "--delete", "1"]);
+    assert!(!ok && err.contains("in use by aliases ab, split"), "{err}");
+    let (ok, _, err) = s.cli(&["alias", "set", "iris", "split", "2:60,3:40"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = s.cli(&["alias", "set", "iris", "ab", "2:50,3:50"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = s.cli(&["versions", "iris", "--delete", "1"]);
+    assert!(ok, "{err}");
+    let (code, _, body) = post(&format!("{}/v1/functions/iris:1/invoke", s.url), ROW);
+    assert_eq!(code, 404, "{body}");
+    let (ok, _, err) = s.cli(&["alias", "set", "iris", "old", "1"]);
+    assert!(!ok && err.contains("no version 1"), "{err}");
+
     // Deleted: the alias answers 404, naming it.
     let (ok, _, err) = s.cli(&["alias", "delete", "iris", "prod"]);
     assert!(ok, "{err}");

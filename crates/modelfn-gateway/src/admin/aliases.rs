@@ -20,6 +20,18 @@ pub async fn list_versions(
     Ok(Json(state.control.versions(&function).await?).into_response())
 }
 
+/// `DELETE /v1/functions/{name}/versions/{version}`
+pub async fn delete_version(
+    State(state): State<AppState>,
+    Path((function, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let version: u64 = version
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{version:?} is not a version number")))?;
+    state.control.delete_version(&function, version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /v1/functions/{name}/aliases`: the aliases and the history of their moves.
 pub async fn list_aliases(
     State(state): State<AppState>,

@@ -1,6 +1,6 @@
 //! Aliases and their history in SQLite.
 
-use super::{record_change, SqliteMetadataStore};
+use super::{int, record_change, SqliteMetadataStore};
 use crate::metadata::{AliasRecord, AliasStore, ChangeKind};
 use crate::{now_ms, RegistryError};
 use async_trait::async_trait;
@@ -53,6 +53,23 @@ impl AliasStore for SqliteMetadataStore {
     async fn put_alias(&self, a: &AliasRecord) -> Result<(), RegistryError> {
         let mut tx = self.pool.begin().await?;
         record_change(&mut tx, ChangeKind::Alias, &a.function).await?;
+        // The versions must exist when the alias is written: a concurrent version delete
+        // cannot leave it pointing at nothing.
+        for (version, _) in &a.routing {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM function_versions WHERE function = ? AND version = ?",
+            )
+            .bind(&a.function)
+            .bind(int(*version)?)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if found.is_none() {
+                return Err(RegistryError::Conflict(format!(
+                    "function '{}' has no version {version}",
+                    a.function
+                )));
+            }
+        }
         sqlx::query(
             "INSERT INTO aliases (function, name, routing, sticky, description, updated_at_ms, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(function, name) DO UPDATE SET routing = excluded.routing, sticky = excluded.sticky,

@@ -2,7 +2,7 @@
 
 use super::{int, next, record_change, uint, SqliteMetadataStore};
 use crate::metadata::{
-    ChangeKind, FunctionRecord, FunctionStore, LayerRecord, LayerStore, NewVersion,
+    ChangeKind, FunctionRecord, FunctionStore, LayerRecord, LayerStore, NewVersion, VersionDeleted,
 };
 use crate::{now_ms, RegistryError};
 use async_trait::async_trait;
@@ -132,6 +132,45 @@ impl FunctionStore for SqliteMetadataStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record).collect()
+    }
+
+    async fn delete_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<VersionDeleted, RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        record_change(&mut tx, ChangeKind::Function, name).await?;
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT latest_version FROM functions WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if latest == Some(int(version)?) {
+            return Ok(VersionDeleted::Latest);
+        }
+        let users: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT a.name FROM aliases a, json_each(a.routing) r
+             WHERE a.function = ? AND json_extract(r.value, '$[0]') = ? ORDER BY a.name",
+        )
+        .bind(name)
+        .bind(int(version)?)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !users.is_empty() {
+            return Ok(VersionDeleted::UsedBy(users));
+        }
+        let done = sqlx::query("DELETE FROM function_versions WHERE function = ? AND version = ?")
+            .bind(name)
+            .bind(int(version)?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(if done.rows_affected() > 0 {
+            VersionDeleted::Deleted
+        } else {
+            VersionDeleted::Missing
+        })
     }
 
     async fn delete(&self, name: &str) -> Result<bool, RegistryError> {

@@ -9,13 +9,24 @@ use std::collections::BTreeMap;
 #[derive(Debug, Args)]
 pub struct VersionsCommand {
     name: String,
+    /// Delete this version instead of listing (refused for the latest and for a version
+    /// an alias uses).
+    #[arg(long)]
+    delete: Option<u64>,
     #[command(flatten)]
     conn: Conn,
 }
 
 impl VersionsCommand {
     pub async fn run(self) -> Result<()> {
-        let VersionsCommand { name, conn } = self;
+        let VersionsCommand { name, delete, conn } = self;
+        if let Some(v) = delete {
+            conn.client()?
+                .delete(&format!("/v1/functions/{name}/versions/{v}"))
+                .await?;
+            println!("deleted version {v} of {name}");
+            return Ok(());
+        }
         let out = conn
             .client()?
             .get_admin(&format!("/v1/functions/{name}/versions"))
