@@ -198,10 +198,30 @@ fn aliases_route_by_weight_and_by_key_at_every_door() {
     let (ok, _, err) = s.cli(&["alias", "set", "iris", "old", "1"]);
     assert!(!ok && err.contains("no version 1"), "{err}");
 
-    // Deleted: the alias answers 404, naming it.
+    // API routes bind to an alias too; one naming an alias that does not exist is refused.
+    let api = |target: &str| {
+        let f = work.path().join("api.toml");
+        let def = format!(
+            "name = \"shop\"\n[[stages]]\nname = \"live\"\n[[routes]]\nmethod = \"POST\"\npath = \"/predict\"\nfunction = \"{target}\"\n"
+        );
+        std::fs::write(&f, def).unwrap();
+        s.cli(&["api", "apply", f.to_str().unwrap()])
+    };
+    let (ok, _, err) = api("iris:nope");
+    assert!(!ok && err.contains("no alias 'nope'"), "{err}");
+    let (ok, _, err) = api("iris:prod");
+    assert!(ok, "{err}");
+    let (code, _, body) = post(&format!("{}/apis/shop/live/predict", s.url), ROW);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("virginica"), "{body}");
+
+    // Deleted: the alias answers 404, naming it; the route bound to it says so too.
     let (ok, _, err) = s.cli(&["alias", "delete", "iris", "prod"]);
     assert!(ok, "{err}");
     let (code, _, body) = post(&format!("{}/v1/functions/iris:prod/invoke", s.url), ROW);
     assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no alias 'prod'"), "{body}");
+    let (code, _, body) = post(&format!("{}/apis/shop/live/predict", s.url), ROW);
+    assert_eq!(code, 502, "{body}");
     assert!(body.contains("no alias 'prod'"), "{body}");
 }

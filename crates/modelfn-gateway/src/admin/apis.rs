@@ -22,14 +22,19 @@ pub async fn apply_api(
     let api = crate::apis::Api::compile(text)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidApi", e.to_string()))?;
     for r in &api.routes {
-        if state.scheduler.spec(&r.function).is_none() {
+        // The function, and the version or alias a route names, must serve now.
+        if let Err((why, message)) = crate::front::resolve(&state, &r.target) {
+            let message = match why {
+                modelfn_scheduler::Unresolved::NoFunction => {
+                    format!("function '{}' does not exist", r.target.name)
+                }
+                modelfn_scheduler::Unresolved::NoVersion { .. }
+                | modelfn_scheduler::Unresolved::NoAlias => message,
+            };
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidApi",
-                format!(
-                    "route {} {}: function '{}' does not exist",
-                    r.method, r.path, r.function
-                ),
+                format!("route {} {}: {message}", r.method, r.path),
             ));
         }
     }

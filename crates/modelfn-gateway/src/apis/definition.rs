@@ -100,7 +100,10 @@ pub struct Route {
     pub method: String,
     pub path: String,
     pub segments: Vec<Segment>,
+    /// The function as written: `name`, `name:3` or `name:alias`.
     pub function: String,
+    /// What it names, resolved at every call.
+    pub target: modelfn_core::FunctionRef,
     pub integration: Integration,
     pub require_key: bool,
     pub timeout_ms: u64,
@@ -268,17 +271,23 @@ impl Api {
                     )))
                 }
             };
-            if modelfn_core::FunctionName::parse(&r.function).is_err() {
+            let (name, qualifier) = match r.function.split_once(':') {
+                Some((n, q)) => (n, Some(q)),
+                None => (r.function.as_str(), None),
+            };
+            if modelfn_core::FunctionName::parse(name).is_err() || qualifier == Some("") {
                 return Err(ApiError(format!(
-                    "routes[{i}].function = {:?} is not a function name",
+                    "routes[{i}].function = {:?} is not a function name (NAME, NAME:VERSION or NAME:ALIAS)",
                     r.function
                 )));
             }
+            let target = modelfn_core::FunctionRef::new(name, qualifier);
             routes.push(Route {
                 method,
                 path: r.path,
                 segments,
                 function: r.function,
+                target,
                 integration,
                 require_key,
                 timeout_ms: r.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),

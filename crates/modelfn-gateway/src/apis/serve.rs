@@ -99,12 +99,21 @@ impl RouteCall<'_> {
                 ),
             );
         }
-        // Resolved once: the version whose shape the event takes is the one that runs.
-        let Some(target) = state.scheduler.resolve(&route.function) else {
-            return message(
-                StatusCode::BAD_GATEWAY,
-                &format!("the route's function '{}' does not exist", route.function),
-            );
+        // Resolved once (a version or an alias, by weight or the caller's sticky key): the
+        // version whose shape the event takes is the one that runs.
+        let target = match crate::front::resolve_request(
+            state,
+            &route.target,
+            Some(self.headers),
+            &self.body,
+        ) {
+            Ok(t) => t,
+            Err((_, why)) => {
+                return message(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the route's function {}: {why}", route.function),
+                )
+            }
         };
         let is_model = target.spec().manifest.runtime == RuntimeKind::Onnx;
         let (event, content_type) = match self.event(is_model) {
