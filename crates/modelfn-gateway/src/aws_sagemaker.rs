@@ -68,11 +68,25 @@ pub async fn invoke_endpoint(
     {
         return *resp;
     }
-    let is_model = state
-        .scheduler
-        .spec(&name)
-        .is_some_and(|s| s.manifest.runtime == RuntimeKind::Onnx);
-    if !is_model {
+    // Production variants are versions (or aliases): `TargetVariant` names one; without
+    // it, the latest serves.
+    let variant = headers
+        .get("x-amzn-sagemaker-target-variant")
+        .and_then(|v| v.to_str().ok());
+    let reference = modelfn_core::FunctionRef::new(name.clone(), variant);
+    let target = match crate::front::resolve(&state, &reference) {
+        Ok(t) => Some(t),
+        Err((modelfn_scheduler::Unresolved::NoFunction, _)) => None,
+        Err((_, why)) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                &format!("TargetVariant {}: {why}", variant.unwrap_or("")),
+                &request_id,
+            )
+        }
+    };
+    let Some(target) = target.filter(|t| t.spec().manifest.runtime == RuntimeKind::Onnx) else {
         return message(
             StatusCode::BAD_REQUEST,
             "ValidationError",
@@ -82,20 +96,21 @@ pub async fn invoke_endpoint(
             ),
             &request_id,
         );
-    }
+    };
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
     let inv = Invocation::new(request_id.clone(), body, content_type)
         .with_format(ResponseFormat::SageMaker);
-    let mut resp = match state.scheduler.invoke(&name, inv).await {
-        Ok((output, _)) => {
+    let mut resp = match state.scheduler.invoke_resolved(&target, inv).await {
+        Ok((output, report)) => {
             let mut r = (StatusCode::OK, output.body).into_response();
             r.headers_mut().insert(
                 "content-type",
                 HeaderValue::from_static(output.content_type),
             );
+            // The variant that ran is the version that ran.
             r.headers_mut().insert(
                 "x-amzn-invoked-production-variant",
-                HeaderValue::from_static("AllTraffic"),
+                HeaderValue::from(report.version),
             );
             r
         }
@@ -121,7 +136,7 @@ pub async fn invoke_endpoint(
             &e.to_string(),
             &request_id,
         ),
-        Err(e) => message(
+        Err(e @ InvokeError::Internal(_)) => message(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalFailure",
             &e.to_string(),

@@ -39,6 +39,16 @@ check(len(json.loads(r["Body"].read())["predictions"]) == 2, "two rows, two pred
 r = sm.invoke_endpoint(EndpointName="iris", ContentType="application/json", Body=json.dumps([6.9, 3.1, 5.1, 2.3]))
 p = json.loads(r["Body"].read())["predictions"][0]
 check(p["predicted_label"] == 2 and len(p["score"]) == 3, "multi-class answer %r" % p)
+check(r["InvokedProductionVariant"] == "1", "the variant that ran is the version %r" % r.get("InvokedProductionVariant"))
+
+# Production variants are versions (or aliases): TargetVariant picks one.
+r = sm.invoke_endpoint(EndpointName="iris", ContentType="application/json", Body=json.dumps([6.9, 3.1, 5.1, 2.3]), TargetVariant="1")
+check(r["InvokedProductionVariant"] == "1", "TargetVariant=1 ran %r" % r.get("InvokedProductionVariant"))
+try:
+    sm.invoke_endpoint(EndpointName="iris", ContentType="application/json", Body=json.dumps([6.9, 3.1, 5.1, 2.3]), TargetVariant="9")
+    check(False, "TargetVariant=9 should raise")
+except ClientError as e:
+    check(e.response["Error"]["Code"] == "ValidationError" and "no version 9" in str(e), "TargetVariant=9: %s" % e)
 
 # Errors as boto3 expects them.
 for name in ["no-such-endpoint", "addfive"]:
