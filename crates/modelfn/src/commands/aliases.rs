@@ -21,11 +21,12 @@ impl VersionsCommand {
     pub async fn run(self) -> Result<()> {
         let VersionsCommand { name, delete, conn } = self;
         if let Some(v) = delete {
-            conn.client()?
-                .delete(&format!("/v1/functions/{name}/versions/{v}"))
-                .await?;
-            println!("deleted version {v} of {name}");
-            return Ok(());
+            return conn
+                .delete(
+                    &format!("/v1/functions/{name}/versions/{v}"),
+                    &format!("deleted version {v} of {name}"),
+                )
+                .await;
         }
         let out = conn
             .client()?
@@ -118,11 +119,11 @@ impl AliasCommand {
                 conn.show(out, table::aliases)
             }
             AliasCommand::Delete { name, alias, conn } => {
-                conn.client()?
-                    .delete(&format!("/v1/functions/{name}/aliases/{alias}"))
-                    .await?;
-                println!("deleted alias {alias} of {name}");
-                Ok(())
+                conn.delete(
+                    &format!("/v1/functions/{name}/aliases/{alias}"),
+                    &format!("deleted alias {alias} of {name}"),
+                )
+                .await
             }
         }
     }

@@ -44,9 +44,8 @@ impl ApiCommand {
                 conn.show(out, table::apis)
             }
             ApiCommand::Delete { name, conn } => {
-                conn.client()?.delete(&format!("/v1/apis/{name}")).await?;
-                println!("deleted API {name}");
-                Ok(())
+                conn.delete(&format!("/v1/apis/{name}"), &format!("deleted API {name}"))
+                    .await
             }
         }
     }
@@ -83,11 +82,11 @@ impl UrlCommand {
                 conn.show(out, table::url)
             }
             UrlCommand::Delete { name, conn } => {
-                conn.client()?
-                    .delete(&format!("/v1/functions/{name}/url"))
-                    .await?;
-                println!("removed the URL of {name}");
-                Ok(())
+                conn.delete(
+                    &format!("/v1/functions/{name}/url"),
+                    &format!("removed the URL of {name}"),
+                )
+                .await
             }
         }
     }
@@ -160,9 +159,11 @@ impl PlansCommand {
                 conn.show(out, table::plans)
             }
             PlansCommand::Delete { name, conn } => {
-                conn.client()?.delete(&format!("/v1/plans/{name}")).await?;
-                println!("deleted usage plan {name}");
-                Ok(())
+                conn.delete(
+                    &format!("/v1/plans/{name}"),
+                    &format!("deleted usage plan {name}"),
+                )
+                .await
             }
         }
     }
@@ -222,11 +223,11 @@ impl KeysCommand {
                 access_key_id,
                 conn,
             } => {
-                conn.client()?
-                    .delete(&format!("/v1/keys/{access_key_id}"))
-                    .await?;
-                println!("deleted access key {access_key_id}");
-                Ok(())
+                conn.delete(
+                    &format!("/v1/keys/{access_key_id}"),
+                    &format!("deleted access key {access_key_id}"),
+                )
+                .await
             }
         }
     }

@@ -167,11 +167,8 @@ pub struct DeleteCommand {
 impl DeleteCommand {
     pub async fn run(self) -> Result<()> {
         let DeleteCommand { name, conn } = self;
-        conn.client()?
-            .delete(&format!("/v1/functions/{name}"))
-            .await?;
-        println!("deleted {name}");
-        Ok(())
+        conn.delete(&format!("/v1/functions/{name}"), &format!("deleted {name}"))
+            .await
     }
 }
 

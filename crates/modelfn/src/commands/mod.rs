@@ -117,6 +117,13 @@ impl Conn {
         Ok(())
     }
 
+    /// Deletes what `path` names on the server, then prints `done`.
+    pub(crate) async fn delete(&self, path: &str, done: &str) -> Result<()> {
+        self.client()?.delete(path).await?;
+        println!("{done}");
+        Ok(())
+    }
+
     pub(crate) fn client(&self) -> Result<Client> {
         let token = match &self.token {
             Some(t) => Some(t.clone()),
