@@ -248,7 +248,15 @@ fn every_process_of_an_instance_is_contained_and_dies_with_it() {
         s.deploy(&fixture("forker"));
         let (_, r) = call(&s, "forker", json!({}));
         assert_eq!(r, "forked");
-        let pids = pids_running("sleep 1001");
+        // The child may not have exec'd `sleep` yet when the call answers: wait up to 3 s.
+        let mut pids = pids_running("sleep 1001");
+        for _ in 0..30 {
+            if !pids.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            pids = pids_running("sleep 1001");
+        }
         assert!(!pids.is_empty(), "bootstrap's child runs");
         for pid in &pids {
             let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
