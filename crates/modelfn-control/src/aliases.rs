@@ -1,10 +1,11 @@
 //! Versions and aliases: a function's versions; aliases set, listed and deleted, with
-//! weights that add up to 100 over versions that exist and start, and the history of
-//! every move.
+//! weights that add up to 100 over versions that exist and start, an optional shadow
+//! challenger and its agreement report, and the history of every move.
 
 use crate::{ControlError, ControlPlane};
 use modelfn_core::{InvokeError, Manifest};
-use modelfn_registry::{AliasRecord, VersionDeleted};
+use modelfn_registry::{AliasRecord, ShadowTarget, VersionDeleted};
+use modelfn_scheduler::ShadowReport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,6 +50,10 @@ pub struct AliasSpec {
     /// `header:NAME` or `json:FIELD`: one caller key always reaches one version.
     #[serde(default)]
     pub sticky: Option<String>,
+    /// A challenger version that `percent` of the calls are mirrored to (answers
+    /// compared, not returned).
+    #[serde(default)]
+    pub shadow: Option<ShadowTarget>,
     #[serde(default)]
     pub description: String,
 }
@@ -95,6 +100,18 @@ impl AliasSpec {
         }
         Ok(out)
     }
+
+    fn shadow(&self) -> Result<Option<ShadowTarget>, ControlError> {
+        match self.shadow {
+            Some(s) if !(1..=100).contains(&s.percent) => {
+                Err(ControlError::InvalidRequest(format!(
+                    "shadow percent {} is out of range: mirror 1 to 100 percent of the calls",
+                    s.percent
+                )))
+            }
+            other => Ok(other),
+        }
+    }
 }
 
 impl ControlPlane {
@@ -133,15 +150,17 @@ impl ControlPlane {
     ) -> Result<AliasRecord, ControlError> {
         check_alias_name(alias)?;
         let routing = spec.routing()?;
+        let shadow = spec.shadow()?;
         if let Some(s) = &spec.sticky {
             modelfn_scheduler::Sticky::parse(s).map_err(ControlError::InvalidRequest)?;
         }
         self.describe(function).await?;
         let key = self.function_key(function).await?;
-        for (version, _) in &routing {
+        let challenger = shadow.map(|s| s.version);
+        for version in routing.iter().map(|(v, _)| *v).chain(challenger) {
             let rec = self
                 .meta
-                .get_version(function, *version)
+                .get_version(function, version)
                 .await?
                 .ok_or_else(|| {
                     ControlError::InvalidRequest(format!(
@@ -163,6 +182,7 @@ impl ControlPlane {
             name: alias.to_string(),
             routing,
             sticky: spec.sticky,
+            shadow,
             description: spec.description,
             updated_at_ms: modelfn_registry::now_ms(),
             updated_by: by.to_string(),
@@ -202,6 +222,21 @@ impl ControlPlane {
         Ok(Aliases {
             aliases: self.meta.list_aliases(function).await?,
             history: self.meta.alias_history(function).await?,
+        })
+    }
+
+    /// How an alias's shadow challenger compares with what it answers (on this node,
+    /// since the challenger was set).
+    pub async fn shadow_report(
+        &self,
+        function: &str,
+        alias: &str,
+    ) -> Result<ShadowReport, ControlError> {
+        self.describe(function).await?;
+        self.scheduler.shadow_report(function, alias).ok_or_else(|| {
+            ControlError::Missing(format!(
+                "function '{function}' has no alias '{alias}' with a shadow (set one with --shadow VERSION:PERCENT)"
+            ))
         })
     }
 

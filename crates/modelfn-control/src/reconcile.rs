@@ -14,7 +14,7 @@ use crate::plans::UsagePlan;
 use crate::{ControlError, ControlPlane};
 use modelfn_core::Manifest;
 use modelfn_registry::{ApiRecord, ChangeKind, FunctionRecord};
-use modelfn_scheduler::{AliasRoute, Sticky};
+use modelfn_scheduler::{AliasRoute, ShadowRoute, Sticky};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,8 @@ pub(crate) struct ReconcileState {
 #[derive(Default)]
 struct Todo {
     functions: BTreeSet<String>,
+    /// A model's current revision moved: every function is looked at.
+    every_function: bool,
     urls: bool,
     plans: bool,
     apis: bool,
@@ -66,6 +68,7 @@ impl Todo {
     fn everything() -> Self {
         Todo {
             functions: BTreeSet::new(),
+            every_function: true,
             urls: true,
             plans: true,
             apis: true,
@@ -107,6 +110,7 @@ impl ControlPlane {
                         ChangeKind::Plan => todo.plans = true,
                         ChangeKind::Api => todo.apis = true,
                         ChangeKind::Key => todo.keys = true,
+                        ChangeKind::Model => todo.every_function = true,
                     }
                 }
                 seen = page.generation;
@@ -115,9 +119,11 @@ impl ControlPlane {
                 }
             },
         };
-        if full {
+        if full || todo.every_function {
             // Read after the generation: anything later is applied again next pass.
-            todo = Todo::everything();
+            if full {
+                todo = Todo::everything();
+            }
             todo.functions = self
                 .meta
                 .list()
@@ -204,11 +210,10 @@ impl ControlPlane {
             .take(SERVED_VERSIONS)
             .map(|v| v.version)
             .collect();
-        keep.extend(
-            aliases
-                .iter()
-                .flat_map(|a| a.routing.iter().map(|(v, _)| *v)),
-        );
+        keep.extend(aliases.iter().flat_map(|a| {
+            let challenger = a.shadow.map(|s| s.version);
+            a.routing.iter().map(|(v, _)| *v).chain(challenger)
+        }));
         let installed = self.scheduler.installed_versions(name);
         for v in versions
             .iter()
@@ -235,6 +240,10 @@ impl ControlPlane {
                 sticky: a.sticky.as_deref().and_then(|s| Sticky::parse(s).ok()),
                 name: a.name,
                 routing: a.routing,
+                shadow: a.shadow.map(|s| ShadowRoute {
+                    version: s.version,
+                    percent: s.percent,
+                }),
             })
             .collect();
         if routes != self.scheduler.aliases(name) {

@@ -146,6 +146,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(admin::aliases::set_alias).delete(admin::aliases::delete_alias),
         )
         .route(
+            "/v1/functions/{name}/aliases/{alias}/shadow",
+            get(admin::aliases::shadow_report),
+        )
+        .route(
             "/v1/functions/{name}/config",
             axum::routing::put(admin::config::configure),
         )

@@ -15,7 +15,8 @@ pub use code_cache::{AddedPackage, CodeCache};
 pub use metadata::{
     AccessKeyRecord, AliasRecord, AliasStore, ApiRecord, Change, ChangeKind, ChangeLog, Changes,
     DocRecord, EdgeStore, FunctionRecord, FunctionStore, LayerRecord, LayerRef, LayerStore,
-    MetadataStore, NewVersion, PlanRecord, UrlAuth, UrlRecord, VersionDeleted,
+    MetadataStore, ModelHead, ModelRecord, ModelStore, NewVersion, PlanRecord, ShadowTarget,
+    UrlAuth, UrlRecord, VersionDeleted,
 };
 pub use package::{PackageLimits, UnpackedPackage};
 pub use sqlite::SqliteMetadataStore;
@@ -61,6 +62,6 @@ pub fn now_ms() -> i64 {
 pub mod prelude {
     pub use crate::blobs::BlobStore;
     pub use crate::metadata::{
-        AliasStore, ChangeLog, EdgeStore, FunctionStore, LayerStore, MetadataStore,
+        AliasStore, ChangeLog, EdgeStore, FunctionStore, LayerStore, MetadataStore, ModelStore,
     };
 }

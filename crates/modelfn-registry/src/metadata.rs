@@ -130,6 +130,8 @@ pub enum ChangeKind {
     Plan,
     /// An API definition.
     Api,
+    /// A named model's current revision (the name is the model's).
+    Model,
 }
 
 impl ChangeKind {
@@ -142,6 +144,7 @@ impl ChangeKind {
             ChangeKind::Url => "url",
             ChangeKind::Plan => "plan",
             ChangeKind::Api => "api",
+            ChangeKind::Model => "model",
         }
     }
 
@@ -154,6 +157,7 @@ impl ChangeKind {
             ChangeKind::Url,
             ChangeKind::Plan,
             ChangeKind::Api,
+            ChangeKind::Model,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -268,11 +272,76 @@ pub struct AliasRecord {
     /// always lands on one version; none: each call is drawn by weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky: Option<String>,
+    /// A challenger version that a share of the alias's calls is mirrored to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowTarget>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// When it was last moved (or, in the history, this move), and by whom.
     pub updated_at_ms: i64,
     pub updated_by: String,
+}
+
+/// Shadow traffic: `percent` of an alias's calls also run on `version`, whose answers
+/// are compared with the ones returned, never returned themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowTarget {
+    pub version: u64,
+    pub percent: u32,
+}
+
+/// One revision of a named model in the model store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub name: String,
+    pub revision: u64,
+    /// SHA-256 of the model file, hex (its key in the blob store).
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub created_at_ms: i64,
+    pub created_by: String,
+}
+
+/// A named model's current revision: what `store:NAME` means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelHead {
+    pub name: String,
+    pub revision: u64,
+    pub updated_at_ms: i64,
+    pub updated_by: String,
+}
+
+/// Named models, their revisions, and which revision is current.
+#[async_trait]
+pub trait ModelStore: Send + Sync + 'static {
+    /// Records a new revision (numbered 1, 2, ... per model); does not make it current.
+    async fn add_model_revision(
+        &self,
+        name: &str,
+        sha256: &str,
+        size: u64,
+        description: &str,
+        by: &str,
+    ) -> Result<ModelRecord, RegistryError>;
+    /// One revision, or the current one when `revision` is `None`.
+    async fn get_model(
+        &self,
+        name: &str,
+        revision: Option<u64>,
+    ) -> Result<Option<ModelRecord>, RegistryError>;
+    /// A model's revisions, oldest first.
+    async fn list_model_revisions(&self, name: &str) -> Result<Vec<ModelRecord>, RegistryError>;
+    /// Every model's current revision, by name.
+    async fn list_model_heads(&self) -> Result<Vec<ModelHead>, RegistryError>;
+    /// Makes a recorded revision current (a change of kind `Model`).
+    async fn set_model_head(
+        &self,
+        name: &str,
+        revision: u64,
+        by: &str,
+    ) -> Result<(), RegistryError>;
 }
 
 /// Aliases and the history of their moves.
@@ -343,6 +412,12 @@ pub trait ChangeLog: Send + Sync + 'static {
 }
 
 /// Everything the registry records, as one object (`&dyn MetadataStore`).
-pub trait MetadataStore: FunctionStore + LayerStore + AliasStore + EdgeStore + ChangeLog {}
+pub trait MetadataStore:
+    FunctionStore + LayerStore + AliasStore + EdgeStore + ModelStore + ChangeLog
+{
+}
 
-impl<T: FunctionStore + LayerStore + AliasStore + EdgeStore + ChangeLog> MetadataStore for T {}
+impl<T: FunctionStore + LayerStore + AliasStore + EdgeStore + ModelStore + ChangeLog> MetadataStore
+    for T
+{
+}

@@ -10,8 +10,8 @@ use modelfn_registry::blobs::digest_of;
 use modelfn_registry::package::pack_dir;
 use modelfn_registry::{
     AliasRecord, BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore,
-    MetadataStore, NewVersion, PackageLimits, RegistryError, SqliteMetadataStore, UrlAuth,
-    UrlRecord, VersionDeleted,
+    MetadataStore, NewVersion, PackageLimits, RegistryError, ShadowTarget, SqliteMetadataStore,
+    UrlAuth, UrlRecord, VersionDeleted,
 };
 use std::sync::Arc;
 
@@ -232,6 +232,7 @@ async fn versions_and_aliases_conformance(s: &dyn MetadataStore) {
         name: "prod".into(),
         routing,
         sticky: None,
+        shadow: None,
         description: String::new(),
         updated_at_ms: at,
         updated_by: "admin".into(),
@@ -304,6 +305,85 @@ async fn versions_and_aliases_conformance(s: &dyn MetadataStore) {
     s.delete("va").await.unwrap();
     assert!(s.list_aliases("va").await.unwrap().is_empty());
     assert!(s.alias_history("va").await.unwrap().is_empty());
+}
+
+/// A shadow challenger is recorded with its alias and protects its version.
+async fn shadow_conformance(s: &dyn MetadataStore) {
+    for sha in ["1", "2", "3"] {
+        s.put_version(version("sh", sha)).await.unwrap();
+    }
+    let alias = AliasRecord {
+        function: "sh".into(),
+        name: "prod".into(),
+        routing: vec![(1, 100)],
+        sticky: None,
+        shadow: Some(ShadowTarget {
+            version: 2,
+            percent: 25,
+        }),
+        description: String::new(),
+        updated_at_ms: 1,
+        updated_by: "admin".into(),
+    };
+    s.put_alias(&alias).await.unwrap();
+    assert_eq!(s.list_aliases("sh").await.unwrap(), [alias.clone()]);
+    assert_eq!(s.alias_history("sh").await.unwrap()[0].shadow, alias.shadow);
+    assert_eq!(
+        s.delete_version("sh", 2).await.unwrap(),
+        VersionDeleted::UsedBy(vec!["prod".into()])
+    );
+    let mut gone = alias.clone();
+    gone.shadow = Some(ShadowTarget {
+        version: 9,
+        percent: 25,
+    });
+    let e = s.put_alias(&gone).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Conflict(_)), "{e}");
+}
+
+/// Model revisions count from 1 per model; a head names only a recorded revision, and
+/// moving it is a change of kind `Model`.
+async fn model_store_conformance(s: &dyn MetadataStore) {
+    let r1 = s
+        .add_model_revision("digits", "aa", 10, "first", "admin")
+        .await
+        .unwrap();
+    let r2 = s
+        .add_model_revision("digits", "bb", 20, "", "k1")
+        .await
+        .unwrap();
+    let other = s
+        .add_model_revision("iris", "cc", 5, "", "admin")
+        .await
+        .unwrap();
+    assert_eq!((r1.revision, r2.revision, other.revision), (1, 2, 1));
+    // Recorded is not current.
+    assert!(s.get_model("digits", None).await.unwrap().is_none());
+    let g0 = s.generation().await.unwrap();
+    s.set_model_head("digits", 2, "admin").await.unwrap();
+    assert_eq!(s.get_model("digits", None).await.unwrap(), Some(r2.clone()));
+    assert_eq!(
+        s.get_model("digits", Some(1)).await.unwrap(),
+        Some(r1.clone())
+    );
+    s.set_model_head("digits", 1, "k1").await.unwrap();
+    assert_eq!(s.get_model("digits", None).await.unwrap(), Some(r1.clone()));
+    let e = s.set_model_head("digits", 7, "admin").await.unwrap_err();
+    assert!(matches!(e, RegistryError::Conflict(_)), "{e}");
+    assert_eq!(s.get_model("digits", None).await.unwrap(), Some(r1.clone()));
+    assert_eq!(s.list_model_revisions("digits").await.unwrap(), [r1, r2]);
+    let heads: Vec<(String, u64, String)> = s
+        .list_model_heads()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.name, h.revision, h.updated_by))
+        .collect();
+    assert_eq!(heads, [("digits".to_string(), 1, "k1".to_string())]);
+    let changes = s.changes_since(g0, 100).await.unwrap().changes;
+    let kinds: Vec<(ChangeKind, &str)> =
+        changes.iter().map(|c| (c.kind, c.name.as_str())).collect();
+    assert_eq!(kinds, [(ChangeKind::Model, "digits"); 2]);
 }
 
 /// Concurrent deploys of one function get distinct versions from the store's counter.
@@ -391,6 +471,8 @@ async fn sqlite_conforms() {
     metadata_conformance(&store).await;
     change_log_conformance(&store).await;
     versions_and_aliases_conformance(&store).await;
+    shadow_conformance(&store).await;
+    model_store_conformance(&store).await;
     concurrent_versions_are_distinct(Arc::new(store)).await;
 }
 

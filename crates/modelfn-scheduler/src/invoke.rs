@@ -2,6 +2,7 @@
 //! timeout, the in-flight count, and the events its observer receives.
 
 use crate::pool::{Lease, Slot};
+use crate::shadow::Mirror;
 use crate::{InvocationReport, Scheduler, INIT_TIMEOUT};
 use modelfn_core::{
     Fault, FunctionRef, FunctionSpec, Invocation, InvocationOutput, InvokeError, Observed, Phase,
@@ -16,11 +17,19 @@ use tokio::time::Instant;
 /// whatever is deployed meanwhile, so a door that checked a qualifier against
 /// [`Resolved::spec`] runs what it checked.
 #[derive(Clone)]
-pub struct Resolved(pub(crate) Arc<Slot>);
+pub struct Resolved {
+    pub(crate) slot: Arc<Slot>,
+    /// The alias's challenger, when this call is mirrored to it.
+    pub(crate) shadow: Option<Mirror>,
+}
 
 impl Resolved {
+    pub(crate) fn new(slot: Arc<Slot>) -> Self {
+        Resolved { slot, shadow: None }
+    }
+
     pub fn spec(&self) -> &Arc<FunctionSpec> {
-        &self.0.spec
+        &self.slot.spec
     }
 }
 
@@ -55,12 +64,12 @@ impl Unresolved {
 impl Scheduler {
     /// The version serving `name` now.
     pub fn resolve(&self, name: &str) -> Option<Resolved> {
-        self.slot(name).map(Resolved)
+        self.slot(name).map(Resolved::new)
     }
 
     /// Runs one invocation of `name` (whichever version serves when it is looked up).
     pub async fn invoke(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         inv: Invocation,
     ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
@@ -70,15 +79,20 @@ impl Scheduler {
         self.invoke_resolved(&target, inv).await
     }
 
-    /// Runs one invocation of exactly the version `target` resolved to.
+    /// Runs one invocation of exactly the version `target` resolved to (and, when it was
+    /// drawn for shadowing, mirrors it to the alias's challenger once it has answered).
     pub async fn invoke_resolved(
-        &self,
+        self: &Arc<Self>,
         target: &Resolved,
         inv: Invocation,
     ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
-        let slot = &target.0;
+        let slot = &target.slot;
         slot.counters.invocations.fetch_add(1, Ordering::Relaxed);
+        let mirror = target.shadow.clone().map(|m| (m, inv.clone()));
         let result = self.run(slot, inv).await;
+        if let (Some((m, copy)), Ok((out, _))) = (mirror, &result) {
+            self.mirror(m, copy, out.body.clone());
+        }
         // Errors are the function's or the platform's; a caller's bad request (a 400) is
         // not the function failing.
         match &result {
@@ -93,7 +107,7 @@ impl Scheduler {
         result
     }
 
-    async fn run(
+    pub(crate) async fn run(
         &self,
         slot: &Slot,
         mut inv: Invocation,

@@ -8,6 +8,7 @@
 //! - `pool`: a shared pool (one instance serves every call: models) or an exclusive
 //!   one (one call per instance: processes, as on Lambda);
 //! - [`rate`]: the scale-up rate, a token bucket of starts;
+//! - [`shadow`]: mirrors a share of an alias's calls to a challenger and compares;
 //! - the reaper ([`Scheduler::spawn_reaper`]) stops instances idle past their keep-alive
 //!   (scale to zero) and keeps provisioned instances started.
 //!
@@ -24,6 +25,8 @@ pub use invoke::{Resolved, Unresolved};
 mod pool;
 mod provision;
 pub mod rate;
+mod shadow;
+pub use shadow::{ShadowReport, ShadowRoute, MAX_SHADOW_CALLS};
 mod versions;
 pub use versions::{AliasRoute, Sticky};
 
@@ -121,6 +124,8 @@ pub struct Scheduler {
     observer: Arc<dyn InvocationObserver>,
     config: SchedulerConfig,
     global: Arc<Semaphore>,
+    /// Mirrored (shadow) calls running, bounded by [`MAX_SHADOW_CALLS`].
+    shadow_calls: Arc<Semaphore>,
 }
 
 impl Scheduler {
@@ -143,6 +148,7 @@ impl Scheduler {
             functions: RwLock::new(HashMap::new()),
             observer,
             global: Arc::new(Semaphore::new(config.max_concurrency)),
+            shadow_calls: Arc::new(Semaphore::new(MAX_SHADOW_CALLS)),
             config,
         }
     }

@@ -4,6 +4,7 @@
 
 use crate::invoke::{Resolved, Unresolved};
 use crate::pool::Slot;
+use crate::shadow::{Mirror, ShadowRoute, ShadowTally};
 use crate::Scheduler;
 use modelfn_core::{FunctionRef, Qualifier};
 use std::collections::HashMap;
@@ -32,12 +33,14 @@ impl Sticky {
     }
 }
 
-/// An alias as served: `(version, weight)` pairs and, optionally, a sticky key.
+/// An alias as served: `(version, weight)` pairs and, optionally, a sticky key and a
+/// shadow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AliasRoute {
     pub name: String,
     pub routing: Vec<(u64, u32)>,
     pub sticky: Option<Sticky>,
+    pub shadow: Option<ShadowRoute>,
 }
 
 impl AliasRoute {
@@ -76,6 +79,8 @@ pub(crate) struct Served {
     /// Every installed version, the latest included.
     pub versions: HashMap<u64, Arc<Slot>>,
     pub aliases: HashMap<String, Arc<AliasRoute>>,
+    /// Each shadowed alias's tally, kept while its challenger stays the same.
+    pub tallies: HashMap<String, Arc<ShadowTally>>,
 }
 
 impl Scheduler {
@@ -83,6 +88,18 @@ impl Scheduler {
     pub fn set_aliases(&self, name: &str, aliases: Vec<AliasRoute>) {
         let mut map = self.functions.write().unwrap_or_else(|p| p.into_inner());
         if let Some(served) = map.get_mut(name) {
+            let runtime = served.latest.as_ref().map(|s| s.spec.manifest.runtime);
+            let mut tallies = HashMap::new();
+            for (a, route) in aliases.iter().filter_map(|a| Some((a, a.shadow?))) {
+                let kept = served.tallies.remove(&a.name).filter(|t| t.route == route);
+                let tally = match (kept, runtime) {
+                    (Some(t), _) => t,
+                    (None, Some(rt)) => Arc::new(ShadowTally::new(route, rt)),
+                    (None, None) => continue,
+                };
+                tallies.insert(a.name.clone(), tally);
+            }
+            served.tallies = tallies;
             served.aliases = aliases
                 .into_iter()
                 .map(|a| (a.name.clone(), Arc::new(a)))
@@ -145,19 +162,35 @@ impl Scheduler {
         let served = map.get(&r.name).ok_or(Unresolved::NoFunction)?;
         let latest = served.latest.as_ref().ok_or(Unresolved::NoFunction)?;
         let serving = latest.spec.version;
+        let mut shadow = None;
         let version = match &r.qualifier {
-            Qualifier::Latest => return Ok(Resolved(latest.clone())),
+            Qualifier::Latest => return Ok(Resolved::new(latest.clone())),
             Qualifier::Version(v) => *v,
             Qualifier::Alias(a) => {
                 let alias = served.aliases.get(a).ok_or(Unresolved::NoAlias)?;
                 let key = alias.sticky.as_ref().and_then(key_of);
+                if let Some(s) = alias.shadow {
+                    if rand::random_range(0..100) < s.percent {
+                        shadow = served
+                            .versions
+                            .get(&s.version)
+                            .zip(served.tallies.get(a))
+                            .map(|(slot, tally)| Mirror {
+                                slot: slot.clone(),
+                                tally: tally.clone(),
+                            });
+                    }
+                }
                 alias.pick(key.as_deref()).ok_or(Unresolved::NoAlias)?
             }
         };
         served
             .versions
             .get(&version)
-            .map(|s| Resolved(s.clone()))
+            .map(|s| Resolved {
+                slot: s.clone(),
+                shadow,
+            })
             .ok_or(Unresolved::NoVersion { serving })
     }
 
@@ -177,6 +210,7 @@ mod tests {
             name: "prod".into(),
             routing: vec![(1, 60), (2, 30), (3, 10)],
             sticky: None,
+            shadow: None,
         };
         let mut seen = HashMap::new();
         for _ in 0..20_000 {

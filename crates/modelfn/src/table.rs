@@ -11,6 +11,7 @@ pub use modelfn_gateway::admin::apis::{ApiList, ApiSummary};
 pub use modelfn_gateway::admin::keys::KeyUsage;
 pub use modelfn_gateway::admin::urls::UrlInfo;
 use modelfn_registry::LayerRecord;
+pub use modelfn_scheduler::ShadowReport;
 use modelfn_telemetry::LogRecord;
 use serde::Deserialize;
 
@@ -301,12 +302,17 @@ pub fn aliases(a: &Aliases) -> String {
                 x.name.clone(),
                 routing(&x.routing),
                 x.sticky.clone().unwrap_or_else(|| "-".into()),
+                x.shadow
+                    .map_or_else(|| "-".into(), |s| format!("{}:{}%", s.version, s.percent)),
                 when(x.updated_at_ms),
                 x.updated_by.clone(),
             ]
         })
         .collect();
-    let mut out = render(&["ALIAS", "ROUTING", "STICKY", "MOVED", "BY"], &rows);
+    let mut out = render(
+        &["ALIAS", "ROUTING", "STICKY", "SHADOW", "MOVED", "BY"],
+        &rows,
+    );
     let moves: Vec<Vec<String>> = a
         .history
         .iter()
@@ -323,6 +329,41 @@ pub fn aliases(a: &Aliases) -> String {
         out += "\nhistory\n";
         out += &render(&["WHEN", "ALIAS", "ROUTING", "BY"], &moves);
     }
+    out
+}
+
+/// `modelfn alias shadow`.
+pub fn shadow(r: &ShadowReport) -> String {
+    let share = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{:.2}%", v * 100.0));
+    let num = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
+    let mut out = format!(
+        "challenger: version {} ({}% of calls, compared as {})
+mirrored: {}  compared: {}  agreed: {}  agreement: {}
+",
+        r.challenger,
+        r.percent,
+        r.compared_as,
+        r.mirrored,
+        r.compared,
+        r.agreed,
+        share(r.agreement)
+    );
+    if r.compared_as == "model" {
+        out += &format!(
+            "labels equal: {} of {}
+probability difference: max {}  mean {}
+",
+            r.labels_equal,
+            r.labels_compared,
+            num(r.max_probability_difference),
+            num(r.mean_probability_difference)
+        );
+    }
+    out += &format!(
+        "challenger errors: {}  skipped (too many mirrored calls at once): {}
+",
+        r.challenger_errors, r.skipped
+    );
     out
 }
 

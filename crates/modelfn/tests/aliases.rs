@@ -225,3 +225,146 @@ fn aliases_route_by_weight_and_by_key_at_every_door() {
     assert_eq!(code, 502, "{body}");
     assert!(body.contains("no alias 'prod'"), "{body}");
 }
+
+/// Prediction and probabilities of a native iris answer.
+fn label_and_probs(body: &str) -> (String, Vec<f64>) {
+    let v = common::json(body);
+    let probs = v["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_f64().unwrap())
+        .collect();
+    (v["prediction"].as_str().unwrap().to_string(), probs)
+}
+
+#[test]
+fn shadow_traffic_reports_the_agreement_the_test_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    // The champion is iris's random forest; the challenger the same function with the
+    // LightGBM model (same features and classes, slightly different answers).
+    let pkg = work.path().join("iris");
+    copy_dir(&example("iris"), &pkg);
+    s.deploy(&pkg);
+    std::fs::copy(
+        example("lightgbm-iris").join("model.onnx"),
+        pkg.join("model.onnx"),
+    )
+    .unwrap();
+    s.deploy(&pkg);
+    let (ok, out, err) = s.cli(&["alias", "set", "iris", "prod", "1", "--shadow", "2:100"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("prod"), "{out}");
+
+    // Rows across the feature space, where the two models sometimes disagree.
+    let mut rows = Vec::new();
+    for i in 0..200 {
+        let f = |k: u32, lo: f64, hi: f64| lo + (hi - lo) * f64::from((i * k) % 97) / 96.0;
+        rows.push(format!(
+            r#"{{"sl": {:.2}, "sw": {:.2}, "pl": {:.2}, "pw": {:.2}}}"#,
+            f(7, 4.3, 7.9),
+            f(13, 2.0, 4.4),
+            f(31, 1.0, 6.9),
+            f(53, 0.1, 2.5)
+        ));
+    }
+    let (mut equal, mut max_diff, mut sum_diff, mut n_diff) = (0u64, 0f64, 0f64, 0u64);
+    for row in &rows {
+        let (code, h, champion) = post(&format!("{}/v1/functions/iris:prod/invoke", s.url), row);
+        assert_eq!(
+            (code, header(&h, "x-modelfn-version")),
+            (200, Some("1")),
+            "{champion}"
+        );
+        // The test's own comparison: the same row on each version by number.
+        let (_, _, one) = post(&format!("{}/v1/functions/iris:1/invoke", s.url), row);
+        let (_, _, two) = post(&format!("{}/v1/functions/iris:2/invoke", s.url), row);
+        assert_eq!(one, champion);
+        let ((l1, p1), (l2, p2)) = (label_and_probs(&one), label_and_probs(&two));
+        equal += u64::from(l1 == l2);
+        for (a, b) in p1.iter().zip(&p2) {
+            max_diff = max_diff.max((a - b).abs());
+            sum_diff += (a - b).abs();
+            n_diff += 1;
+        }
+    }
+    assert!(
+        equal < 200 && equal > 100,
+        "the challenger should differ a little: {equal} of 200 equal"
+    );
+
+    // Mirrored calls run after the answers: wait for all 200 to be compared.
+    let report = |s: &Server| {
+        let (ok, out, err) = s.cli(&["alias", "shadow", "iris", "prod", "--json"]);
+        assert!(ok, "{err}");
+        common::json(&out)
+    };
+    let mut r = report(&s);
+    for _ in 0..100 {
+        if r["compared"] == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        r = report(&s);
+    }
+    assert_eq!(r["mirrored"], 200, "{r}");
+    assert_eq!(r["compared"], 200, "{r}");
+    assert_eq!(r["compared_as"], "model", "{r}");
+    assert_eq!(r["labels_compared"], 200, "{r}");
+    assert_eq!(r["labels_equal"], equal, "{r}");
+    assert_eq!(r["agreed"], equal, "{r}");
+    let agreement = r["agreement"].as_f64().unwrap();
+    assert!((agreement - equal as f64 / 200.0).abs() < 1e-9, "{r}");
+    let close = |got: &serde_json::Value, want: f64| (got.as_f64().unwrap() - want).abs() < 1e-6;
+    assert!(
+        close(&r["max_probability_difference"], max_diff),
+        "{r} vs {max_diff}"
+    );
+    assert!(
+        close(&r["mean_probability_difference"], sum_diff / n_diff as f64),
+        "{r} vs {}",
+        sum_diff / n_diff as f64
+    );
+    let (ok, out, _) = s.cli(&["alias", "shadow", "iris", "prod"]);
+    assert!(
+        ok && out.contains(&format!("labels equal: {equal} of 200")),
+        "{out}"
+    );
+
+    // The challenger is in use: it cannot be deleted; an alias without a shadow has no
+    // report; a bad share is refused.
+    let manifest = std::fs::read_to_string(pkg.join("modelfn.toml")).unwrap();
+    std::fs::write(
+        pkg.join("modelfn.toml"),
+        manifest.replace("100 trees", "v3"),
+    )
+    .unwrap();
+    s.deploy(&pkg);
+    let (ok, _, err) = s.cli(&["versions", "iris", "--delete", "2"]);
+    assert!(!ok && err.contains("in use by alias prod"), "{err}");
+    let (ok, _, err) = s.cli(&["alias", "set", "iris", "plain", "1"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = s.cli(&["alias", "shadow", "iris", "plain"]);
+    assert!(
+        !ok && err.contains("no alias 'plain' with a shadow"),
+        "{err}"
+    );
+    let (ok, _, err) = s.cli(&["alias", "set", "iris", "prod", "1", "--shadow", "2:0"]);
+    assert!(!ok && err.contains("shadow percent 0"), "{err}");
+    // Moving the alias keeps the tally while the challenger stays.
+    let (ok, _, err) = s.cli(&[
+        "alias",
+        "set",
+        "iris",
+        "prod",
+        "1",
+        "--shadow",
+        "2:100",
+        "--description",
+        "again",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(report(&s)["compared"], 200);
+}

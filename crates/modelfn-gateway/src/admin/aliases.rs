@@ -1,4 +1,5 @@
-//! A function's versions and aliases: list versions; set, list and delete aliases.
+//! A function's versions and aliases: list versions; set, list and delete aliases; an
+//! alias's shadow report.
 
 use crate::error::{body_rejection, ApiError};
 use crate::AppState;
@@ -41,7 +42,8 @@ pub async fn list_aliases(
 }
 
 /// `PUT /v1/functions/{name}/aliases/{alias}` with
-/// `{"routing": {"3": 90, "4": 10}, "sticky": "header:x-user", "description": "..."}`.
+/// `{"routing": {"3": 90, "4": 10}, "sticky": "header:x-user", "shadow": {"version": 5,
+/// "percent": 10}, "description": "..."}`.
 pub async fn set_alias(
     State(state): State<AppState>,
     Path((function, alias)): Path<(String, String)>,
@@ -58,6 +60,15 @@ pub async fn set_alias(
         .set_alias(&function, &alias, spec, ADMIN)
         .await?;
     Ok(Json(record).into_response())
+}
+
+/// `GET /v1/functions/{name}/aliases/{alias}/shadow`: how the alias's shadow challenger
+/// agrees with what it answers.
+pub async fn shadow_report(
+    State(state): State<AppState>,
+    Path((function, alias)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.control.shadow_report(&function, &alias).await?).into_response())
 }
 
 /// `DELETE /v1/functions/{name}/aliases/{alias}`

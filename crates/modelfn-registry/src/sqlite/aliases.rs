@@ -1,7 +1,7 @@
 //! Aliases and their history in SQLite.
 
 use super::{int, record_change, SqliteMetadataStore};
-use crate::metadata::{AliasRecord, AliasStore, ChangeKind};
+use crate::metadata::{AliasRecord, AliasStore, ChangeKind, ShadowTarget};
 use crate::{now_ms, RegistryError};
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -11,11 +11,29 @@ fn routing_json(routing: &[(u64, u32)]) -> Result<String, RegistryError> {
     serde_json::to_string(routing).map_err(|e| RegistryError::Storage(format!("routing: {e}")))
 }
 
+fn shadow_json(shadow: &Option<ShadowTarget>) -> Result<Option<String>, RegistryError> {
+    shadow
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| RegistryError::Storage(format!("shadow: {e}")))
+}
+
 fn alias(row: &SqliteRow) -> Result<AliasRecord, RegistryError> {
     let function: String = row.try_get(0)?;
     let name: String = row.try_get(1)?;
     let routing: String = row.try_get(2)?;
+    let shadow: Option<String> = row.try_get(7)?;
+    let shadow = shadow
+        .map(|s| serde_json::from_str(&s))
+        .transpose()
+        .map_err(|e| {
+            RegistryError::Storage(format!(
+                "the shadow recorded for alias '{name}' of '{function}' does not read: {e}"
+            ))
+        })?;
     Ok(AliasRecord {
+        shadow,
         routing: serde_json::from_str(&routing).map_err(|e| {
             RegistryError::Storage(format!(
                 "the routing recorded for alias '{name}' of '{function}' does not read: {e}"
@@ -35,13 +53,14 @@ impl SqliteMetadataStore {
         conn: &mut sqlx::SqliteConnection,
         a: &AliasRecord,
     ) -> Result<(), RegistryError> {
-        sqlx::query("INSERT INTO alias_history (function, name, routing, sticky, at_ms, by) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO alias_history (function, name, routing, sticky, at_ms, by, shadow) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(&a.function)
             .bind(&a.name)
             .bind(routing_json(&a.routing)?)
             .bind(&a.sticky)
             .bind(a.updated_at_ms)
             .bind(&a.updated_by)
+            .bind(shadow_json(&a.shadow)?)
             .execute(&mut *conn)
             .await?;
         Ok(())
@@ -55,12 +74,13 @@ impl AliasStore for SqliteMetadataStore {
         record_change(&mut tx, ChangeKind::Alias, &a.function).await?;
         // The versions must exist when the alias is written: a concurrent version delete
         // cannot leave it pointing at nothing.
-        for (version, _) in &a.routing {
+        let challenger = a.shadow.map(|s| s.version);
+        for version in a.routing.iter().map(|(v, _)| *v).chain(challenger) {
             let found: Option<i64> = sqlx::query_scalar(
                 "SELECT version FROM function_versions WHERE function = ? AND version = ?",
             )
             .bind(&a.function)
-            .bind(int(*version)?)
+            .bind(int(version)?)
             .fetch_optional(&mut *tx)
             .await?;
             if found.is_none() {
@@ -71,9 +91,10 @@ impl AliasStore for SqliteMetadataStore {
             }
         }
         sqlx::query(
-            "INSERT INTO aliases (function, name, routing, sticky, description, updated_at_ms, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO aliases (function, name, routing, sticky, description, updated_at_ms, updated_by, shadow) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(function, name) DO UPDATE SET routing = excluded.routing, sticky = excluded.sticky,
-               description = excluded.description, updated_at_ms = excluded.updated_at_ms, updated_by = excluded.updated_by",
+               description = excluded.description, updated_at_ms = excluded.updated_at_ms, updated_by = excluded.updated_by,
+               shadow = excluded.shadow",
         )
         .bind(&a.function)
         .bind(&a.name)
@@ -82,6 +103,7 @@ impl AliasStore for SqliteMetadataStore {
         .bind(&a.description)
         .bind(a.updated_at_ms)
         .bind(&a.updated_by)
+        .bind(shadow_json(&a.shadow)?)
         .execute(&mut *tx)
         .await?;
         Self::append_history(&mut tx, a).await?;
@@ -91,7 +113,7 @@ impl AliasStore for SqliteMetadataStore {
 
     async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError> {
         let rows = sqlx::query(
-            "SELECT function, name, routing, sticky, description, updated_at_ms, updated_by FROM aliases WHERE function = ? ORDER BY name",
+            "SELECT function, name, routing, sticky, description, updated_at_ms, updated_by, shadow FROM aliases WHERE function = ? ORDER BY name",
         )
         .bind(function)
         .fetch_all(&self.pool)
@@ -118,6 +140,7 @@ impl AliasStore for SqliteMetadataStore {
                 name: name.to_string(),
                 routing: Vec::new(),
                 sticky: None,
+                shadow: None,
                 description: String::new(),
                 updated_at_ms: now_ms(),
                 updated_by: by.to_string(),
@@ -130,7 +153,7 @@ impl AliasStore for SqliteMetadataStore {
 
     async fn alias_history(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError> {
         let rows = sqlx::query(
-            "SELECT function, name, routing, sticky, '', at_ms, by FROM alias_history WHERE function = ? ORDER BY id",
+            "SELECT function, name, routing, sticky, '', at_ms, by, shadow FROM alias_history WHERE function = ? ORDER BY id",
         )
         .bind(function)
         .fetch_all(&self.pool)

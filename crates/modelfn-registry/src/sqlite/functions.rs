@@ -151,9 +151,11 @@ impl FunctionStore for SqliteMetadataStore {
         }
         let users: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT a.name FROM aliases a, json_each(a.routing) r
-             WHERE a.function = ? AND json_extract(r.value, '$[0]') = ? ORDER BY a.name",
+             WHERE a.function = ? AND (json_extract(r.value, '$[0]') = ?
+               OR json_extract(a.shadow, '$.version') = ?) ORDER BY a.name",
         )
         .bind(name)
+        .bind(int(version)?)
         .bind(int(version)?)
         .fetch_all(&mut *tx)
         .await?;

@@ -1,6 +1,6 @@
 //! The metadata store in SQLite (sqlx, with migrations embedded in the binary): the
 //! embedded default. One file per trait: [`functions`] (functions and layers), [`edge`]
-//! (keys, URLs, plans, APIs); the counters and the change log are here.
+//! (keys, URLs, plans, APIs), [`models`]; the counters and the change log are here.
 //!
 //! Every column is read with `try_get`: a bad row is a storage error, never a panic and
 //! never a silent default.
@@ -8,6 +8,7 @@
 mod aliases;
 mod edge;
 mod functions;
+mod models;
 
 use crate::metadata::{Change, ChangeKind, ChangeLog, Changes};
 use crate::{now_ms, RegistryError};

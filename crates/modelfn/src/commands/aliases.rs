@@ -1,4 +1,4 @@
-//! Versions and aliases: `modelfn versions`, `modelfn alias set|list|delete`.
+//! Versions and aliases: `modelfn versions`, `modelfn alias set|list|shadow|delete`.
 
 use super::Conn;
 use crate::table;
@@ -47,6 +47,10 @@ pub enum AliasCommand {
         /// Route one caller key to one version: `header:NAME` or `json:FIELD`.
         #[arg(long)]
         sticky: Option<String>,
+        /// Mirror a share of the calls to a challenger version, `VERSION:PERCENT`; its
+        /// answers are compared (`modelfn alias shadow`), never returned.
+        #[arg(long)]
+        shadow: Option<String>,
         #[arg(long, default_value = "")]
         description: String,
         #[command(flatten)]
@@ -55,6 +59,13 @@ pub enum AliasCommand {
     /// List a function's aliases and the history of their moves.
     List {
         name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// How an alias's shadow challenger agrees with the answers returned.
+    Shadow {
+        name: String,
+        alias: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -86,6 +97,17 @@ fn parse_routing(text: &str) -> Result<BTreeMap<String, u32>> {
     Ok(out)
 }
 
+/// `VERSION:PERCENT`.
+fn parse_shadow(text: &str) -> Result<serde_json::Value> {
+    let parsed = text
+        .split_once(':')
+        .and_then(|(v, p)| Some((v.trim().parse::<u64>().ok()?, p.trim().parse::<u32>().ok()?)));
+    match parsed {
+        Some((version, percent)) => Ok(serde_json::json!({"version": version, "percent": percent})),
+        None => bail!("--shadow {text:?}: write VERSION:PERCENT, e.g. 4:10"),
+    }
+}
+
 impl AliasCommand {
     pub async fn run(self) -> Result<()> {
         match self {
@@ -94,12 +116,14 @@ impl AliasCommand {
                 alias,
                 routing,
                 sticky,
+                shadow,
                 description,
                 conn,
             } => {
                 let body = serde_json::json!({
                     "routing": parse_routing(&routing)?,
                     "sticky": sticky,
+                    "shadow": shadow.as_deref().map(parse_shadow).transpose()?,
                     "description": description,
                 });
                 let out = conn
@@ -117,6 +141,13 @@ impl AliasCommand {
                     .get_admin(&format!("/v1/functions/{name}/aliases"))
                     .await?;
                 conn.show(out, table::aliases)
+            }
+            AliasCommand::Shadow { name, alias, conn } => {
+                let out = conn
+                    .client()?
+                    .get_admin(&format!("/v1/functions/{name}/aliases/{alias}/shadow"))
+                    .await?;
+                conn.show(out, table::shadow)
             }
             AliasCommand::Delete { name, alias, conn } => {
                 conn.delete(
@@ -138,5 +169,7 @@ mod tests {
         assert_eq!((r["3"], r["4"]), (90, 10));
         assert!(super::parse_routing("3:x").is_err());
         assert!(super::parse_routing("3:90,4").is_err());
+        assert_eq!(super::parse_shadow("4:10").unwrap()["percent"], 10);
+        assert!(super::parse_shadow("4").is_err());
     }
 }
