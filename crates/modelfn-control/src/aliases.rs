@@ -3,7 +3,7 @@
 //! challenger and its agreement report, and the history of every move.
 
 use crate::{ControlError, ControlPlane};
-use modelfn_core::{InvokeError, Manifest};
+use modelfn_core::Manifest;
 use modelfn_registry::{AliasRecord, ShadowTarget, VersionDeleted};
 use modelfn_scheduler::ShadowReport;
 use serde::{Deserialize, Serialize};
@@ -168,14 +168,8 @@ impl ControlPlane {
                     ))
                 })?;
             let spec = self.spec_of(&rec, key.clone()).await?;
-            self.scheduler.validate(Arc::new(spec)).await.map_err(|e| {
-                let why = if let InvokeError::InitFailed(f) = &e {
-                    f.to_string()
-                } else {
-                    e.to_string()
-                };
-                ControlError::InitFailed(format!("version {version}: {why}"))
-            })?;
+            self.check_starts(Arc::new(spec), &format!("version {version}: "))
+                .await?;
         }
         let record = AliasRecord {
             function: function.to_string(),

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use modelfn_core::manifest::parse_layer_ref;
 use modelfn_core::manifest::MANIFEST_FILE;
 use modelfn_core::ScalingConfig;
-use modelfn_core::{FunctionName, FunctionSpec, InvokeError, Manifest};
+use modelfn_core::{FunctionName, FunctionSpec, Manifest};
 use modelfn_registry::package::mb;
 use modelfn_registry::{FunctionRecord, LayerRecord, LayerRef, NewVersion, PackageLimits};
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,7 @@ impl ControlPlane {
     ) -> Result<FunctionSpec, ControlError> {
         let manifest = Manifest::from_toml(&rec.manifest)
             .map_err(|e| ControlError::InvalidManifest(e.to_string()))?;
+        let model = self.stored_model(&manifest).await?;
         let code_dir = self.code.code_dir(&rec.code_sha256).await?;
         let mut layers = Vec::new();
         for l in &rec.layers {
@@ -79,6 +80,7 @@ impl ControlPlane {
             layers,
             tuning: Default::default(),
             credentials: Some(credentials),
+            model,
         })
     }
 
@@ -170,7 +172,7 @@ impl ControlPlane {
         if let Some(name) = name {
             manifest.name = name;
         }
-        if let Some(model) = &manifest.model {
+        if let Some(model) = manifest.model.as_ref().filter(|m| m.store_ref().is_none()) {
             if !code_dir.join(&model.file).is_file() {
                 return Err(ControlError::InvalidPackage(format!(
                     "model.file = {:?} is not in the package",
@@ -218,6 +220,7 @@ impl ControlPlane {
             }
         }
         let credentials = Some(self.function_key(&name).await?);
+        let model = self.stored_model(&manifest).await?;
         let spec = FunctionSpec {
             manifest,
             version: 0,
@@ -226,19 +229,10 @@ impl ControlPlane {
             layers: layer_dirs,
             tuning: Default::default(),
             credentials,
+            model,
         };
         let took = if validate {
-            let took = self
-                .scheduler
-                .validate(Arc::new(spec.clone()))
-                .await
-                .map_err(|e| {
-                    ControlError::InitFailed(if let InvokeError::InitFailed(f) = &e {
-                        f.to_string()
-                    } else {
-                        e.to_string()
-                    })
-                })?;
+            let took = self.check_starts(Arc::new(spec.clone()), "").await?;
             Some(took.as_secs_f64() * 1e3)
         } else {
             None

@@ -12,7 +12,7 @@
 //! (versions and aliases),
 //! `functions` (list, describe, configure, delete), [`keys`] (access keys, sealed by
 //! [`secrets`]), `edge` (URLs, APIs, usage plans and keyed admission, with [`plans`]),
-//! `events` (saved test events), [`reconcile`], `error`.
+//! `events` (saved test events), [`models`] (the model store), [`reconcile`], `error`.
 
 pub mod aliases;
 mod deploy;
@@ -21,6 +21,7 @@ mod error;
 mod events;
 mod functions;
 pub mod keys;
+pub mod models;
 pub mod plans;
 pub mod reconcile;
 pub mod secrets;
@@ -31,6 +32,7 @@ pub use error::ControlError;
 pub use functions::FunctionInfo;
 pub use keys::{AccessKey, FUNCTION_KEY_PREFIX};
 pub use modelfn_registry::{AliasRecord, ApiRecord, UrlAuth};
+pub use models::{ModelInfo, ModelMoved};
 pub use reconcile::{spawn_reconciler, ApiFollower, Reconciled};
 
 use modelfn_registry::{CodeCache, MetadataStore};
@@ -72,6 +74,8 @@ pub struct ControlPlane {
     limits: Limits,
     /// Serializes `configure`'s read-modify-write of a function's stored overrides.
     config_writes: tokio::sync::Mutex<()>,
+    /// Serializes model-store puts and rollbacks (each checks the followers, then moves).
+    model_writes: tokio::sync::Mutex<()>,
     reconcile_state: tokio::sync::Mutex<reconcile::ReconcileState>,
     api_follower: std::sync::OnceLock<Arc<dyn ApiFollower>>,
     sealer: Sealer,
@@ -97,6 +101,7 @@ impl ControlPlane {
             scheduler,
             limits,
             config_writes: tokio::sync::Mutex::new(()),
+            model_writes: tokio::sync::Mutex::new(()),
             reconcile_state: Default::default(),
             api_follower: std::sync::OnceLock::new(),
             sealer,

@@ -180,10 +180,21 @@ impl ControlPlane {
                 .map_err(|e| ControlError::InvalidManifest(e.to_string()))
         };
         let scaling = scaling_of(&rec)?;
+        let model_of = |rec: &FunctionRecord| {
+            let manifest = Manifest::from_toml(&rec.manifest)
+                .map_err(|e| ControlError::InvalidManifest(e.to_string()));
+            async move { self.stored_model(&manifest?).await }
+        };
+        // Installed with this code and this model-store revision: nothing to start.
+        let up_to_date = |spec: &modelfn_core::FunctionSpec,
+                          model: &Option<modelfn_core::StoredModel>| {
+            spec.model_sha256() == model.as_ref().map(|m| m.sha256.as_str())
+        };
         let mut credentials = None;
         let mut changed = false;
+        let model = model_of(&rec).await?;
         match self.scheduler.spec(name) {
-            Some(serving) if serving.version == rec.version => {
+            Some(serving) if serving.version == rec.version && up_to_date(&serving, &model) => {
                 if self.scheduler.scaling(name).as_ref() != Some(&scaling) {
                     self.scheduler
                         .configure(name, scaling)
@@ -201,7 +212,7 @@ impl ControlPlane {
                 changed = true;
             }
         }
-        // Older versions: the newest few, and whatever an alias routes to.
+        // Older versions: the newest few, and whatever an alias routes or mirrors to.
         let aliases = self.meta.list_aliases(name).await?;
         let versions = self.meta.list_versions(name).await?;
         let mut keep: BTreeSet<u64> = versions
@@ -214,11 +225,12 @@ impl ControlPlane {
             let challenger = a.shadow.map(|s| s.version);
             a.routing.iter().map(|(v, _)| *v).chain(challenger)
         }));
-        let installed = self.scheduler.installed_versions(name);
-        for v in versions
-            .iter()
-            .filter(|v| keep.contains(&v.version) && !installed.contains(&v.version))
-        {
+        for v in versions.iter().filter(|v| keep.contains(&v.version)) {
+            if let Some(installed) = self.scheduler.installed_spec(name, v.version) {
+                if up_to_date(&installed, &model_of(v).await?) {
+                    continue;
+                }
+            }
             let key = match &credentials {
                 Some(k) => k.clone(),
                 None => {

@@ -21,9 +21,9 @@ pub use invocation::{Invocation, InvocationOutput, ResponseFormat};
 pub use logs::{LogSink, LogStream};
 pub use manifest::{
     Access, DoorAuth, FunctionCaller, Manifest, ManifestError, ModelSpec, NetworkMode, Permissions,
-    RuntimeClient, RuntimeKind,
+    RuntimeClient, RuntimeKind, StoreRef,
 };
 pub use name::{FunctionName, NameError};
 pub use observe::{InvocationObserver, InvocationReport, Observed, Phase, PoolKind};
-pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime};
+pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime, StoredModel};
 pub use scaling::ScalingConfig;

@@ -189,9 +189,11 @@ impl RuntimeKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// The model file, relative to the package root.
+    /// The model file, relative to the package root; or a model-store model,
+    /// `store:NAME` (its current revision, followed as it moves) or `store:NAME@REV`.
     pub file: String,
-    /// Input names in the order of the model's feature columns.
+    /// Input names in the order of the model's feature columns (ONNX functions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<String>,
     /// Class names by class index; empty for regressors or to answer the model's own labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -202,6 +204,44 @@ pub struct ModelSpec {
     /// The output holding class probabilities (default: the model's second output, if any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability_output: Option<String>,
+    /// A file in the package holding a test event: a new model-store revision must
+    /// answer it without error before the function switches to it (a deploy sends it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_event: Option<String>,
+}
+
+/// A reference into the model store: `store:NAME` or `store:NAME@REVISION`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRef {
+    pub name: String,
+    /// `None`: the current revision, followed when it moves.
+    pub revision: Option<u64>,
+}
+
+impl StoreRef {
+    /// `None` when `file` is not a store reference; an error when it is one, badly written.
+    pub fn parse(file: &str) -> Option<Result<StoreRef, String>> {
+        let rest = file.strip_prefix("store:")?;
+        let (name, revision) = match rest.split_once('@') {
+            Some((n, r)) => match r.parse::<u64>() {
+                Ok(r) if r > 0 => (n, Some(r)),
+                _ => {
+                    return Some(Err(format!(
+                        "model.file = {file:?}: the revision after '@' is a number from 1"
+                    )))
+                }
+            },
+            None => (rest, None),
+        };
+        Some(
+            FunctionName::parse(name)
+                .map(|n| StoreRef {
+                    name: n.to_string(),
+                    revision,
+                })
+                .map_err(|e| format!("model.file = {file:?}: the model name {}", e.reason)),
+        )
+    }
 }
 
 fn default_memory() -> u32 {
@@ -290,10 +330,8 @@ impl Manifest {
                 }
             }
             RuntimeKind::Python3 | RuntimeKind::Provided => {
-                if self.model.is_some() {
-                    return invalid(format!(
-                        "a [model] table is for runtime \"onnx\", not \"{rt}\""
-                    ));
+                if let Some(m) = &self.model {
+                    m.validate_for_code(rt)?;
                 }
                 if self.runtime == RuntimeKind::Provided && self.runtime_client.is_some() {
                     return invalid("runtime_client is for the python3 runtime; a provided runtime brings its own client in bootstrap".into());
@@ -313,11 +351,49 @@ impl Manifest {
 }
 
 impl ModelSpec {
+    /// The model-store model this names, if any.
+    pub fn store_ref(&self) -> Option<StoreRef> {
+        StoreRef::parse(&self.file).and_then(Result::ok)
+    }
+
+    fn validate_common(&self) -> Result<(), ManifestError> {
+        let invalid = |m: String| Err(ManifestError::Invalid(m));
+        match StoreRef::parse(&self.file) {
+            Some(Err(e)) => return invalid(e),
+            Some(Ok(_)) => {}
+            None => {
+                if let Err(reason) = check_relative_path(&self.file) {
+                    return invalid(format!("model.file = {:?}: {reason}", self.file));
+                }
+            }
+        }
+        if let Some(t) = &self.test_event {
+            if let Err(reason) = check_relative_path(t) {
+                return invalid(format!("model.test_event = {t:?}: {reason}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A code function's `[model]` only names a model-store model (and a test event);
+    /// the function reads it at `MODELFN_MODEL_PATH`.
+    fn validate_for_code(&self, rt: &str) -> Result<(), ManifestError> {
+        self.validate_common()?;
+        let only_file = self.inputs.is_empty()
+            && self.labels.is_empty()
+            && self.label_output.is_none()
+            && self.probability_output.is_none();
+        if self.store_ref().is_none() || !only_file {
+            return Err(ManifestError::Invalid(format!(
+                "a [model] table in a runtime \"{rt}\" function names a model-store model (file = \"store:NAME\") and optionally test_event; inputs, labels and outputs are for runtime \"onnx\""
+            )));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ManifestError> {
         let invalid = |m: String| Err(ManifestError::Invalid(m));
-        if let Err(reason) = check_relative_path(&self.file) {
-            return invalid(format!("model.file = {:?}: {reason}", self.file));
-        }
+        self.validate_common()?;
         if self.inputs.is_empty() {
             return invalid("model.inputs must name at least one input".into());
         }

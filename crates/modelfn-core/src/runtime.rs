@@ -28,6 +28,35 @@ pub struct FunctionSpec {
     pub tuning: Arc<LiveTuning>,
     /// The function's own access key (id, secret), scoped to its `[permissions]`.
     pub credentials: Option<(String, String)>,
+    /// The model-store revision its `[model] file = "store:..."` resolved to.
+    pub model: Option<StoredModel>,
+}
+
+/// A model-store revision as a function version uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredModel {
+    pub name: String,
+    pub revision: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The file on this node (named by its digest, never changed).
+    pub path: PathBuf,
+}
+
+impl FunctionSpec {
+    /// The model file an ONNX function loads: the store's revision, or the package's file.
+    pub fn model_path(&self) -> Option<PathBuf> {
+        match (&self.model, &self.manifest.model) {
+            (Some(stored), _) => Some(stored.path.clone()),
+            (None, Some(m)) => Some(self.code_dir.join(&m.file)),
+            (None, None) => None,
+        }
+    }
+
+    /// The digest of the model-store revision in use (`None` without one).
+    pub fn model_sha256(&self) -> Option<&str> {
+        self.model.as_ref().map(|m| m.sha256.as_str())
+    }
 }
 
 /// Batching settings an instance reads on every batch, so that a change applies at once.

@@ -170,6 +170,15 @@ pub fn router(state: AppState) -> Router {
     let layers = Router::new()
         .route("/v1/layers", get(admin::layers::list_layers))
         .route("/v1/layers/{name}", post(admin::layers::publish_layer))
+        .route("/v1/store/models", get(admin::models::list_models))
+        .route(
+            "/v1/store/models/{name}",
+            get(admin::models::get_model).put(admin::models::put_model),
+        )
+        .route(
+            "/v1/store/models/{name}/rollback",
+            post(admin::models::rollback_model),
+        )
         .layer(DefaultBodyLimit::max(state.config.max_layer_bytes))
         .route_layer(token);
     let invoke = Router::new()

@@ -1,6 +1,7 @@
 //! The node-local code cache: each package unpacked once into a directory named by its
 //! digest, fetched from the [`BlobStore`] when this node has not unpacked it yet (after
-//! a restart that lost it, or a deploy made on another node).
+//! a restart that lost it, or a deploy made on another node). Model-store files are kept
+//! the same way, one read-only file per digest.
 
 use crate::blobs::{check_digest, digest_of, unique_tmp, BlobStore};
 use crate::package::{unpack, PackageLimits, UnpackedPackage};
@@ -40,6 +41,40 @@ impl CodeCache {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
         }
         Ok(CodeCache { dir, blobs, limits })
+    }
+
+    /// Stores a single file (a model-store revision) as a blob; answers its digest.
+    pub async fn add_file(&self, data: Bytes) -> Result<String, RegistryError> {
+        let digest = digest_of(&data);
+        self.blobs.put(&digest, data).await?;
+        Ok(digest)
+    }
+
+    /// The local path of a file stored with [`CodeCache::add_file`], fetched from the
+    /// blob store if this node has not got it yet. The file never changes (it is named by
+    /// its digest) and is readable by function users (0644).
+    pub async fn file(&self, digest: &str) -> Result<PathBuf, RegistryError> {
+        check_digest(digest)?;
+        let dir = self.dir.join("files");
+        let dest = dir.join(digest);
+        if dest.is_file() {
+            return Ok(dest);
+        }
+        let data = self.blobs.get(digest).await?.ok_or_else(|| {
+            RegistryError::Storage(format!("file {digest} is missing from the blob store"))
+        })?;
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+            let tmp = unique_tmp(&dir, "file");
+            std::fs::write(&tmp, &data)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+            std::fs::rename(&tmp, &dest)?;
+            Ok(dest)
+        })
+        .await
+        .map_err(|e| RegistryError::Storage(format!("writing task failed: {e}")))?
     }
 
     /// Checks and unpacks a package within `limits`, then stores it as a blob: a package

@@ -326,7 +326,10 @@ async fn shadow_conformance(s: &dyn MetadataStore) {
         updated_by: "admin".into(),
     };
     s.put_alias(&alias).await.unwrap();
-    assert_eq!(s.list_aliases("sh").await.unwrap(), std::slice::from_ref(&alias));
+    assert_eq!(
+        s.list_aliases("sh").await.unwrap(),
+        std::slice::from_ref(&alias)
+    );
     assert_eq!(s.alias_history("sh").await.unwrap()[0].shadow, alias.shadow);
     assert_eq!(
         s.delete_version("sh", 2).await.unwrap(),

@@ -94,7 +94,9 @@ impl OnnxInstance {
             .model
             .clone()
             .ok_or_else(|| InvokeError::init("the manifest has no [model] table"))?;
-        let path = spec.code_dir.join(&model_spec.file);
+        let path = spec
+            .model_path()
+            .unwrap_or_else(|| spec.code_dir.join(&model_spec.file));
         if !path.is_file() {
             return Err(InvokeError::init(format!(
                 "model.file = {:?} is not in the package",

@@ -56,6 +56,7 @@ fn spec_for(dir: &Path, reference: &Value) -> ModelSpec {
         labels: vec![],
         label_output: None,
         probability_output: None,
+        test_event: None,
     }
 }
 
@@ -165,6 +166,7 @@ fn a_model_that_disagrees_with_its_manifest_is_refused() {
         labels: vec![],
         label_output: None,
         probability_output: None,
+        test_event: None,
     };
     let e = LoadedModel::load(&lib.environment, &iris, &spec, SessionTuning::default())
         .err()

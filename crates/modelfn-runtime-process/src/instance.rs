@@ -115,6 +115,10 @@ impl ProcessInstance {
                 code: &spec.code_dir,
                 runtime_dir: &cfg.client_dir(),
                 opt: opt.as_deref(),
+                model: spec
+                    .model
+                    .as_ref()
+                    .map(|s| (s.path.as_path(), spawn::model_path(s))),
                 tmp_mb: m.ephemeral_storage_mb,
                 net,
                 uid: sandbox.uid_for(&function),

@@ -59,6 +59,8 @@ pub struct Launch<'a> {
     pub code: &'a Path,
     pub runtime_dir: &'a Path,
     pub opt: Option<&'a Path>,
+    /// A model-store file, read-only at [`MODEL_DIR`]`/NAME`.
+    pub model: Option<(&'a Path, String)>,
     pub tmp_mb: u32,
     pub net: Net,
     pub uid: u32,
@@ -67,6 +69,9 @@ pub struct Launch<'a> {
     pub cgroup: Option<&'a InstanceCgroup>,
     pub rlimit_as: Option<u64>,
 }
+
+/// Where a function's model-store file is, inside its sandbox (`MODELFN_MODEL_PATH`).
+pub const MODEL_DIR: &str = "/var/model";
 
 /// bubblewrap, found and tried.
 pub struct Sandbox {
@@ -272,6 +277,14 @@ impl Sandbox {
             ],
         );
         for (host, inside) in extra {
+            // A file's own directory (`/var/model`), readable as `/var` is.
+            match Path::new(inside).parent() {
+                Some(dir) if dir != Path::new("/var") && dir != Path::new("/") => {
+                    arg(&mut a, &["--perms", "0755", "--dir"]);
+                    a.push(dir.as_os_str().to_owned());
+                }
+                Some(_) | None => {}
+            }
             a.push("--ro-bind".into());
             a.push(host.as_os_str().to_owned());
             a.push(inside.into());
@@ -294,6 +307,9 @@ impl Sandbox {
             vec![(l.code, "/var/task"), (l.runtime_dir, "/var/runtime")];
         if let Some(opt) = l.opt {
             mounts.push((opt, "/opt"));
+        }
+        if let Some((file, inside)) = &l.model {
+            mounts.push((file, inside.as_str()));
         }
         args.extend(self.root_fs_args(&mounts));
         let tmp_bytes = u64::from(l.tmp_mb) * 1024 * 1024;

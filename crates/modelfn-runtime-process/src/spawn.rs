@@ -54,6 +54,12 @@ pub fn argv(spec: &FunctionSpec, cfg: &ProcessConfig) -> Result<Vec<OsString>, F
     }
 }
 
+/// Where a model-store file is inside the sandbox: `/var/model/NAME`. Each revision is a
+/// new instance, so the file an instance sees never changes under it.
+pub fn model_path(model: &modelfn_core::StoredModel) -> String {
+    format!("{}/{}", crate::sandbox::MODEL_DIR, model.name)
+}
+
 /// Lambda's environment for the function, inside its sandbox.
 pub fn environment(
     spec: &FunctionSpec,
@@ -90,6 +96,12 @@ pub fn environment(
     set("AWS_LAMBDA_RUNTIME_API", at.runtime_api.to_string());
     set("_HANDLER", m.handler.clone().unwrap_or_default());
     set("LAMBDA_TASK_ROOT", "/var/task".into());
+    if let Some(model) = &spec.model {
+        set("MODELFN_MODEL_PATH", model_path(model));
+        set("MODELFN_MODEL_NAME", model.name.clone());
+        set("MODELFN_MODEL_REVISION", model.revision.to_string());
+        set("MODELFN_MODEL_SHA256", model.sha256.clone());
+    }
     set("LAMBDA_RUNTIME_DIR", "/var/runtime".into());
     set("AWS_LAMBDA_FUNCTION_NAME", name.to_string());
     set("AWS_LAMBDA_FUNCTION_VERSION", version.clone());

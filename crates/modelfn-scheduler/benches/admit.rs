@@ -63,6 +63,7 @@ fn scheduler(kind: PoolKind) -> Arc<Scheduler> {
             layers: vec![],
             tuning: Default::default(),
             credentials: None,
+            model: None,
         }),
         ScalingConfig::default(),
     )

@@ -32,7 +32,8 @@ pub use versions::{AliasRoute, Sticky};
 
 use invoke::init_timeout;
 use modelfn_core::{
-    FunctionSpec, InvocationObserver, InvokeError, PoolKind, Runtime, RuntimeKind, ScalingConfig,
+    FunctionSpec, Invocation, InvocationObserver, InvokeError, PoolKind, Runtime, RuntimeKind,
+    ScalingConfig,
 };
 use pool::{lock, Slot};
 use rate::{ScaleRate, TokenBucket};
@@ -174,11 +175,36 @@ impl Scheduler {
         }
     }
 
-    /// Starts one instance of `spec` and stops it again: proves a version can start before
-    /// it replaces anything. Answers how long the start took.
-    pub async fn validate(&self, spec: Arc<FunctionSpec>) -> Result<Duration, InvokeError> {
+    /// Starts one instance of `spec`, sends it `event` when given (it must answer without
+    /// an error), and stops it again: proves a version, or a version with a new model, works
+    /// before it replaces anything. Answers how long the start took.
+    pub async fn validate(
+        &self,
+        spec: Arc<FunctionSpec>,
+        event: Option<Invocation>,
+    ) -> Result<Duration, InvokeError> {
         let t0 = Instant::now();
-        self.start(&spec).await.map(|_instance| t0.elapsed())
+        let instance = self.start(&spec).await?;
+        let took = t0.elapsed();
+        if let Some(mut inv) = event {
+            let timeout = Duration::from_millis(spec.manifest.timeout_ms);
+            inv.deadline = Some((Instant::now() + timeout).into_std());
+            match tokio::time::timeout(timeout, instance.invoke(inv)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(InvokeError::init(format!(
+                        "the test event did not succeed: {e}"
+                    )))
+                }
+                Err(_) => {
+                    return Err(InvokeError::init(format!(
+                        "the test event got no answer within {} ms",
+                        spec.manifest.timeout_ms
+                    )))
+                }
+            }
+        }
+        Ok(took)
     }
 
     /// How many calls of a function may run at once.
@@ -243,10 +269,15 @@ impl Scheduler {
             let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
             map.get(&name)
                 .and_then(|s| s.versions.get(&version))
-                .filter(|s| s.spec.code_sha256 == spec.code_sha256)
+                .filter(|s| {
+                    s.spec.code_sha256 == spec.code_sha256
+                        && s.spec.model_sha256() == spec.model_sha256()
+                })
                 .cloned()
         };
         // A version already installed keeps its warm instances; only its settings change.
+        // With another model-store revision it is a new slot: new calls start instances
+        // of the new model, calls running on the old one finish there.
         let slot = match existing {
             Some(slot) => {
                 self.apply_scaling(&slot, scaling);

@@ -6,7 +6,7 @@ use crate::invoke::{Resolved, Unresolved};
 use crate::pool::Slot;
 use crate::shadow::{Mirror, ShadowRoute, ShadowTally};
 use crate::Scheduler;
-use modelfn_core::{FunctionRef, Qualifier};
+use modelfn_core::{FunctionRef, FunctionSpec, Qualifier};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -127,6 +127,15 @@ impl Scheduler {
             .unwrap_or_default();
         v.sort_unstable();
         v
+    }
+
+    /// The spec of an installed version of `name`.
+    pub fn installed_spec(&self, name: &str, version: u64) -> Option<Arc<FunctionSpec>> {
+        let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(name)?
+            .versions
+            .get(&version)
+            .map(|s| s.spec.clone())
     }
 
     /// Stops serving the versions of `name` that `keep` refuses (never the latest); calls

@@ -120,6 +120,7 @@ fn spec(timeout_ms: u64) -> Arc<FunctionSpec> {
         layers: vec![],
         tuning: Default::default(),
         credentials: None,
+        model: None,
     })
 }
 
@@ -334,8 +335,8 @@ async fn unknown_and_removed_functions_are_not_found() {
 async fn validate_starts_an_instance_without_serving_it() {
     let Setup { s, starts, .. } = setup(1, true, 3000);
     s.remove("f");
-    assert!(s.validate(spec(3000)).await.is_err());
-    assert!(s.validate(spec(3000)).await.is_ok());
+    assert!(s.validate(spec(3000), None).await.is_err());
+    assert!(s.validate(spec(3000), None).await.is_ok());
     assert_eq!(starts.load(Ordering::SeqCst), 2);
     assert!(s.spec("f").is_none());
 }

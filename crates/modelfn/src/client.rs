@@ -138,6 +138,16 @@ impl Client {
         self.admin_json(req).await
     }
 
+    /// A PUT of a raw file (a model).
+    pub async fn put_admin_raw(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+        let req = self
+            .http
+            .put(self.url(path))
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        self.admin_json(req).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Value> {
         self.admin_json(self.http.delete(self.url(path))).await
     }

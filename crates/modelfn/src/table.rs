@@ -4,7 +4,8 @@
 /// the server is an error here, not a silent `-`.
 pub use modelfn_control::plans::UsagePlan;
 pub use modelfn_control::{
-    AccessKey, AliasRecord, Aliases, DeployOutcome, FunctionInfo, LayerInfo, Versions,
+    AccessKey, AliasRecord, Aliases, DeployOutcome, FunctionInfo, LayerInfo, ModelInfo, ModelMoved,
+    Versions,
 };
 use modelfn_core::duration::format_duration;
 pub use modelfn_gateway::admin::apis::{ApiList, ApiSummary};
@@ -257,10 +258,7 @@ pub fn versions(v: &Versions) -> String {
             vec![
                 version,
                 when(x.created_at_ms),
-                x.code_sha256
-                    .get(..12)
-                    .unwrap_or(&x.code_sha256)
-                    .to_string(),
+                short(&x.code_sha256).to_string(),
                 if x.serving { "yes" } else { "no" }.into(),
                 x.description.clone(),
             ]
@@ -330,6 +328,74 @@ pub fn aliases(a: &Aliases) -> String {
         out += &render(&["WHEN", "ALIAS", "ROUTING", "BY"], &moves);
     }
     out
+}
+
+/// `modelfn model put|rollback`.
+pub fn model_moved(m: &ModelMoved) -> String {
+    let r = &m.model;
+    let mut out = if m.changed {
+        format!(
+            "model {} revision {} ({}) is current\n",
+            r.name,
+            r.revision,
+            short(&r.sha256)
+        )
+    } else {
+        format!(
+            "model {} revision {} was already current\n",
+            r.name, r.revision
+        )
+    };
+    if !m.switched.is_empty() {
+        out += &format!("switched: {}\n", m.switched.join(", "));
+    }
+    out
+}
+
+/// `modelfn model list`.
+pub fn models(list: &Vec<ModelInfo>) -> String {
+    if list.is_empty() {
+        return "no models in the store\n".into();
+    }
+    let mut rows = Vec::new();
+    for m in list {
+        let current = m.current.as_ref().map(|h| h.revision);
+        for r in &m.revisions {
+            rows.push(vec![
+                m.name.clone(),
+                if Some(r.revision) == current {
+                    format!("{} (current)", r.revision)
+                } else {
+                    r.revision.to_string()
+                },
+                short(&r.sha256).to_string(),
+                mb(r.size),
+                when(r.created_at_ms),
+                r.created_by.clone(),
+                if Some(r.revision) == current {
+                    m.followers.join(",")
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+    }
+    render(
+        &[
+            "MODEL",
+            "REVISION",
+            "SHA256",
+            "SIZE",
+            "CREATED",
+            "BY",
+            "FOLLOWED BY",
+        ],
+        &rows,
+    )
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 /// `modelfn alias shadow`.

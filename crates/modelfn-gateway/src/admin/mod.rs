@@ -10,6 +10,7 @@ pub mod functions;
 pub mod keys;
 pub mod layers;
 pub mod logs;
+pub mod models;
 pub mod plans;
 pub mod urls;
 

@@ -6,6 +6,7 @@ mod aliases;
 mod edge;
 mod functions;
 mod layers;
+mod models;
 mod serve;
 
 pub use aliases::{AliasCommand, VersionsCommand};
@@ -15,6 +16,7 @@ pub use functions::{
     LogsCommand,
 };
 pub use layers::{EventsCommand, LayerCommand};
+pub use models::ModelCommand;
 pub use serve::DemoCommand;
 
 use crate::client::Client;
@@ -75,6 +77,9 @@ pub enum Command {
     /// Save and list named test events of a function.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// The model store: put revisions of named models, list them, roll back.
+    #[command(subcommand)]
+    Model(ModelCommand),
 }
 
 /// How the CLI reaches a server.
@@ -169,5 +174,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys(c) => c.run().await,
         Command::Layer(c) => c.run().await,
         Command::Events(c) => c.run().await,
+        Command::Model(c) => c.run().await,
     }
 }
