@@ -239,7 +239,7 @@ impl StoreRef {
                     name: n.to_string(),
                     revision,
                 })
-                .map_err(|e| format!("model.file = {file:?}: the model name {}", e.reason)),
+                .map_err(|e| format!("model.file = {file:?}: in the model name, {}", e.reason)),
         )
     }
 }
