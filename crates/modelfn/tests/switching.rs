@@ -24,7 +24,10 @@ const RUN: Duration = Duration::from_secs(30);
 /// What a target routed to, from when the change was asked for until the next one was
 /// answered (a call in flight across a change may see either side).
 #[derive(Default)]
-struct Timeline(Mutex<Vec<(Instant, Option<Instant>, BTreeSet<u64>)>>);
+struct Timeline(Mutex<Vec<Routed>>);
+
+/// Versions routed to, from a change asked for until the next one was answered.
+type Routed = (Instant, Option<Instant>, BTreeSet<u64>);
 
 impl Timeline {
     fn start(&self, versions: &[u64]) {
