@@ -201,12 +201,26 @@ impl ControlPlane {
             VersionDeleted::Latest => Err(ControlError::InvalidRequest(format!(
                 "version {version} is the latest of '{function}': deploy a newer one first, or delete the function"
             ))),
-            VersionDeleted::UsedBy(aliases) => Err(ControlError::InvalidRequest(format!(
-                "version {version} of '{function}' is in use by alias{} {}: move {} first",
-                if aliases.len() == 1 { "" } else { "es" },
-                aliases.join(", "),
-                if aliases.len() == 1 { "it" } else { "them" },
-            ))),
+            VersionDeleted::UsedBy(users) => {
+                let (url, aliases): (Vec<String>, Vec<String>) =
+                    users.into_iter().partition(|u| u == "URL");
+                let mut by = Vec::new();
+                if !aliases.is_empty() {
+                    by.push(format!(
+                        "alias{} {}",
+                        if aliases.len() == 1 { "" } else { "es" },
+                        aliases.join(", ")
+                    ));
+                }
+                if !url.is_empty() {
+                    by.push(format!("the URL of '{function}'"));
+                }
+                Err(ControlError::InvalidRequest(format!(
+                    "version {version} of '{function}' is in use by {}: move {} first",
+                    by.join(" and "),
+                    if aliases.len() + url.len() == 1 { "it" } else { "them" },
+                )))
+            }
         }
     }
 
@@ -240,6 +254,17 @@ impl ControlPlane {
         alias: &str,
         by: &str,
     ) -> Result<(), ControlError> {
+        let bound = self
+            .meta
+            .list_urls()
+            .await?
+            .into_iter()
+            .any(|u| u.function == function && u.qualifier.as_deref() == Some(alias));
+        if bound {
+            return Err(ControlError::InvalidRequest(format!(
+                "alias '{alias}' is what the URL of '{function}' calls: delete the URL or bind it elsewhere first"
+            )));
+        }
         let existed = self.meta.delete_alias(function, alias, by).await?;
         self.reconcile().await?;
         if existed {

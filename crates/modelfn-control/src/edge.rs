@@ -2,6 +2,7 @@
 
 use crate::plans::{Admission, UsagePlan};
 use crate::{ControlError, ControlPlane};
+use modelfn_core::{FunctionRef, Qualifier};
 use modelfn_registry::{ApiRecord, DocRecord, UrlAuth, UrlRecord};
 use std::collections::BTreeMap;
 
@@ -31,12 +32,40 @@ impl ControlPlane {
     }
 
     /// Gives a function a URL (or changes its auth).
-    pub async fn create_url(&self, function: &str, auth: UrlAuth) -> Result<(), ControlError> {
+    /// Gives a function its URL, calling `$LATEST` or the version or alias `qualifier`
+    /// names (which must exist).
+    pub async fn create_url(
+        &self,
+        function: &str,
+        auth: UrlAuth,
+        qualifier: Option<&str>,
+    ) -> Result<(), ControlError> {
         self.describe(function).await?;
+        let qualifier = match qualifier.map(Qualifier::parse) {
+            None | Some(Qualifier::Latest) => None,
+            Some(Qualifier::Version(v)) => {
+                if self.meta.get_version(function, v).await?.is_none() {
+                    return Err(ControlError::InvalidRequest(format!(
+                        "function '{function}' has no version {v}"
+                    )));
+                }
+                Some(v.to_string())
+            }
+            Some(Qualifier::Alias(a)) => {
+                let aliases = self.meta.list_aliases(function).await?;
+                if !aliases.iter().any(|x| x.name == a) {
+                    return Err(ControlError::InvalidRequest(format!(
+                        "function '{function}' has no alias '{a}' (modelfn alias list {function} shows them)"
+                    )));
+                }
+                Some(a)
+            }
+        };
         self.meta
             .put_url(&UrlRecord {
                 function: function.to_string(),
                 auth,
+                qualifier,
             })
             .await?;
         self.reconcile().await?;
@@ -55,13 +84,13 @@ impl ControlPlane {
         }
     }
 
-    /// The auth of a function's URL, if it has one.
-    pub fn url_auth(&self, function: &str) -> Option<UrlAuth> {
+    /// A function's URL, if it has one: its auth and what it calls.
+    pub fn url(&self, function: &str) -> Option<(UrlAuth, FunctionRef)> {
         self.urls
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(function)
-            .copied()
+            .map(|u| (u.auth, FunctionRef::new(function, u.qualifier.as_deref())))
     }
 
     /// Decides a request carrying `presented` as `x-api-key` on `target` (`api/STAGE` or

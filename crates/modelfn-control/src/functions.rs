@@ -78,7 +78,7 @@ impl ControlPlane {
         FunctionInfo {
             stats: self.scheduler.stats(&rec.name),
             scaling: self.scheduler.scaling(&rec.name),
-            url_auth: self.url_auth(&rec.name),
+            url_auth: self.url(&rec.name).map(|(auth, _)| auth),
             description: manifest
                 .as_ref()
                 .map(|m| m.description.clone())

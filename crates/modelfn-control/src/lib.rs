@@ -67,7 +67,7 @@ pub struct ControlPlane {
     plans: std::sync::RwLock<Vec<UsagePlan>>,
     meter: std::sync::Mutex<Meter>,
     /// Function URLs and their auth, mirrored from the registry (read on every URL call).
-    urls: std::sync::RwLock<HashMap<String, UrlAuth>>,
+    urls: std::sync::RwLock<HashMap<String, modelfn_registry::UrlRecord>>,
     meta: Arc<dyn MetadataStore>,
     code: Arc<CodeCache>,
     scheduler: Arc<Scheduler>,

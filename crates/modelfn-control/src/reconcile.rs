@@ -269,7 +269,7 @@ impl ControlPlane {
         if todo.urls {
             let urls = self.meta.list_urls().await?;
             *self.urls.write().unwrap_or_else(|p| p.into_inner()) =
-                urls.into_iter().map(|u| (u.function, u.auth)).collect();
+                urls.into_iter().map(|u| (u.function.clone(), u)).collect();
         }
         if todo.plans {
             let mut plans = Vec::new();

@@ -153,14 +153,14 @@ async fn what_one_node_writes_the_other_serves_after_its_pass() {
         ..ScalingConfig::default()
     };
     a.control.configure("f", patch, false).await.unwrap();
-    a.control.create_url("f", UrlAuth::Key).await.unwrap();
+    a.control.create_url("f", UrlAuth::Key, None).await.unwrap();
     let plan: UsagePlan = serde_json::from_str(
         r#"{"name": "p", "rate": 5, "burst": 5, "targets": ["url:f"], "keys": []}"#,
     )
     .unwrap();
     a.control.save_plan(plan).await.unwrap();
     a.control.save_api("shop", "name = \"shop\"").await.unwrap();
-    assert_eq!(b.control.url_auth("f"), None);
+    assert_eq!(b.control.url("f").map(|(a, _)| a), None);
     assert!(b.control.plans().is_empty());
     let pass = b.control.reconcile().await.unwrap();
     assert_eq!(pass.functions, 1, "reconfigured, not reinstalled");
@@ -169,7 +169,7 @@ async fn what_one_node_writes_the_other_serves_after_its_pass() {
         b.scheduler.scaling("f").unwrap().reserved_concurrency,
         Some(3)
     );
-    assert_eq!(b.control.url_auth("f"), Some(UrlAuth::Key));
+    assert_eq!(b.control.url("f").map(|(a, _)| a), Some(UrlAuth::Key));
     assert_eq!(b.control.plans().len(), 1);
     assert_eq!(*b.apis.0.lock().unwrap(), ["shop"]);
     assert_eq!(
@@ -188,7 +188,7 @@ async fn what_one_node_writes_the_other_serves_after_its_pass() {
     assert_eq!(served_version(&a), None);
     b.control.reconcile().await.unwrap();
     assert_eq!(served_version(&b), None);
-    assert_eq!(b.control.url_auth("f"), None);
+    assert_eq!(b.control.url("f").map(|(a, _)| a), None);
     assert!(b.apis.0.lock().unwrap().is_empty());
 }
 
@@ -201,11 +201,14 @@ async fn a_node_started_later_loads_everything_at_its_first_pass() {
         .deploy(package(dir.path(), 128), None, false)
         .await
         .unwrap();
-    a.control.create_url("f", UrlAuth::None).await.unwrap();
+    a.control
+        .create_url("f", UrlAuth::None, None)
+        .await
+        .unwrap();
     let late = node(meta, dir.path(), &dir.path().join("late"));
     assert_eq!(late.control.restore().await.unwrap(), 1);
     assert_eq!(served_version(&late), Some(1));
-    assert_eq!(late.control.url_auth("f"), Some(UrlAuth::None));
+    assert_eq!(late.control.url("f").map(|(a, _)| a), Some(UrlAuth::None));
 }
 
 #[tokio::test]

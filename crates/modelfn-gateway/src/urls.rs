@@ -40,7 +40,7 @@ pub async fn call(
         .find(|(k, _)| k == "path")
         .map(|(_, v)| format!("/{v}"))
         .unwrap_or_else(|| "/".into());
-    let Some(auth) = state.control.url_auth(&name) else {
+    let Some((auth, target)) = state.control.url(&name) else {
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
     if auth == UrlAuth::Key {
@@ -58,11 +58,32 @@ pub async fn call(
         Ok(b) => b,
         Err(e) => return body_rejection(e, state.config.max_invoke_body_bytes).into_response(),
     };
-    let Some(spec) = state.scheduler.spec(&name) else {
+    // Resolved once (by weight, or by the caller's sticky key): the version checked is
+    // the version that runs, and the answer names it.
+    let Ok(resolved) = crate::front::resolve_request(&state, &target, Some(&headers), &body) else {
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
+    let mut response = url_call(&state, &resolved, method, uri, headers, body, &sub).await;
+    response.headers_mut().insert(
+        "x-modelfn-version",
+        HeaderValue::from(resolved.spec().version),
+    );
+    response
+}
+
+/// Runs a URL call on the version resolved.
+async fn url_call(
+    state: &AppState,
+    resolved: &modelfn_scheduler::Resolved,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    sub: &str,
+) -> Response {
     let request_id = crate::request::request_id();
-    if spec.manifest.runtime == RuntimeKind::Onnx {
+    let name = resolved.spec().manifest.name.as_str();
+    if resolved.spec().manifest.runtime == RuntimeKind::Onnx {
         // A model reads the request as the native API does.
         let inv = if method == Method::GET {
             match crate::invoke::query_event(uri.query().unwrap_or("")) {
@@ -82,7 +103,7 @@ pub async fn call(
                 Err(e) => return e.into_response(),
             }
         };
-        return match state.scheduler.invoke(&name, inv).await {
+        return match state.scheduler.invoke_resolved(resolved, inv).await {
             Ok((out, _)) => ([(header::CONTENT_TYPE, out.content_type)], out.body).into_response(),
             Err(e) => ApiError::from(e).into_response(),
         };
@@ -91,9 +112,9 @@ pub async fn call(
     let mut headers = headers;
     headers.remove("x-api-key");
     let event = event_v2(
-        &name,
+        name,
         &method,
-        &sub,
+        sub,
         uri.query(),
         &headers,
         &body,
@@ -104,7 +125,7 @@ pub async fn call(
         Bytes::from(event.to_string()),
         Some("application/json"),
     );
-    match state.scheduler.invoke(&name, inv).await {
+    match state.scheduler.invoke_resolved(resolved, inv).await {
         Ok((out, _)) => map_result(&out.body),
         Err(InvokeError::FunctionNotFound(_)) => message(StatusCode::NOT_FOUND, "Not Found"),
         Err(InvokeError::Throttled { retry_after, .. }) => {

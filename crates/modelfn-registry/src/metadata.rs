@@ -98,6 +98,8 @@ impl UrlAuth {
 pub struct UrlRecord {
     pub function: String,
     pub auth: UrlAuth,
+    /// The version or alias it calls (`None`: `$LATEST`).
+    pub qualifier: Option<String>,
 }
 
 /// A named document the store keeps as text and the control plane or gateway reads: a
@@ -193,7 +195,8 @@ pub enum VersionDeleted {
     Missing,
     /// It is the function's latest (delete the function, or deploy a newer version).
     Latest,
-    /// These aliases route to it.
+    /// These aliases route (or mirror) to it; `"URL"` among them when the function's URL
+    /// is bound to it.
     UsedBy(Vec<String>),
 }
 

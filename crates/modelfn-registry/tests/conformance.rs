@@ -125,6 +125,7 @@ async fn metadata_conformance(s: &dyn MetadataStore) {
 
     // URLs, plans and APIs: put replaces, delete answers whether it existed.
     let url = |auth| UrlRecord {
+        qualifier: None,
         function: "b".into(),
         auth,
     };
@@ -159,6 +160,7 @@ async fn change_log_conformance(s: &dyn MetadataStore) {
     s.put_url(&UrlRecord {
         function: "f".into(),
         auth: UrlAuth::Key,
+        qualifier: Some("prod".into()),
     })
     .await
     .unwrap();

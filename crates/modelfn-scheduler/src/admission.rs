@@ -10,6 +10,9 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+/// Time a caller must have left for a start the platform failed to be tried again.
+const PLATFORM_RETRY_MARGIN: Duration = Duration::from_secs(1);
+
 impl Scheduler {
     /// Admission: the function's limit, then the server's. Waits in a bounded queue, and
     /// refuses at once a call that could not start before its deadline.
@@ -116,14 +119,27 @@ impl Scheduler {
             lock(&slot.pool).starting += 1;
         }
         let t0 = Instant::now();
-        let started = self.start(&slot.spec).await;
+        let started = match self.start(&slot.spec).await {
+            // The platform failed to start it (a sandbox slow to come up on a loaded
+            // machine), not the function: once more while the caller's deadline allows.
+            Err(InvokeError::Internal(why))
+                if Instant::now() + PLATFORM_RETRY_MARGIN < deadline =>
+            {
+                tracing::warn!(function = %slot.spec.manifest.name, error = %why, "start failed on the platform's side; trying once more");
+                self.start(&slot.spec).await
+            }
+            other => other,
+        };
         if !slot.is_shared() {
             lock(&slot.pool).starting -= 1;
         }
         let inst = match started {
             Ok(inst) => inst,
             Err(e) => {
-                slot.remember_failure(&e);
+                // Only the function's own failures are answered again without a start.
+                if !matches!(e, InvokeError::Internal(_)) {
+                    slot.remember_failure(&e);
+                }
                 return Err(e);
             }
         };

@@ -222,7 +222,15 @@ pub fn deployed(out: &DeployOutcome) -> String {
 
 /// `modelfn url create`.
 pub fn url(u: &UrlInfo) -> String {
-    format!("{}  (auth: {})\n", u.url, u.auth.as_str())
+    match &u.qualifier {
+        Some(q) => format!(
+            "{}  (auth: {}, calls {}:{q})\n",
+            u.url,
+            u.auth.as_str(),
+            u.function
+        ),
+        None => format!("{}  (auth: {})\n", u.url, u.auth.as_str()),
+    }
 }
 
 /// `modelfn keys create`: the secrets, shown this once.

@@ -368,3 +368,46 @@ fn shadow_traffic_reports_the_agreement_the_test_computes() {
     assert!(ok, "{err}");
     assert_eq!(report(&s)["compared"], 200);
 }
+
+#[test]
+fn a_function_url_calls_the_version_or_alias_it_is_bound_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    three_versions(&s, work.path());
+    let (ok, _, err) = s.cli(&["alias", "set", "iris", "prod", "2"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = s.cli(&["url", "create", "iris:prod"]);
+    assert!(ok && out.contains("calls iris:prod"), "{out} {err}");
+    let url = format!("{}/urls/iris/", s.url);
+    let (code, h, body) = post(&url, ROW);
+    assert_eq!(
+        (code, header(&h, "x-modelfn-version")),
+        (200, Some("2")),
+        "{body}"
+    );
+    assert!(body.contains("virginica"), "{body}");
+    // Moving the alias moves the URL.
+    let (ok, _, err) = s.cli(&["alias", "set", "iris", "prod", "1"]);
+    assert!(ok, "{err}");
+    let (_, h, _) = post(&url, ROW);
+    assert_eq!(header(&h, "x-modelfn-version"), Some("1"));
+    // What the URL uses cannot go; a target that does not exist is refused.
+    let (ok, _, err) = s.cli(&["alias", "delete", "iris", "prod"]);
+    assert!(!ok && err.contains("URL of 'iris'"), "{err}");
+    let (ok, _, err) = s.cli(&["url", "create", "iris:nope"]);
+    assert!(!ok && err.contains("no alias 'nope'"), "{err}");
+    let (ok, _, err) = s.cli(&["url", "create", "iris:2"]);
+    assert!(ok, "{err}");
+    let (_, h, _) = post(&url, ROW);
+    assert_eq!(header(&h, "x-modelfn-version"), Some("2"));
+    let (ok, _, err) = s.cli(&["versions", "iris", "--delete", "2"]);
+    assert!(!ok && err.contains("the URL of 'iris'"), "{err}");
+    // Unbound again: $LATEST.
+    let (ok, _, err) = s.cli(&["url", "create", "iris"]);
+    assert!(ok, "{err}");
+    let (_, h, _) = post(&url, ROW);
+    assert_eq!(header(&h, "x-modelfn-version"), Some("3"));
+    let (ok, _, err) = s.cli(&["versions", "iris", "--delete", "2"]);
+    assert!(ok, "{err}");
+}

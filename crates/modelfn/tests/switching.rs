@@ -21,6 +21,9 @@ const CLIENTS: usize = 200;
 const LATEST_CLIENTS: usize = 50;
 const RUN: Duration = Duration::from_secs(30);
 
+/// One switching test at a time: each holds its 200 clients on the machine alone.
+static ALONE: Mutex<()> = Mutex::new(());
+
 /// What a target routed to, from when the change was asked for until the next one was
 /// answered (a call in flight across a change may see either side).
 #[derive(Default)]
@@ -274,6 +277,7 @@ fn switch_under_load(
 
 #[test]
 fn a_native_function_switches_under_load_without_failing_a_call() {
+    let _alone = ALONE.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
@@ -307,6 +311,7 @@ fn a_native_function_switches_under_load_without_failing_a_call() {
 
 #[test]
 fn a_python_function_switches_under_load_without_failing_a_call() {
+    let _alone = ALONE.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());

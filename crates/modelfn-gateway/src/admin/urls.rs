@@ -15,6 +15,9 @@ use serde::Deserialize;
 pub struct UrlInfo {
     pub function: String,
     pub auth: modelfn_control::UrlAuth,
+    /// The version or alias it calls (none: `$LATEST`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
     pub url: String,
 }
 
@@ -22,9 +25,12 @@ pub struct UrlInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewUrl {
     pub auth: modelfn_control::UrlAuth,
+    #[serde(default)]
+    pub qualifier: Option<String>,
 }
 
-/// `PUT /v1/functions/{name}/url` with `{"auth": "none" | "key"}`: the function's URL.
+/// `PUT /v1/functions/{name}/url` with `{"auth": "none" | "key", "qualifier": "prod"}`:
+/// the function's URL, calling `$LATEST` or a version or an alias.
 pub async fn create_url(
     State(state): State<AppState>,
     Path(function): Path<String>,
@@ -37,7 +43,10 @@ pub async fn create_url(
             "send {{\"auth\": \"none\"}} or {{\"auth\": \"key\"}}: {e}"
         ))
     })?;
-    state.control.create_url(&function, req.auth).await?;
+    state
+        .control
+        .create_url(&function, req.auth, req.qualifier.as_deref())
+        .await?;
     let host = headers
         .get("host")
         .and_then(|v| v.to_str().ok())
@@ -46,6 +55,7 @@ pub async fn create_url(
     Ok(Json(UrlInfo {
         function,
         auth: req.auth,
+        qualifier: req.qualifier,
         url,
     })
     .into_response())

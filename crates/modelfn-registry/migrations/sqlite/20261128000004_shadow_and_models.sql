@@ -1,8 +1,9 @@
 -- Shadow traffic on aliases (a challenger version and the share of calls mirrored to it,
--- as JSON), and the model store: named models, revisions by digest, and which revision
--- is current.
+-- as JSON); function URLs bound to a version or an alias; and the model store: named
+-- models, revisions by digest, and which revision is current.
 ALTER TABLE aliases ADD COLUMN shadow TEXT;
 ALTER TABLE alias_history ADD COLUMN shadow TEXT;
+ALTER TABLE function_urls ADD COLUMN qualifier TEXT;
 
 CREATE TABLE models (
     name            TEXT NOT NULL,

@@ -139,9 +139,10 @@ impl EdgeStore for SqliteMetadataStore {
     }
 
     async fn list_urls(&self) -> Result<Vec<UrlRecord>, RegistryError> {
-        let rows = sqlx::query("SELECT function, auth FROM function_urls ORDER BY function")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT function, auth, qualifier FROM function_urls ORDER BY function")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 let auth: String = r.try_get(1)?;
@@ -150,6 +151,7 @@ impl EdgeStore for SqliteMetadataStore {
                     auth: UrlAuth::parse(&auth).ok_or_else(|| {
                         RegistryError::Storage(format!("unknown URL auth {auth:?}"))
                     })?,
+                    qualifier: r.try_get(2)?,
                 })
             })
             .collect()
@@ -157,12 +159,13 @@ impl EdgeStore for SqliteMetadataStore {
 
     async fn put_url(&self, url: &UrlRecord) -> Result<(), RegistryError> {
         let statement = sqlx::query(
-            "INSERT INTO function_urls (function, auth, created_at_ms) VALUES (?, ?, ?)
-             ON CONFLICT(function) DO UPDATE SET auth = excluded.auth",
+            "INSERT INTO function_urls (function, auth, created_at_ms, qualifier) VALUES (?, ?, ?, ?)
+             ON CONFLICT(function) DO UPDATE SET auth = excluded.auth, qualifier = excluded.qualifier",
         )
         .bind(&url.function)
         .bind(url.auth.as_str())
-        .bind(now_ms());
+        .bind(now_ms())
+        .bind(&url.qualifier);
         self.write(ChangeKind::Url, &url.function, statement)
             .await?;
         Ok(())

@@ -159,6 +159,14 @@ impl FunctionStore for SqliteMetadataStore {
         .bind(int(version)?)
         .fetch_all(&mut *tx)
         .await?;
+        let url: Option<String> = sqlx::query_scalar(
+            "SELECT 'URL' FROM function_urls WHERE function = ? AND qualifier = ?",
+        )
+        .bind(name)
+        .bind(version.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let users: Vec<String> = users.into_iter().chain(url).collect();
         if !users.is_empty() {
             return Ok(VersionDeleted::UsedBy(users));
         }

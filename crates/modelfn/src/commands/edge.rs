@@ -53,7 +53,8 @@ impl ApiCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UrlCommand {
-    /// Create (or change) a function's URL.
+    /// Create (or change) a function's URL; `NAME:ALIAS` or `NAME:VERSION` binds it to an
+    /// alias or a version (plain `NAME` calls `$LATEST`).
     Create {
         name: String,
         /// `none`: anyone may call it; `key`: callers send a modelfn key's secret as x-api-key.
@@ -74,7 +75,13 @@ impl UrlCommand {
     pub async fn run(self) -> Result<()> {
         match self {
             UrlCommand::Create { name, auth, conn } => {
-                let body = serde_json::to_vec(&serde_json::json!({ "auth": auth }))?;
+                let (name, qualifier) = match name.split_once(':') {
+                    Some((n, q)) => (n.to_string(), Some(q.to_string())),
+                    None => (name, None),
+                };
+                let body = serde_json::to_vec(
+                    &serde_json::json!({ "auth": auth, "qualifier": qualifier }),
+                )?;
                 let out = conn
                     .client()?
                     .put_admin(&format!("/v1/functions/{name}/url"), body)
