@@ -16,18 +16,8 @@ const ROW: &str = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
 fn three_versions(s: &Server, work: &std::path::Path) {
     let pkg = work.join("iris");
     copy_dir(&example("iris"), &pkg);
-    let manifest = std::fs::read_to_string(pkg.join("modelfn.toml")).unwrap();
-    let body: String = manifest
-        .lines()
-        .filter(|l| !l.starts_with("description = "))
-        .map(|l| format!("{l}\n"))
-        .collect();
     for v in 1..=3 {
-        std::fs::write(
-            pkg.join("modelfn.toml"),
-            format!("description = \"v{v}\"\n{body}"),
-        )
-        .unwrap();
+        common::set_description(&pkg, &format!("v{v}"));
         s.deploy(&pkg);
     }
 }

@@ -139,17 +139,7 @@ fn client(
 
 /// Deploys `pkg` again with a new description: a new version.
 fn redeploy(s: &Server, pkg: &Path, n: u64) {
-    let manifest = std::fs::read_to_string(pkg.join("modelfn.toml")).unwrap();
-    let body: String = manifest
-        .lines()
-        .filter(|l| !l.starts_with("description = "))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(
-        pkg.join("modelfn.toml"),
-        format!("description = \"build {n}\"\n{body}"),
-    )
-    .unwrap();
+    common::set_description(pkg, &format!("build {n}"));
     s.deploy(pkg);
 }
 

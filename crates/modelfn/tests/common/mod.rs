@@ -300,3 +300,18 @@ pub fn peak_rss_kb(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Rewrites the package's manifest with `description = "TEXT"`: deployed, a new version.
+pub fn set_description(pkg: &Path, text: &str) {
+    let manifest = std::fs::read_to_string(pkg.join("modelfn.toml")).unwrap();
+    let body: String = manifest
+        .lines()
+        .filter(|l| !l.starts_with("description = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        pkg.join("modelfn.toml"),
+        format!("description = \"{text}\"\n{body}"),
+    )
+    .unwrap();
+}
