@@ -140,7 +140,8 @@ impl ControlPlane {
     }
 
     /// Creates or moves an alias. Every version it names must exist and start (each is
-    /// started once here, as a deploy is), or nothing moves. Served when answered.
+    /// started once here, as a deploy is), or nothing moves. With provisioned concurrency
+    /// on the alias, its versions' shares are up before it moves. Served when answered.
     pub async fn set_alias(
         &self,
         function: &str,
@@ -181,6 +182,14 @@ impl ControlPlane {
             updated_at_ms: modelfn_registry::now_ms(),
             updated_by: by.to_string(),
         };
+        // With provisioned concurrency on the alias, its new versions warm first.
+        let mut aliases = self.meta.list_aliases(function).await?;
+        aliases.retain(|a| a.name != alias);
+        aliases.push(record.clone());
+        let configs = self.meta.list_provisioned(function).await?;
+        let _floor = self
+            .warm_for(function, &crate::provisioned::desired(&configs, &aliases))
+            .await?;
         self.meta.put_alias(&record).await?;
         self.reconcile().await?;
         tracing::info!(function, alias, routing = ?record.routing, "alias moved");

@@ -272,4 +272,16 @@ impl ControlPlane {
             None => Ok(ScalingConfig::default()),
         }
     }
+
+    /// A recorded version's scaling settings: its manifest's, under the stored overrides.
+    pub(crate) async fn scaling_of(
+        &self,
+        name: &str,
+        rec: &FunctionRecord,
+    ) -> Result<ScalingConfig, ControlError> {
+        let overrides = self.overrides(name).await?;
+        Manifest::from_toml(&rec.manifest)
+            .map(|m| m.scaling.overlay(&overrides))
+            .map_err(|e| ControlError::InvalidManifest(e.to_string()))
+    }
 }

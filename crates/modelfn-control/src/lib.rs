@@ -12,7 +12,9 @@
 //! (versions and aliases),
 //! `functions` (list, describe, configure, delete), [`keys`] (access keys, sealed by
 //! [`secrets`]), `edge` (URLs, APIs, usage plans and keyed admission, with [`plans`]),
-//! `events` (saved test events), [`models`] (the model store), [`reconcile`], `error`.
+//! `events` (saved test events), [`models`] (the model store), [`provisioned`]
+//! (provisioned concurrency on versions and aliases, and warming before traffic moves),
+//! [`reconcile`], `error`.
 
 pub mod aliases;
 mod deploy;
@@ -23,6 +25,7 @@ mod functions;
 pub mod keys;
 pub mod models;
 pub mod plans;
+pub mod provisioned;
 pub mod reconcile;
 pub mod secrets;
 
@@ -33,6 +36,7 @@ pub use functions::FunctionInfo;
 pub use keys::{AccessKey, FUNCTION_KEY_PREFIX};
 pub use modelfn_registry::{AliasRecord, ApiRecord, UrlAuth};
 pub use models::{ModelInfo, ModelMoved};
+pub use provisioned::ProvisionedStatus;
 pub use reconcile::{spawn_reconciler, ApiFollower, Reconciled};
 
 use modelfn_registry::{CodeCache, MetadataStore};

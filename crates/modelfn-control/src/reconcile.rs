@@ -167,7 +167,8 @@ impl ControlPlane {
     }
 
     /// Makes the scheduler serve `name` as the store says (its latest version, its
-    /// newest [`SERVED_VERSIONS`] and every alias target, its aliases); answers whether
+    /// newest [`SERVED_VERSIONS`], every alias target and every version with provisioned
+    /// concurrency; its aliases; provisioned instances per version); answers whether
     /// anything changed.
     async fn converge_function(&self, name: &str) -> Result<bool, ControlError> {
         let Some(rec) = self.meta.get(name).await? else {
@@ -225,6 +226,10 @@ impl ControlPlane {
             let challenger = a.shadow.map(|s| s.version);
             a.routing.iter().map(|(v, _)| *v).chain(challenger)
         }));
+        // And whatever has provisioned concurrency of its own.
+        let provisioned = self.meta.list_provisioned(name).await?;
+        let wanted = crate::provisioned::desired(&provisioned, &aliases);
+        keep.extend(wanted.keys());
         for v in versions.iter().filter(|v| keep.contains(&v.version)) {
             if let Some(installed) = self.scheduler.installed_spec(name, v.version) {
                 if up_to_date(&installed, &model_of(v).await?) {
@@ -262,6 +267,7 @@ impl ControlPlane {
             self.scheduler.set_aliases(name, routes);
             changed = true;
         }
+        self.scheduler.set_provisioned(name, &wanted);
         Ok(changed)
     }
 

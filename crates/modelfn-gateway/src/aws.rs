@@ -49,6 +49,15 @@ pub struct Access<'a> {
     pub invoke: Option<&'a str>,
 }
 
+/// The access key id a signed request names.
+pub fn access_key_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| sigv4::parse_authorization(v).ok())
+        .map(|a| a.access_key_id)
+}
+
 /// Checks the request's SigV4 signature against the access key it names, and that the
 /// key may do what is asked. Answers the error response to send when it is not accepted.
 pub async fn authenticate(
@@ -71,12 +80,7 @@ pub async fn authenticate(
     )
     .await
     .map_err(Box::new)?;
-    let Some(id) = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| sigv4::parse_authorization(v).ok())
-        .map(|a| a.access_key_id)
-    else {
+    let Some(id) = access_key_id(headers) else {
         return Ok(());
     };
     let owner = state.control.key_function(&id).await.map_err(|e| {

@@ -3,7 +3,8 @@
 //!
 //! Function names resolve from a name, `name:qualifier`, a partial ARN
 //! (`123456789012:function:name`) or a full ARN, percent-encoded or not. `Qualifier` may
-//! be `$LATEST` or the version serving (versions and aliases beyond that are not built).
+//! be `$LATEST`, a version or an alias; `X-Amz-Executed-Version` names the version that
+//! ran. Provisioned concurrency is in `aws_provisioned`.
 //! `X-Amz-Invocation-Type`: `RequestResponse`, `Event` (run in the background: 202, no
 //! retries or dead letters yet), `DryRun` (204). `X-Amz-Log-Type: Tail` answers the last
 //! 4 KB of the invocation's log in `X-Amz-Log-Result`. A function error is HTTP 200 with
@@ -32,7 +33,7 @@ const MANAGE: Access<'static> = Access {
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "000000000000";
 
-fn arn(name: &str) -> String {
+pub(crate) fn arn(name: &str) -> String {
     format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
 }
 

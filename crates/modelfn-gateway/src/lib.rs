@@ -22,6 +22,7 @@ pub mod admin;
 pub mod apis;
 pub mod aws;
 pub mod aws_lambda;
+pub mod aws_provisioned;
 pub mod aws_sagemaker;
 pub mod door_auth;
 pub mod error;
@@ -150,6 +151,16 @@ pub fn router(state: AppState) -> Router {
             get(admin::aliases::shadow_report),
         )
         .route(
+            "/v1/functions/{name}/provisioned",
+            get(admin::provisioned::list),
+        )
+        .route(
+            "/v1/functions/{name}/provisioned/{qualifier}",
+            get(admin::provisioned::get)
+                .put(admin::provisioned::set)
+                .delete(admin::provisioned::delete),
+        )
+        .route(
             "/v1/functions/{name}/config",
             axum::routing::put(admin::config::configure),
         )
@@ -195,6 +206,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/2015-03-31/functions/{name}",
             get(aws_lambda::get_function),
+        )
+        .route(
+            "/2019-09-30/functions/{name}/provisioned-concurrency",
+            get(aws_provisioned::get)
+                .put(aws_provisioned::put)
+                .delete(aws_provisioned::delete),
         )
         .route("/2015-03-31/functions/", get(aws_lambda::list_functions))
         .route("/2015-03-31/functions", get(aws_lambda::list_functions))

@@ -15,8 +15,8 @@ pub use code_cache::{AddedPackage, CodeCache};
 pub use metadata::{
     AccessKeyRecord, AliasRecord, AliasStore, ApiRecord, Change, ChangeKind, ChangeLog, Changes,
     DocRecord, EdgeStore, FunctionRecord, FunctionStore, LayerRecord, LayerRef, LayerStore,
-    MetadataStore, ModelHead, ModelRecord, ModelStore, NewVersion, PlanRecord, ShadowTarget,
-    UrlAuth, UrlRecord, VersionDeleted,
+    MetadataStore, ModelHead, ModelRecord, ModelStore, NewVersion, PlanRecord, ProvisionedRecord,
+    ShadowTarget, UrlAuth, UrlRecord, VersionDeleted,
 };
 pub use package::{PackageLimits, UnpackedPackage};
 pub use sqlite::SqliteMetadataStore;

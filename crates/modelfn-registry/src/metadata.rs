@@ -285,6 +285,17 @@ pub struct AliasRecord {
     pub updated_by: String,
 }
 
+/// Provisioned concurrency set on a version (`"3"`) or an alias (`"prod"`): how many
+/// instances stay started for it. An alias's count is split over its versions by weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionedRecord {
+    pub function: String,
+    pub qualifier: String,
+    pub count: u32,
+    pub updated_at_ms: i64,
+    pub updated_by: String,
+}
+
 /// Shadow traffic: `percent` of an alias's calls also run on `version`, whose answers
 /// are compared with the ones returned, never returned themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,7 +358,7 @@ pub trait ModelStore: Send + Sync + 'static {
     ) -> Result<(), RegistryError>;
 }
 
-/// Aliases and the history of their moves.
+/// Aliases, the history of their moves, and provisioned concurrency per qualifier.
 #[async_trait]
 pub trait AliasStore: Send + Sync + 'static {
     /// Creates or moves an alias (and appends the move to its history).
@@ -362,6 +373,20 @@ pub trait AliasStore: Send + Sync + 'static {
     ) -> Result<bool, RegistryError>;
     /// Every move of a function's aliases, oldest first.
     async fn alias_history(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError>;
+    /// Sets provisioned concurrency on a version or an alias that exists (a `Conflict`
+    /// otherwise), a change of kind `Config`. It goes with its version or alias.
+    async fn put_provisioned(&self, p: &ProvisionedRecord) -> Result<(), RegistryError>;
+    /// Answers whether there was one.
+    async fn delete_provisioned(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<bool, RegistryError>;
+    /// A function's provisioned concurrency settings, by qualifier.
+    async fn list_provisioned(
+        &self,
+        function: &str,
+    ) -> Result<Vec<ProvisionedRecord>, RegistryError>;
 }
 
 /// What the edge reads: access keys, function URLs, usage plans and APIs.

@@ -10,8 +10,8 @@ use modelfn_registry::blobs::digest_of;
 use modelfn_registry::package::pack_dir;
 use modelfn_registry::{
     AliasRecord, BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore,
-    MetadataStore, NewVersion, PackageLimits, RegistryError, ShadowTarget, SqliteMetadataStore,
-    UrlAuth, UrlRecord, VersionDeleted,
+    MetadataStore, NewVersion, PackageLimits, ProvisionedRecord, RegistryError, ShadowTarget,
+    SqliteMetadataStore, UrlAuth, UrlRecord, VersionDeleted,
 };
 use std::sync::Arc;
 
@@ -346,6 +346,63 @@ async fn shadow_conformance(s: &dyn MetadataStore) {
     assert!(matches!(e, RegistryError::Conflict(_)), "{e}");
 }
 
+/// Provisioned concurrency names a version or an alias that exists, is a change of kind
+/// `Config`, and goes with its alias, its version or its function.
+async fn provisioned_conformance(s: &dyn MetadataStore) {
+    for sha in ["1", "2"] {
+        s.put_version(version("pc", sha)).await.unwrap();
+    }
+    let alias = AliasRecord {
+        function: "pc".into(),
+        name: "live".into(),
+        routing: vec![(2, 100)],
+        sticky: None,
+        shadow: None,
+        description: String::new(),
+        updated_at_ms: 1,
+        updated_by: "admin".into(),
+    };
+    s.put_alias(&alias).await.unwrap();
+    let rec = |q: &str, count| ProvisionedRecord {
+        function: "pc".into(),
+        qualifier: q.into(),
+        count,
+        updated_at_ms: 5,
+        updated_by: "k1".into(),
+    };
+    let g0 = s.generation().await.unwrap();
+    s.put_provisioned(&rec("1", 2)).await.unwrap();
+    s.put_provisioned(&rec("live", 3)).await.unwrap();
+    s.put_provisioned(&rec("live", 4)).await.unwrap();
+    let changes = s.changes_since(g0, 10).await.unwrap().changes;
+    assert_eq!(changes.len(), 3);
+    assert!(changes
+        .iter()
+        .all(|c| c.kind == ChangeKind::Config && c.name == "pc"));
+    assert_eq!(
+        s.list_provisioned("pc").await.unwrap(),
+        [rec("1", 2), rec("live", 4)]
+    );
+    for missing in ["7", "beta"] {
+        let e = s.put_provisioned(&rec(missing, 1)).await.unwrap_err();
+        assert!(matches!(e, RegistryError::Conflict(_)), "{e}");
+    }
+    assert!(s.delete_alias("pc", "live", "admin").await.unwrap());
+    assert_eq!(s.list_provisioned("pc").await.unwrap(), [rec("1", 2)]);
+    s.put_version(version("pc", "3")).await.unwrap();
+    assert_eq!(
+        s.delete_version("pc", 1).await.unwrap(),
+        VersionDeleted::Deleted
+    );
+    assert!(s.list_provisioned("pc").await.unwrap().is_empty());
+    s.put_provisioned(&rec("2", 1)).await.unwrap();
+    assert!(s.delete_provisioned("pc", "2").await.unwrap());
+    assert!(!s.delete_provisioned("pc", "2").await.unwrap());
+    s.put_provisioned(&rec("2", 1)).await.unwrap();
+    assert!(s.delete("pc").await.unwrap());
+    assert!(s.list_provisioned("pc").await.unwrap().is_empty());
+}
+
 /// Model revisions count from 1 per model; a head names only a recorded revision, and
 /// moving it is a change of kind `Model`.
 async fn model_store_conformance(s: &dyn MetadataStore) {
@@ -477,6 +534,7 @@ async fn sqlite_conforms() {
     change_log_conformance(&store).await;
     versions_and_aliases_conformance(&store).await;
     shadow_conformance(&store).await;
+    provisioned_conformance(&store).await;
     model_store_conformance(&store).await;
     concurrent_versions_are_distinct(Arc::new(store)).await;
 }

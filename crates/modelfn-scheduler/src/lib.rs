@@ -24,6 +24,7 @@ mod invoke;
 pub use invoke::{Resolved, Unresolved};
 mod pool;
 mod provision;
+pub use provision::ProvisionedState;
 pub mod rate;
 mod shadow;
 pub use shadow::{ShadowReport, ShadowRoute, MAX_SHADOW_CALLS};
@@ -294,11 +295,23 @@ impl Scheduler {
                 ))
             }
         };
-        let mut map = self.functions.write().unwrap_or_else(|p| p.into_inner());
-        let served = map.entry(name).or_default();
-        served.versions.insert(version, slot.clone());
-        if latest {
-            served.latest = Some(slot.clone());
+        let replaced = {
+            let mut map = self.functions.write().unwrap_or_else(|p| p.into_inner());
+            let served = map.entry(name).or_default();
+            served.versions.insert(version, slot.clone());
+            if latest {
+                served.latest.replace(slot.clone())
+            } else {
+                None
+            }
+        };
+        // The function's own provisioned concurrency follows its latest version: the one
+        // replaced keeps only what its qualifiers ask for.
+        if let Some(old) = replaced.filter(|old| !Arc::ptr_eq(old, &slot)) {
+            let mut s = old.scaling();
+            if s.provisioned_concurrency.take().is_some() {
+                self.apply_scaling(&old, s);
+            }
         }
         Ok(slot)
     }

@@ -75,6 +75,12 @@ pub struct Slot {
     pub start_lock: tokio::sync::Mutex<()>,
     pub init_failure: Mutex<Option<InitFailure>>,
     pub counters: Counters,
+    /// Provisioned instances asked for this version beyond the function's own setting
+    /// (provisioned concurrency on the version, or its share of an alias's).
+    pub extra_provisioned: AtomicUsize,
+    /// A floor under the provisioned count while a change warms this version before
+    /// traffic moves to it (cleared when the change is recorded or given up).
+    pub warm_floor: AtomicUsize,
     /// When a shared instance last took a call, in µs after `born`.
     used_us: AtomicU64,
     born: Instant,
@@ -106,6 +112,8 @@ impl Slot {
             start_lock: tokio::sync::Mutex::new(()),
             init_failure: Mutex::new(None),
             counters: Counters::default(),
+            extra_provisioned: AtomicUsize::new(0),
+            warm_floor: AtomicUsize::new(0),
             used_us: AtomicU64::new(0),
             born: Instant::now(),
         }
@@ -130,6 +138,24 @@ impl Slot {
 
     pub fn scaling(&self) -> ScalingConfig {
         lock(&self.scaling).clone()
+    }
+
+    /// How many provisioned instances this version keeps: the function's setting (on its
+    /// latest), plus what its qualifiers ask, at least the warm floor; a shared pool's one
+    /// instance serves every call, so at most 1 there.
+    pub fn provisioned_want(&self) -> usize {
+        let want = (self.scaling().provisioned() + self.extra_provisioned.load(Ordering::Relaxed))
+            .max(self.warm_floor.load(Ordering::Relaxed));
+        if self.is_shared() {
+            want.min(1)
+        } else {
+            want
+        }
+    }
+
+    /// Provisioned instances alive now.
+    pub fn provisioned_live(&self) -> usize {
+        lock(&self.pool).provisioned_live
     }
 
     /// A warm instance, if one is free.
@@ -222,14 +248,14 @@ impl Slot {
     /// Stops instances idle for longer than the keep-alive (never provisioned ones).
     /// Answers how many stopped; they are dropped outside the lock.
     pub fn reap(&self, now: Instant) -> usize {
-        let scaling = self.scaling();
-        let keep_alive = scaling.keep_alive();
+        let keep_alive = self.scaling().keep_alive();
+        let want = self.provisioned_want();
         let mut stopped: Vec<Arc<dyn Instance>> = Vec::new();
         {
             let mut pool = lock(&self.pool);
             // Provisioned concurrency lowered: the extra instances become on-demand ones,
             // stopped after their keep-alive like any other.
-            let mut excess = pool.provisioned_live.saturating_sub(scaling.provisioned());
+            let mut excess = pool.provisioned_live.saturating_sub(want);
             if excess > 0 {
                 if let Some((_, p)) = pool.shared.as_mut().filter(|(_, p)| *p) {
                     *p = false;
@@ -240,7 +266,7 @@ impl Slot {
                     idle.since = now;
                     excess -= 1;
                 }
-                pool.provisioned_live = scaling.provisioned() + excess;
+                pool.provisioned_live = want + excess;
             }
             if self.is_shared() {
                 let idle_for = self
@@ -272,7 +298,7 @@ impl Slot {
 
     /// How many provisioned instances are missing.
     pub fn provisioned_missing(&self) -> usize {
-        let want = self.scaling().provisioned();
+        let want = self.provisioned_want();
         let pool = lock(&self.pool);
         want.saturating_sub(pool.provisioned_live + pool.starting)
     }

@@ -1,12 +1,29 @@
 //! Provisioned instances and scale to zero: starting what a function's provisioned
-//! concurrency asks for (within what it may run, cancellable), and the reaper that stops
-//! idle instances past their keep-alive.
+//! concurrency asks for (its own setting on its latest version, and what its versions and
+//! aliases ask for; within what it may run, cancellable), warming a version before
+//! traffic moves to it, and the reaper that stops idle instances past their keep-alive.
 
 use crate::pool::{lock, Slot};
 use crate::Scheduler;
 use modelfn_core::{InvokeError, PoolKind, ScalingConfig};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
+
+/// One version's provisioned instances as served.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProvisionedState {
+    pub version: u64,
+    /// Instances it keeps started (at most 1 for a model: one instance serves every call).
+    pub wanted: usize,
+    /// Of those, how many are up.
+    pub live: usize,
+    /// Why the last start failed, while that is remembered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
 
 impl Scheduler {
     /// Refuses provisioned concurrency over what the function may run at once (its
@@ -30,6 +47,94 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Whether `extra` provisioned instances, beyond the function's own setting, fit
+    /// what version `version` of `name` may run at once.
+    pub fn check_provisioned_extra(
+        &self,
+        name: &str,
+        version: u64,
+        extra: usize,
+    ) -> Result<(), InvokeError> {
+        let slot = self.version_slot(name, version)?;
+        let mut scaling = slot.scaling();
+        let total = scaling.provisioned() + extra;
+        scaling.provisioned_concurrency = Some(u32::try_from(total).unwrap_or(u32::MAX));
+        self.check_provisioned(&scaling, slot.kind)
+    }
+
+    /// Sets what each installed version of `name` keeps started beyond the function's own
+    /// setting (provisioned concurrency on the version, or its share of an alias's);
+    /// versions not named keep none. Starts what is missing; extra ones become on-demand
+    /// instances, stopped after their keep-alive.
+    pub fn set_provisioned(self: &Arc<Self>, name: &str, per_version: &BTreeMap<u64, usize>) {
+        for slot in self.version_slots(name) {
+            let want = per_version.get(&slot.spec.version).copied().unwrap_or(0);
+            slot.extra_provisioned.store(want, Ordering::Relaxed);
+            self.provision(slot);
+        }
+    }
+
+    /// Every installed version's provisioned instances, ascending.
+    pub fn provisioned(&self, name: &str) -> Vec<ProvisionedState> {
+        let mut out: Vec<ProvisionedState> = self
+            .version_slots(name)
+            .iter()
+            .map(|s| ProvisionedState {
+                version: s.spec.version,
+                wanted: s.provisioned_want(),
+                live: s.provisioned_live(),
+                failed: s.remembered_failure().map(|e| e.to_string()),
+            })
+            .collect();
+        out.sort_by_key(|s| s.version);
+        out
+    }
+
+    /// Warms version `version` of `name` before traffic moves to it: raises a floor of
+    /// its own provisioned instances plus `extra` under it, starts what is missing, and waits until they
+    /// are up, one fails to start (its error), or `within` passes. Answers how many are
+    /// up. The floor stays until [`Scheduler::release_warm`], so that a reconcile pass in
+    /// between does not stop what is warming.
+    pub async fn warm(
+        self: &Arc<Self>,
+        name: &str,
+        version: u64,
+        extra: usize,
+        within: Duration,
+    ) -> Result<usize, InvokeError> {
+        let slot = self.version_slot(name, version)?;
+        let want = slot.scaling().provisioned() + extra;
+        slot.warm_floor.fetch_max(want, Ordering::Relaxed);
+        let want = slot.provisioned_want().min(want);
+        // An explicit warm-up tries again at once, whatever failed before.
+        slot.forget_failure();
+        self.provision(slot.clone());
+        let until = Instant::now() + within;
+        loop {
+            let live = slot.provisioned_live();
+            if live >= want {
+                return Ok(live);
+            }
+            if let Some(e) = slot.remembered_failure() {
+                return Err(e);
+            }
+            if Instant::now() >= until {
+                return Ok(live);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Drops the warm floor of these versions of `name` (what their settings ask for
+    /// stays).
+    pub fn release_warm(&self, name: &str, versions: &[u64]) {
+        for slot in self.version_slots(name) {
+            if versions.contains(&slot.spec.version) {
+                slot.warm_floor.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Starts the provisioned instances a function is missing, in the background, one
     /// at a time. Each start first checks that it is still wanted, so lowering the
     /// setting, replacing the version or deleting the function stops a ramp.
@@ -44,7 +149,7 @@ impl Scheduler {
             let mut left = missing;
             while left > 0 {
                 let current = me.is_installed(&slot);
-                let wanted = slot.scaling().provisioned() > lock(&slot.pool).provisioned_live;
+                let wanted = slot.provisioned_want() > slot.provisioned_live();
                 if !current || !wanted {
                     break;
                 }

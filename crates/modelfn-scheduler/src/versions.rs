@@ -6,7 +6,7 @@ use crate::invoke::{Resolved, Unresolved};
 use crate::pool::Slot;
 use crate::shadow::{Mirror, ShadowRoute, ShadowTally};
 use crate::Scheduler;
-use modelfn_core::{FunctionRef, FunctionSpec, Qualifier};
+use modelfn_core::{FunctionRef, FunctionSpec, InvokeError, Qualifier};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -148,6 +148,23 @@ impl Scheduler {
                 .versions
                 .retain(|v, _| Some(*v) == latest || keep(*v));
         }
+    }
+
+    /// Every installed version of `name`.
+    pub(crate) fn version_slots(&self, name: &str) -> Vec<Arc<Slot>> {
+        let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(name)
+            .map(|s| s.versions.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// One installed version of `name`.
+    pub(crate) fn version_slot(&self, name: &str, version: u64) -> Result<Arc<Slot>, InvokeError> {
+        let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(name)
+            .and_then(|s| s.versions.get(&version))
+            .cloned()
+            .ok_or_else(|| InvokeError::FunctionNotFound(format!("{name}:{version}")))
     }
 
     /// Whether `slot` is still installed (a replaced or removed one stops provisioning).

@@ -1,6 +1,7 @@
 //! A function's versions and aliases: list versions; set, list and delete aliases; an
 //! alias's shadow report.
 
+use super::ADMIN;
 use crate::error::{body_rejection, ApiError};
 use crate::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -9,9 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-
-/// Who moved an alias: the admin API has one principal, the admin token.
-const ADMIN: &str = "admin";
 
 /// `GET /v1/functions/{name}/versions`
 pub async fn list_versions(

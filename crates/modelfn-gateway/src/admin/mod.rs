@@ -12,7 +12,11 @@ pub mod layers;
 pub mod logs;
 pub mod models;
 pub mod plans;
+pub mod provisioned;
 pub mod urls;
 
 pub(crate) use auth::constant_time_eq;
+
+/// Who made a change through the admin API: it has one principal, the admin token.
+pub(crate) const ADMIN: &str = "admin";
 pub use auth::require_token;

@@ -1,5 +1,6 @@
 //! The model store: put a revision (the model file as the body), list, roll back.
 
+use super::ADMIN;
 use crate::error::{body_rejection, ApiError};
 use crate::AppState;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -9,9 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::Deserialize;
-
-/// Who moved a model: the admin API has one principal, the admin token.
-const ADMIN: &str = "admin";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,7 @@
-//! Aliases and their history in SQLite.
+//! Aliases, their history, and provisioned concurrency per qualifier in SQLite.
 
 use super::{int, record_change, SqliteMetadataStore};
-use crate::metadata::{AliasRecord, AliasStore, ChangeKind, ShadowTarget};
+use crate::metadata::{AliasRecord, AliasStore, ChangeKind, ProvisionedRecord, ShadowTarget};
 use crate::{now_ms, RegistryError};
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -135,6 +135,11 @@ impl AliasStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() > 0 {
+            sqlx::query("DELETE FROM provisioned_concurrency WHERE function = ? AND qualifier = ?")
+                .bind(function)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
             let gone = AliasRecord {
                 function: function.to_string(),
                 name: name.to_string(),
@@ -159,5 +164,85 @@ impl AliasStore for SqliteMetadataStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alias).collect()
+    }
+
+    async fn put_provisioned(&self, p: &ProvisionedRecord) -> Result<(), RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        record_change(&mut tx, ChangeKind::Config, &p.function).await?;
+        let found: Option<i64> = match p.qualifier.parse::<u64>() {
+            Ok(v) => sqlx::query_scalar(
+                "SELECT 1 FROM function_versions WHERE function = ? AND version = ?",
+            )
+            .bind(&p.function)
+            .bind(int(v)?),
+            Err(_) => sqlx::query_scalar("SELECT 1 FROM aliases WHERE function = ? AND name = ?")
+                .bind(&p.function)
+                .bind(&p.qualifier),
+        }
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(RegistryError::Conflict(format!(
+                "function '{}' has no version or alias '{}'",
+                p.function, p.qualifier
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO provisioned_concurrency (function, qualifier, count, updated_at_ms, updated_by) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT(function, qualifier) DO UPDATE SET count = excluded.count,
+               updated_at_ms = excluded.updated_at_ms, updated_by = excluded.updated_by",
+        )
+        .bind(&p.function)
+        .bind(&p.qualifier)
+        .bind(i64::from(p.count))
+        .bind(p.updated_at_ms)
+        .bind(&p.updated_by)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_provisioned(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<bool, RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        record_change(&mut tx, ChangeKind::Config, function).await?;
+        let done =
+            sqlx::query("DELETE FROM provisioned_concurrency WHERE function = ? AND qualifier = ?")
+                .bind(function)
+                .bind(qualifier)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_provisioned(
+        &self,
+        function: &str,
+    ) -> Result<Vec<ProvisionedRecord>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT function, qualifier, count, updated_at_ms, updated_by FROM provisioned_concurrency WHERE function = ? ORDER BY qualifier",
+        )
+        .bind(function)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let count: i64 = r.try_get(2)?;
+                Ok(ProvisionedRecord {
+                    function: r.try_get(0)?,
+                    qualifier: r.try_get(1)?,
+                    count: u32::try_from(count).map_err(|_| {
+                        RegistryError::Storage(format!("provisioned count {count} does not read"))
+                    })?,
+                    updated_at_ms: r.try_get(3)?,
+                    updated_by: r.try_get(4)?,
+                })
+            })
+            .collect()
     }
 }

@@ -175,6 +175,11 @@ impl FunctionStore for SqliteMetadataStore {
             .bind(int(version)?)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM provisioned_concurrency WHERE function = ? AND qualifier = ?")
+            .bind(name)
+            .bind(version.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(if done.rows_affected() > 0 {
             VersionDeleted::Deleted

@@ -1,4 +1,5 @@
-//! Versions and aliases: `modelfn versions`, `modelfn alias set|list|shadow|delete`.
+//! Versions and aliases: `modelfn versions`, `modelfn alias set|list|shadow|delete`,
+//! `modelfn provisioned set|list|delete`.
 
 use super::Conn;
 use crate::table;
@@ -76,6 +77,77 @@ pub enum AliasCommand {
         #[command(flatten)]
         conn: Conn,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionedCommand {
+    /// Keep COUNT instances started for a version (`3`) or an alias (`prod`, split over
+    /// its versions by weight); waits until they are up.
+    Set {
+        name: String,
+        qualifier: String,
+        count: u32,
+        /// Answer at once instead of waiting for the instances (status IN_PROGRESS).
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a function's provisioned concurrency and how much of it is up.
+    List {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a version's or an alias's provisioned concurrency.
+    Delete {
+        name: String,
+        qualifier: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+impl ProvisionedCommand {
+    pub async fn run(self) -> Result<()> {
+        match self {
+            ProvisionedCommand::Set {
+                name,
+                qualifier,
+                count,
+                no_wait,
+                conn,
+            } => {
+                let body = serde_json::json!({"count": count, "wait": !no_wait});
+                let out = conn
+                    .client()?
+                    .put_admin(
+                        &format!("/v1/functions/{name}/provisioned/{qualifier}"),
+                        serde_json::to_vec(&body)?,
+                    )
+                    .await?;
+                conn.show(out, table::provisioned_one)
+            }
+            ProvisionedCommand::List { name, conn } => {
+                let out = conn
+                    .client()?
+                    .get_admin(&format!("/v1/functions/{name}/provisioned"))
+                    .await?;
+                conn.show(out, |l: &Vec<_>| table::provisioned(l))
+            }
+            ProvisionedCommand::Delete {
+                name,
+                qualifier,
+                conn,
+            } => {
+                conn.delete(
+                    &format!("/v1/functions/{name}/provisioned/{qualifier}"),
+                    &format!("deleted the provisioned concurrency of {name}:{qualifier}"),
+                )
+                .await
+            }
+        }
+    }
 }
 
 /// `3` (all traffic) or `3:90,4:10`.

@@ -9,7 +9,7 @@ mod layers;
 mod models;
 mod serve;
 
-pub use aliases::{AliasCommand, VersionsCommand};
+pub use aliases::{AliasCommand, ProvisionedCommand, VersionsCommand};
 pub use edge::{ApiCommand, KeysCommand, PlansCommand, UrlCommand};
 pub use functions::{
     ConfigCommand, DeleteCommand, DeployCommand, DescribeCommand, InvokeCommand, ListCommand,
@@ -59,6 +59,9 @@ pub enum Command {
     /// Point aliases at versions, with weights: `modelfn alias set iris prod 3:90,4:10`.
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// Keep instances started for a version or an alias: `modelfn provisioned set iris prod 2`.
+    #[command(subcommand)]
+    Provisioned(ProvisionedCommand),
     /// Apply, list and delete APIs (stages and routes, defined in a TOML file).
     #[command(subcommand)]
     Api(ApiCommand),
@@ -168,6 +171,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Config(c) => c.run().await,
         Command::Versions(c) => c.run().await,
         Command::Alias(c) => c.run().await,
+        Command::Provisioned(c) => c.run().await,
         Command::Api(c) => c.run().await,
         Command::Url(c) => c.run().await,
         Command::Plans(c) => c.run().await,

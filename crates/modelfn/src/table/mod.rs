@@ -3,18 +3,19 @@
 /// The answers the tables read: the server's own types, so that a field renamed on
 /// the server is an error here, not a silent `-`.
 pub use modelfn_control::plans::UsagePlan;
-pub use modelfn_control::{
-    AccessKey, AliasRecord, Aliases, DeployOutcome, FunctionInfo, LayerInfo, ModelInfo, ModelMoved,
-    Versions,
-};
+pub use modelfn_control::{AccessKey, DeployOutcome, FunctionInfo, LayerInfo};
 use modelfn_core::duration::format_duration;
 pub use modelfn_gateway::admin::apis::{ApiList, ApiSummary};
 pub use modelfn_gateway::admin::keys::KeyUsage;
 pub use modelfn_gateway::admin::urls::UrlInfo;
 use modelfn_registry::LayerRecord;
-pub use modelfn_scheduler::ShadowReport;
 use modelfn_telemetry::LogRecord;
 use serde::Deserialize;
+
+mod changes;
+pub use changes::{
+    alias_set, aliases, model_moved, models, provisioned, provisioned_one, shadow, versions,
+};
 
 #[derive(Debug, Deserialize)]
 pub struct Functions {
@@ -251,194 +252,6 @@ pub fn key_usage(u: &KeyUsage) -> String {
         .map(|(day, n)| vec![day.clone(), n.to_string()])
         .collect();
     render(&["DAY", "REQUESTS"], &rows)
-}
-
-/// `modelfn versions`.
-pub fn versions(v: &Versions) -> String {
-    let rows: Vec<Vec<String>> = v
-        .versions
-        .iter()
-        .map(|x| {
-            let mut version = x.version.to_string();
-            if x.version == v.latest {
-                version += " ($LATEST)";
-            }
-            vec![
-                version,
-                when(x.created_at_ms),
-                short(&x.code_sha256).to_string(),
-                if x.serving { "yes" } else { "no" }.into(),
-                x.description.clone(),
-            ]
-        })
-        .collect();
-    render(
-        &["VERSION", "CREATED", "CODE", "SERVING", "DESCRIPTION"],
-        &rows,
-    )
-}
-
-fn routing(r: &[(u64, u32)]) -> String {
-    if r.is_empty() {
-        return "(deleted)".into();
-    }
-    r.iter()
-        .map(|(v, w)| format!("{v}:{w}%"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `modelfn alias set`.
-pub fn alias_set(a: &AliasRecord) -> String {
-    format!(
-        "alias {} of {} -> {}\n",
-        a.name,
-        a.function,
-        routing(&a.routing)
-    )
-}
-
-/// `modelfn alias list`: the aliases, then every move.
-pub fn aliases(a: &Aliases) -> String {
-    let rows: Vec<Vec<String>> = a
-        .aliases
-        .iter()
-        .map(|x| {
-            vec![
-                x.name.clone(),
-                routing(&x.routing),
-                x.sticky.clone().unwrap_or_else(|| "-".into()),
-                x.shadow
-                    .map_or_else(|| "-".into(), |s| format!("{}:{}%", s.version, s.percent)),
-                when(x.updated_at_ms),
-                x.updated_by.clone(),
-            ]
-        })
-        .collect();
-    let mut out = render(
-        &["ALIAS", "ROUTING", "STICKY", "SHADOW", "MOVED", "BY"],
-        &rows,
-    );
-    let moves: Vec<Vec<String>> = a
-        .history
-        .iter()
-        .map(|x| {
-            vec![
-                when(x.updated_at_ms),
-                x.name.clone(),
-                routing(&x.routing),
-                x.updated_by.clone(),
-            ]
-        })
-        .collect();
-    if !moves.is_empty() {
-        out += "\nhistory\n";
-        out += &render(&["WHEN", "ALIAS", "ROUTING", "BY"], &moves);
-    }
-    out
-}
-
-/// `modelfn model put|rollback`.
-pub fn model_moved(m: &ModelMoved) -> String {
-    let r = &m.model;
-    let mut out = if m.changed {
-        format!(
-            "model {} revision {} ({}) is current\n",
-            r.name,
-            r.revision,
-            short(&r.sha256)
-        )
-    } else {
-        format!(
-            "model {} revision {} was already current\n",
-            r.name, r.revision
-        )
-    };
-    if !m.switched.is_empty() {
-        out += &format!("switched: {}\n", m.switched.join(", "));
-    }
-    out
-}
-
-/// `modelfn model list`.
-pub fn models(list: &Vec<ModelInfo>) -> String {
-    if list.is_empty() {
-        return "no models in the store\n".into();
-    }
-    let mut rows = Vec::new();
-    for m in list {
-        let current = m.current.as_ref().map(|h| h.revision);
-        for r in &m.revisions {
-            rows.push(vec![
-                m.name.clone(),
-                if Some(r.revision) == current {
-                    format!("{} (current)", r.revision)
-                } else {
-                    r.revision.to_string()
-                },
-                short(&r.sha256).to_string(),
-                mb(r.size),
-                when(r.created_at_ms),
-                r.created_by.clone(),
-                if Some(r.revision) == current {
-                    m.followers.join(",")
-                } else {
-                    String::new()
-                },
-            ]);
-        }
-    }
-    render(
-        &[
-            "MODEL",
-            "REVISION",
-            "SHA256",
-            "SIZE",
-            "CREATED",
-            "BY",
-            "FOLLOWED BY",
-        ],
-        &rows,
-    )
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
-/// `modelfn alias shadow`.
-pub fn shadow(r: &ShadowReport) -> String {
-    let share = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{:.2}%", v * 100.0));
-    let num = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
-    let mut out = format!(
-        "challenger: version {} ({}% of calls, compared as {})
-mirrored: {}  compared: {}  agreed: {}  agreement: {}
-",
-        r.challenger,
-        r.percent,
-        r.compared_as,
-        r.mirrored,
-        r.compared,
-        r.agreed,
-        share(r.agreement)
-    );
-    if r.compared_as == "model" {
-        out += &format!(
-            "labels equal: {} of {}
-probability difference: max {}  mean {}
-",
-            r.labels_equal,
-            r.labels_compared,
-            num(r.max_probability_difference),
-            num(r.mean_probability_difference)
-        );
-    }
-    out += &format!(
-        "challenger errors: {}  skipped (too many mirrored calls at once): {}
-",
-        r.challenger_errors, r.skipped
-    );
-    out
 }
 
 /// `modelfn layer list`.
