@@ -248,6 +248,8 @@ impl ControlPlane {
                 layers,
             })
             .await?;
+        // With provisioned concurrency of its own, it warms before calls move to it.
+        let _floor = self.warm_new_latest(&rec).await;
         // Served once this node's reconciler has seen it.
         let pass = self.reconcile().await?;
         if let Some(why) = pass.failed.get(&name) {

@@ -81,6 +81,9 @@ pub struct ControlPlane {
     /// Serializes model-store puts and rollbacks (each checks the followers, then moves).
     model_writes: tokio::sync::Mutex<()>,
     reconcile_state: tokio::sync::Mutex<reconcile::ReconcileState>,
+    /// Functions whose new latest version is warming: the reconciler leaves them as
+    /// they are until it is up ([`provisioned`]).
+    warming: std::sync::Mutex<std::collections::HashSet<String>>,
     api_follower: std::sync::OnceLock<Arc<dyn ApiFollower>>,
     sealer: Sealer,
     /// API keys seen valid (SHA-256 → key id), so a keyed request costs no database
@@ -107,6 +110,7 @@ impl ControlPlane {
             config_writes: tokio::sync::Mutex::new(()),
             model_writes: tokio::sync::Mutex::new(()),
             reconcile_state: Default::default(),
+            warming: Default::default(),
             api_follower: std::sync::OnceLock::new(),
             sealer,
             api_keys: std::sync::RwLock::new(HashMap::new()),

@@ -146,6 +146,67 @@ impl ControlPlane {
         Ok(floor)
     }
 
+    /// Warms a just-recorded latest version of a served function with provisioned
+    /// concurrency of its own (`modelfn config --provisioned`) before calls move to it:
+    /// the reconciler leaves the function as it is meanwhile. A version that does not warm
+    /// within [`WARM_WITHIN`], or fails to, is served anyway (the deploy already started
+    /// it once); the failure is logged. Keep the answer until the caller's reconcile pass
+    /// has made the version the latest.
+    pub(crate) async fn warm_new_latest(
+        &self,
+        rec: &modelfn_registry::FunctionRecord,
+    ) -> Option<WarmFloor> {
+        let function = rec.name.as_str();
+        let want = self.scaling_of(function, rec).await.ok()?.provisioned();
+        if want == 0 || self.scheduler.spec(function).is_none() {
+            return None;
+        }
+        self.set_warming(function, true);
+        let floor = WarmFloor {
+            scheduler: self.scheduler.clone(),
+            function: function.to_string(),
+            versions: vec![rec.version],
+        };
+        let warmed = async {
+            self.install_for_warming(function, rec.version).await?;
+            self.scheduler
+                .warm(function, rec.version, want, WARM_WITHIN)
+                .await
+                .map_err(|e| ControlError::InitFailed(e.to_string()))
+        }
+        .await;
+        self.set_warming(function, false);
+        match warmed {
+            Ok(up) => tracing::info!(
+                function,
+                version = rec.version,
+                up,
+                want,
+                "new latest warmed before calls move"
+            ),
+            Err(e) => {
+                tracing::warn!(function, version = rec.version, error = %e, "the new latest did not warm; serving it anyway")
+            }
+        }
+        Some(floor)
+    }
+
+    fn set_warming(&self, function: &str, on: bool) {
+        let mut w = self.warming.lock().unwrap_or_else(|p| p.into_inner());
+        if on {
+            w.insert(function.to_string());
+        } else {
+            w.remove(function);
+        }
+    }
+
+    pub(crate) fn is_warming(&self, function: &str) -> bool {
+        self.warming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(function)
+    }
+
     /// Installs every version `next` asks provisioned instances of, and checks that they
     /// fit what each may run at once.
     async fn check_fits(

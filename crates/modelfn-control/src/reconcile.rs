@@ -140,6 +140,11 @@ impl ControlPlane {
             ..Reconciled::default()
         };
         for name in &todo.functions {
+            if self.is_warming(name) {
+                // Its new latest version is warming; it moves once that is done.
+                state.retry.insert(name.clone());
+                continue;
+            }
             match self.converge_function(name).await {
                 Ok(true) => out.functions += 1,
                 Ok(false) => {}

@@ -1,7 +1,7 @@
 //! Provisioned concurrency on versions and aliases end to end: instances stay started for
 //! a qualifier (an alias's split over its versions by weight); an alias with provisioned
-//! concurrency warms its new version before it moves, so the first calls after the move
-//! are warm; boto3's provisioned-concurrency calls work; bad settings are refused.
+//! concurrency warms its new version before it moves, and a deploy warms a new latest
+//! with provisioned concurrency, so the first calls after either are warm; boto3's provisioned-concurrency calls work; bad settings are refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -120,6 +120,19 @@ fn an_alias_warms_its_new_version_before_it_moves() {
     // The setting goes with its alias.
     assert!(s.cli(&["alias", "delete", "slow-init", "live"]).0);
     assert_eq!(status(&s, "slow-init"), serde_json::json!([]));
+
+    // The function's own provisioned concurrency follows its latest version: a deploy
+    // answers once the new version's instance is up, so the first call on it is warm.
+    let (ok, _, err) = s.cli(&["config", "slow-init", "--provisioned", "1"]);
+    assert!(ok, "{err}");
+    common::set_description(&pkg, "v3");
+    s.deploy(&pkg);
+    let got = calls(&s, "slow-init", 1);
+    assert_eq!(got[0].0, "3", "{got:?}");
+    assert!(
+        !got[0].1,
+        "the first call on the new latest is warm: {got:?}"
+    );
 }
 
 #[test]
