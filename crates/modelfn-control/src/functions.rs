@@ -41,6 +41,20 @@ pub struct FunctionInfo {
     pub stats: Option<FunctionStats>,
 }
 
+/// A function as `describe` shows it: its info, its aliases with every move of them
+/// (when, and by which key), and its provisioned concurrency per version or alias.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionDetail {
+    #[serde(flatten)]
+    pub function: FunctionInfo,
+    #[serde(default)]
+    pub aliases: Vec<modelfn_registry::AliasRecord>,
+    #[serde(default)]
+    pub alias_history: Vec<modelfn_registry::AliasRecord>,
+    #[serde(default)]
+    pub provisioned: Vec<crate::ProvisionedStatus>,
+}
+
 impl ControlPlane {
     /// Changes a function's scaling settings at run time: `patch`'s fields replace the
     /// stored ones (all of them with `replace`); the manifest's apply where neither sets one.
@@ -118,6 +132,19 @@ impl ControlPlane {
             .await?
             .ok_or_else(|| ControlError::NotFound(name.to_string()))?;
         Ok(self.info(rec))
+    }
+
+    /// [`ControlPlane::describe`] with the function's aliases, their history and its
+    /// provisioned concurrency.
+    pub async fn detail(&self, name: &str) -> Result<FunctionDetail, ControlError> {
+        let function = self.describe(name).await?;
+        let aliases = self.aliases(name).await?;
+        Ok(FunctionDetail {
+            function,
+            aliases: aliases.aliases,
+            alias_history: aliases.history,
+            provisioned: self.provisioned(name).await?,
+        })
     }
 
     /// Deletes a function: it stops serving at once; requests in flight finish.

@@ -32,7 +32,7 @@ pub mod secrets;
 pub use aliases::{AliasSpec, Aliases, VersionInfo, Versions};
 pub use deploy::{DeployOutcome, LayerInfo, Limits};
 pub use error::ControlError;
-pub use functions::FunctionInfo;
+pub use functions::{FunctionDetail, FunctionInfo};
 pub use keys::{AccessKey, FUNCTION_KEY_PREFIX};
 pub use modelfn_registry::{AliasRecord, ApiRecord, UrlAuth};
 pub use models::{ModelInfo, ModelMoved};

@@ -1,5 +1,7 @@
 //! SageMaker runtime `InvokeEndpoint` as boto3 sends it (`rest-json`, SigV4 with service
-//! `sagemaker`): every ONNX function is an endpoint of the same name. `text/csv` rows
+//! `sagemaker`): every ONNX function is an endpoint of the same name, and each of its
+//! aliases an endpoint `NAME:ALIAS` whose production variants are the alias's versions
+//! (`aws_sagemaker_endpoints`). `text/csv` rows
 //! and the JSON shapes of the native API go in; the answer is the shape of SageMaker's
 //! built-in algorithms, `{"predictions": [{"score": 0.97, "predicted_label": 1}]}`.
 //! A missing endpoint is a 400 `ValidationError`, as on SageMaker; a request the model
@@ -68,12 +70,22 @@ pub async fn invoke_endpoint(
     {
         return *resp;
     }
-    // Production variants are versions (or aliases): `TargetVariant` names one; without
-    // it, the latest serves.
+    // An endpoint is a function (its latest) or an alias (`NAME:ALIAS`, its versions the
+    // production variants, routed by weight); `TargetVariant` names one.
     let variant = headers
         .get("x-amzn-sagemaker-target-variant")
         .and_then(|v| v.to_str().ok());
-    let reference = modelfn_core::FunctionRef::new(name.clone(), variant);
+    let reference = match crate::aws_sagemaker_endpoints::endpoint_ref(&state, &name, variant) {
+        Ok(r) => r,
+        Err(why) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                &why,
+                &request_id,
+            )
+        }
+    };
     let target = match crate::front::resolve(&state, &reference) {
         Ok(t) => Some(t),
         Err((modelfn_scheduler::Unresolved::NoFunction, _)) => None,

@@ -24,6 +24,7 @@ pub mod aws;
 pub mod aws_lambda;
 pub mod aws_provisioned;
 pub mod aws_sagemaker;
+pub mod aws_sagemaker_endpoints;
 pub mod door_auth;
 pub mod error;
 pub mod events;
@@ -219,6 +220,7 @@ pub fn router(state: AppState) -> Router {
             "/endpoints/{name}/invocations",
             post(aws_sagemaker::invoke_endpoint),
         )
+        .route("/", post(aws_sagemaker_endpoints::call))
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
     let keys = Router::new()
         .route(

@@ -74,6 +74,13 @@ impl Scheduler {
         }
     }
 
+    /// Live instances of one installed version (0 when it is not installed).
+    pub fn instances(&self, name: &str, version: u64) -> usize {
+        self.version_slot(name, version)
+            .map(|s| s.instances())
+            .unwrap_or(0)
+    }
+
     /// Every installed version's provisioned instances, ascending.
     pub fn provisioned(&self, name: &str) -> Vec<ProvisionedState> {
         let mut out: Vec<ProvisionedState> = self

@@ -247,3 +247,28 @@ fn the_aws_cli_invokes_a_function() {
         "{text}"
     );
 }
+
+#[test]
+fn boto3_sees_an_alias_as_an_endpoint_with_production_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let pkg = work.path().join("iris");
+    common::copy_dir(&example("iris"), &pkg);
+    for v in 1..=3 {
+        common::set_description(&pkg, &format!("v{v}"));
+        s.deploy(&pkg);
+    }
+    assert!(s.cli(&["alias", "set", "iris", "prod", "1:60,2:30,3:10"]).0);
+    let (_, out, _) = s.cli(&["keys", "create", "ops", "--json"]);
+    let key = common::json(&out);
+    let id = key["access_key_id"].as_str().unwrap();
+    let (ok, text) = run_client(
+        "sagemaker_variants.py",
+        &[&s.url, id, key["secret_access_key"].as_str().unwrap()],
+    );
+    assert!(ok && text.contains("OK "), "{text}");
+    // The moves are in the alias's history, under the key that made them.
+    let (ok, out, _) = s.cli(&["alias", "list", "iris"]);
+    assert!(ok && out.contains(id), "{out}");
+}

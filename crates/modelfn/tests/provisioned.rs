@@ -90,6 +90,20 @@ fn an_alias_warms_its_new_version_before_it_moves() {
         assert!(!got[0].1, "{target} has a provisioned instance: {got:?}");
     }
 
+    // `describe` shows the aliases, every recent move (when, by whom) and what is up.
+    let (ok, out, _) = s.cli(&["describe", "slow-init"]);
+    assert!(ok, "{out}");
+    for says in [
+        "aliases",
+        "history",
+        "1:50%, 2:50%",
+        "admin",
+        "provisioned concurrency",
+        "READY",
+    ] {
+        assert!(out.contains(says), "describe shows {says:?}: {out}");
+    }
+
     // Refusals, each naming what is wrong.
     for (args, says) in [
         (

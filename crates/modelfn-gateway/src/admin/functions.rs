@@ -89,7 +89,7 @@ pub async fn describe(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.control.describe(&name).await?).into_response())
+    Ok(Json(state.control.detail(&name).await?).into_response())
 }
 
 /// `DELETE /v1/functions/{name}`

@@ -153,7 +153,7 @@ impl DescribeCommand {
             .client()?
             .get_admin(&format!("/v1/functions/{name}"))
             .await?;
-        conn.show(out, table::describe)
+        conn.show(out, table::detail)
     }
 }
 

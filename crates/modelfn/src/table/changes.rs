@@ -2,7 +2,31 @@
 //! store.
 
 use super::{mb, opt, render, when};
-use modelfn_control::{AliasRecord, Aliases, ModelInfo, ModelMoved, ProvisionedStatus, Versions};
+use modelfn_control::{
+    AliasRecord, Aliases, FunctionDetail, ModelInfo, ModelMoved, ProvisionedStatus, Versions,
+};
+
+/// Moves of aliases `describe` shows (the newest; `modelfn alias list` shows all).
+const RECENT_MOVES: usize = 10;
+
+/// `modelfn describe`: the function, then its aliases with their recent moves, then its
+/// provisioned concurrency.
+pub fn detail(d: &FunctionDetail) -> String {
+    let mut out = super::describe(&d.function);
+    if !d.aliases.is_empty() || !d.alias_history.is_empty() {
+        let skip = d.alias_history.len().saturating_sub(RECENT_MOVES);
+        out += "\naliases\n";
+        out += &aliases(&Aliases {
+            aliases: d.aliases.clone(),
+            history: d.alias_history[skip..].to_vec(),
+        });
+    }
+    if !d.provisioned.is_empty() {
+        out += "\nprovisioned concurrency\n";
+        out += &provisioned(&d.provisioned);
+    }
+    out
+}
 use modelfn_scheduler::ShadowReport;
 
 /// `modelfn versions`.

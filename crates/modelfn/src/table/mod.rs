@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 mod changes;
 pub use changes::{
-    alias_set, aliases, model_moved, models, provisioned, provisioned_one, shadow, versions,
+    alias_set, aliases, detail, model_moved, models, provisioned, provisioned_one, shadow, versions,
 };
 
 #[derive(Debug, Deserialize)]
