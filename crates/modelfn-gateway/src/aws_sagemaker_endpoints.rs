@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use modelfn_core::{FunctionRef, Qualifier};
+use modelfn_core::FunctionRef;
 use modelfn_scheduler::AliasRoute;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -66,11 +66,10 @@ pub(crate) fn endpoint_ref(
         return Ok(FunctionRef::new(function, Some(alias)));
     };
     let route = alias_of(state, function, alias)?;
-    match Qualifier::parse(variant) {
-        Qualifier::Version(v) if route.routing.iter().any(|(x, _)| *x == v) => {
-            Ok(FunctionRef::new(function, Some(variant)))
-        }
-        _ => Err(format!(
+    let known = |v: u64| route.routing.iter().any(|(x, _)| *x == v);
+    match variant.parse::<u64>().ok().filter(|v| known(*v)) {
+        Some(_) => Ok(FunctionRef::new(function, Some(variant))),
+        None => Err(format!(
             "TargetVariant {variant} is not a production variant of endpoint {endpoint}: its variants are {}",
             variant_names(&route)
         )),
@@ -304,9 +303,10 @@ async fn update_weights(
         .map(|(v, w)| (*v, f64::from(*w)))
         .collect();
     for d in &req.desired_weights_and_capacities {
-        let version = match Qualifier::parse(&d.variant_name) {
-            Qualifier::Version(v) if weights.contains_key(&v) => v,
-            _ => {
+        let named = d.variant_name.parse::<u64>().ok();
+        let version = match named.filter(|v| weights.contains_key(v)) {
+            Some(v) => v,
+            None => {
                 return validation(
                     &format!(
                     "{} is not a production variant of endpoint {endpoint}: its variants are {}",
