@@ -22,6 +22,10 @@ pub struct AccessKey {
     pub access_key_id: String,
     pub name: String,
     pub created_at_ms: i64,
+    /// May change what serves through the AWS management calls (provisioned
+    /// concurrency, SageMaker endpoint weights), not only invoke and read.
+    #[serde(default)]
+    pub manage: bool,
     /// The SigV4 secret: shown once, when the key is created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_access_key: Option<String>,
@@ -36,7 +40,7 @@ fn sha256_hex(s: &str) -> String {
 
 impl ControlPlane {
     /// Creates an access key; its secret and API key are in the answer, never again.
-    pub async fn create_key(&self, name: &str) -> Result<AccessKey, ControlError> {
+    pub async fn create_key(&self, name: &str, manage: bool) -> Result<AccessKey, ControlError> {
         if name.trim().is_empty() || name.len() > 128 {
             return Err(ControlError::InvalidRequest(
                 "a key needs a name of 1 to 128 characters".into(),
@@ -47,10 +51,15 @@ impl ControlPlane {
                 "key names starting with {FUNCTION_KEY_PREFIX:?} are the functions' own"
             )));
         }
-        self.new_key(name, true).await
+        self.new_key(name, true, manage).await
     }
 
-    async fn new_key(&self, name: &str, with_api_key: bool) -> Result<AccessKey, ControlError> {
+    async fn new_key(
+        &self,
+        name: &str,
+        with_api_key: bool,
+        manage: bool,
+    ) -> Result<AccessKey, ControlError> {
         let id = format!(
             "MFN{}",
             random_text(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?
@@ -64,12 +73,13 @@ impl ControlPlane {
         let sealed = self.sealer().seal(&id, &secret).map_err(storage)?;
         let api_hash = api_key.as_deref().map(sha256_hex).unwrap_or_default();
         self.meta
-            .put_access_key(&id, name, &sealed, &api_hash)
+            .put_access_key(&id, name, &sealed, &api_hash, manage)
             .await?;
         Ok(AccessKey {
             access_key_id: id,
             name: name.to_string(),
             created_at_ms: modelfn_registry::now_ms(),
+            manage,
             secret_access_key: Some(secret),
             api_key,
         })
@@ -85,6 +95,7 @@ impl ControlPlane {
                 access_key_id: k.id,
                 name: k.name,
                 created_at_ms: k.created_at_ms,
+                manage: k.manage,
                 secret_access_key: None,
                 api_key: None,
             })
@@ -119,7 +130,7 @@ impl ControlPlane {
                 return Ok((key.id, secret));
             }
         }
-        let key = self.new_key(&name, false).await?;
+        let key = self.new_key(&name, false, false).await?;
         Ok((key.access_key_id, key.secret_access_key.unwrap_or_default()))
     }
 
@@ -152,6 +163,16 @@ impl ControlPlane {
             }
         }
         Ok(sealed)
+    }
+
+    /// Whether key `id` may change what serves through the AWS management calls.
+    pub async fn key_may_manage(&self, id: &str) -> Result<bool, ControlError> {
+        Ok(self
+            .meta
+            .list_access_keys()
+            .await?
+            .into_iter()
+            .any(|k| k.id == id && k.manage && !k.name.starts_with(FUNCTION_KEY_PREFIX)))
     }
 
     /// Whose key `id` is: `Some(function)` for a function's own key.

@@ -18,7 +18,9 @@ pub fn error(status: StatusCode, code: &str, message: &str, request_id: &str) ->
     error_with(
         status,
         code,
-        json!({"Type": kind, "message": message}),
+        // `__type` for the JSON protocol's clients (SageMaker's control API), the header
+        // for REST-JSON's.
+        json!({"__type": code, "Type": kind, "message": message}),
         request_id,
     )
 }
@@ -47,6 +49,9 @@ pub fn error_with(
 pub struct Access<'a> {
     pub service: &'a str,
     pub invoke: Option<&'a str>,
+    /// A change to what serves (provisioned concurrency, endpoint weights): only a signed
+    /// request with a key made with `--manage`.
+    pub manage: bool,
 }
 
 /// The access key id a signed request names.
@@ -80,6 +85,9 @@ pub async fn authenticate(
     )
     .await
     .map_err(Box::new)?;
+    if access.manage {
+        return may_manage(state, headers, request_id).await;
+    }
     let Some(id) = access_key_id(headers) else {
         return Ok(());
     };
@@ -115,6 +123,38 @@ pub async fn authenticate(
         &format!("the access key of function {function} is not allowed to {what} (grant it with [permissions] invoke in its modelfn.toml)"),
         request_id,
     )))
+}
+
+/// A change to what serves needs a signed request with a key made with `--manage` (never
+/// a function's own key), even where unsigned calls are allowed: it names who made it.
+async fn may_manage(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: &str,
+) -> Result<(), Box<Response>> {
+    let Some(id) = access_key_id(headers) else {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "changing what serves needs a request signed with a modelfn access key made with --manage",
+            request_id,
+        )));
+    };
+    match state.control.key_may_manage(&id).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            &format!("the access key {id} may not change what serves (create one that may with `modelfn keys create NAME --manage`)"),
+            request_id,
+        ))),
+        Err(e) => Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            &e.to_string(),
+            request_id,
+        ))),
+    }
 }
 
 #[allow(clippy::result_large_err)] // the error is the response itself; `authenticate` boxes it

@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 const MANAGE: Access<'static> = Access {
     service: "lambda",
     invoke: None,
+    manage: false,
 };
 
 pub const REGION: &str = "us-east-1";
@@ -156,6 +157,7 @@ pub async fn invoke(
     let access = Access {
         service: "lambda",
         invoke: Some(&name),
+        manage: false,
     };
     if let Err(resp) =
         authenticate(&state, access, &method, &uri, &headers, &body, &request_id).await

@@ -2,8 +2,9 @@
 //! `PutProvisionedConcurrencyConfig`, `GetProvisionedConcurrencyConfig`,
 //! `DeleteProvisionedConcurrencyConfig` and `ListProvisionedConcurrencyConfigs`, all on
 //! `/2019-09-30/functions/{FunctionName}/provisioned-concurrency`. A put answers 202 at
-//! once, `IN_PROGRESS` until the instances are up, as on Lambda. Access keys of the
-//! account may call them; a function's own key may not.
+//! once, `IN_PROGRESS` until the instances are up, as on Lambda. Any access key of the
+//! account may read them; only one made with `--manage` may change them, and a
+//! function's own key may do neither.
 
 use crate::aws::{authenticate, error, Access};
 use crate::request::{parse_function_name, request_id};
@@ -16,9 +17,18 @@ use bytes::Bytes;
 use modelfn_control::{ControlError, ProvisionedStatus};
 use serde_json::{json, Value};
 
-const MANAGE: Access<'static> = Access {
+/// Reading the settings.
+const READ: Access<'static> = Access {
     service: "lambda",
     invoke: None,
+    manage: false,
+};
+
+/// Changing them: a key made with `--manage`.
+const CHANGE: Access<'static> = Access {
+    service: "lambda",
+    invoke: None,
+    manage: true,
 };
 
 fn body_of(s: &ProvisionedStatus) -> Value {
@@ -80,16 +90,8 @@ async fn admitted(
     body: &[u8],
     request_id: &str,
 ) -> Result<(String, Option<String>, bool), Box<Response>> {
-    authenticate(state, MANAGE, method, uri, headers, body, request_id).await?;
-    // Changes are signed even where unsigned calls are allowed: they name who made them.
-    if method != Method::GET && crate::aws::access_key_id(headers).is_none() {
-        return Err(Box::new(error(
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationTokenException",
-            "changing provisioned concurrency needs a request signed with a modelfn access key",
-            request_id,
-        )));
-    }
+    let access = if method == Method::GET { READ } else { CHANGE };
+    authenticate(state, access, method, uri, headers, body, request_id).await?;
     Ok(target(raw, uri))
 }
 

@@ -64,6 +64,7 @@ pub async fn invoke_endpoint(
     let access = Access {
         service: "sagemaker",
         invoke: Some(&name),
+        manage: false,
     };
     if let Err(resp) =
         authenticate(&state, access, &method, &uri, &headers, &body, &request_id).await

@@ -4,7 +4,8 @@
 //! weighted as the alias is. The SageMaker control API's calls on them, as boto3's
 //! `sagemaker` client sends them (`POST /` with `X-Amz-Target`, `awsJson1_1`):
 //! `DescribeEndpoint`, `ListEndpoints` and `UpdateEndpointWeightsAndCapacities`, which
-//! moves the alias (recorded in its history under the caller's access key id).
+//! moves the alias (recorded in its history under the caller's access key id; only a
+//! key made with `--manage` may).
 
 use crate::aws::{authenticate, error_with, Access};
 use crate::AppState;
@@ -19,9 +20,18 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-const MANAGE: Access<'static> = Access {
+/// Reading endpoints.
+const READ: Access<'static> = Access {
     service: "sagemaker",
     invoke: None,
+    manage: false,
+};
+
+/// Moving an endpoint's weights: a key made with `--manage`.
+const CHANGE: Access<'static> = Access {
+    service: "sagemaker",
+    invoke: None,
+    manage: true,
 };
 
 /// Most weights one update names.
@@ -126,14 +136,19 @@ pub async fn call(
         Ok(b) => b,
         Err(e) => return validation(&e.body_text(), &request_id),
     };
-    if let Err(r) = authenticate(&state, MANAGE, &method, &uri, &headers, &body, &request_id).await
-    {
-        return *r;
-    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let access = if target == "SageMaker.UpdateEndpointWeightsAndCapacities" {
+        CHANGE
+    } else {
+        READ
+    };
+    if let Err(r) = authenticate(&state, access, &method, &uri, &headers, &body, &request_id).await
+    {
+        return *r;
+    }
     if target == "SageMaker.ListEndpoints" {
         return list(&state, &request_id).await;
     }

@@ -118,14 +118,48 @@ pub fn document() -> Value {
                 "put": {"summary": "create or move an alias", "security": [{"admin": []}],
                         "requestBody": {"required": true, "content": object(&["routing"], json!({
                             "routing": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-                            "sticky": {"type": "string"}, "description": {"type": "string"}}))},
+                            "sticky": {"type": "string"}, "description": {"type": "string"},
+                            "shadow": {"type": "object", "required": ["version", "percent"], "additionalProperties": false,
+                                       "properties": {"version": {"type": "integer", "minimum": 0}, "percent": {"type": "integer", "minimum": 0}}}}))},
                         "responses": responses(&[("200", "the alias", Some(any_json()))], ADMIN_ERRORS)},
                 "delete": {"summary": "delete an alias", "security": [{"admin": []}], "responses": responses(&[("204", "deleted", None)], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/aliases/{alias}/shadow": {
+                "parameters": [name_param("name"), name_param("alias")],
+                "get": {"summary": "how the alias's shadow challenger agrees with its answers", "security": [{"admin": []}], "responses": responses(&[("200", "the report", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/provisioned": {
+                "parameters": [name_param("name")],
+                "get": {"summary": "provisioned concurrency per version or alias, and how much is up", "security": [{"admin": []}], "responses": responses(&[("200", "settings", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/provisioned/{qualifier}": {
+                "parameters": [name_param("name"), name_param("qualifier")],
+                "get": {"summary": "one version's or alias's provisioned concurrency", "security": [{"admin": []}], "responses": responses(&[("200", "the setting", Some(any_json()))], ADMIN_ERRORS)},
+                "put": {"summary": "keep instances started for a version or an alias (waits until they are up unless wait is false)", "security": [{"admin": []}],
+                        "requestBody": {"required": true, "content": object(&["count"], json!({
+                            "count": {"type": "integer", "minimum": 1, "maximum": 1000}, "wait": {"type": "boolean"}}))},
+                        "responses": responses(&[("200", "the setting and how much is up", Some(any_json()))], ADMIN_ERRORS)},
+                "delete": {"summary": "remove it", "security": [{"admin": []}], "responses": responses(&[("204", "deleted", None)], ADMIN_ERRORS)}
+            },
+            "/v1/store/models": {"get": {"summary": "the model store: every model and its current revision", "security": [{"admin": []}], "responses": responses(&[("200", "models", Some(any_json()))], ADMIN_ERRORS)}},
+            "/v1/store/models/{name}": {
+                "parameters": [name_param("name")],
+                "get": {"summary": "a model's revisions", "security": [{"admin": []}], "responses": responses(&[("200", "revisions", Some(any_json()))], ADMIN_ERRORS)},
+                "put": {"summary": "store a revision (checked against every function that follows the model, then current)", "security": [{"admin": []}],
+                        "parameters": [{"name": "description", "in": "query", "schema": {"type": "string"}}],
+                        "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                        "responses": responses(&[("201", "a new revision", Some(any_json())), ("200", "the same file as the current revision", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/store/models/{name}/rollback": {
+                "parameters": [name_param("name")],
+                "post": {"summary": "make an earlier revision current (the previous one by default)", "security": [{"admin": []}],
+                         "parameters": [{"name": "to", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+                         "responses": responses(&[("200", "moved", Some(any_json()))], ADMIN_ERRORS)}
             },
             "/v1/functions/{name}/url": {
                 "parameters": [name_param("name")],
                 "put": {"summary": "give the function a URL", "security": [{"admin": []}],
-                        "requestBody": {"required": true, "content": object(&["auth"], json!({"auth": {"type": "string", "enum": ["none", "key"]}}))},
+                        "requestBody": {"required": true, "content": object(&["auth"], json!({"auth": {"type": "string", "enum": ["none", "key"]}, "qualifier": {"type": "string"}}))},
                         "responses": responses(&[("200", "the URL", Some(any_json()))], ADMIN_ERRORS)},
                 "delete": {"summary": "remove the URL", "security": [{"admin": []}], "responses": responses(&[("204", "removed", None)], ADMIN_ERRORS)}
             },

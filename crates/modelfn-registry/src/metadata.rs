@@ -64,6 +64,9 @@ pub struct AccessKeyRecord {
     pub id: String,
     pub name: String,
     pub created_at_ms: i64,
+    /// May change what serves through the AWS management calls (provisioned
+    /// concurrency, SageMaker endpoint weights), not only invoke and read.
+    pub manage: bool,
 }
 
 /// Who may call a function URL.
@@ -400,6 +403,7 @@ pub trait EdgeStore: Send + Sync + 'static {
         name: &str,
         secret: &str,
         api_key_sha256: &str,
+        manage: bool,
     ) -> Result<(), RegistryError>;
     /// The secret of an access key, as stored.
     async fn access_key_secret(&self, id: &str) -> Result<Option<String>, RegistryError>;

@@ -87,10 +87,12 @@ async fn metadata_conformance(s: &dyn MetadataStore) {
     assert!(s.get_event("b", "nope").await.unwrap().is_none());
 
     // Access keys: the secret as stored, replaceable; the API key by its hash only.
-    s.put_access_key("K1", "one", "sealed-1", "hash-1")
+    s.put_access_key("K1", "one", "sealed-1", "hash-1", true)
         .await
         .unwrap();
-    s.put_access_key("K2", "two", "sealed-2", "").await.unwrap();
+    s.put_access_key("K2", "two", "sealed-2", "", false)
+        .await
+        .unwrap();
     assert_eq!(
         s.access_key_secret("K1").await.unwrap().unwrap(),
         "sealed-1"
@@ -164,7 +166,9 @@ async fn change_log_conformance(s: &dyn MetadataStore) {
     })
     .await
     .unwrap();
-    s.put_access_key("K9", "k", "sealed", "").await.unwrap();
+    s.put_access_key("K9", "k", "sealed", "", false)
+        .await
+        .unwrap();
     s.put_plan(&DocRecord {
         name: "p".into(),
         definition: "{}".into(),

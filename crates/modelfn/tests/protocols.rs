@@ -260,12 +260,20 @@ fn boto3_sees_an_alias_as_an_endpoint_with_production_variants() {
         s.deploy(&pkg);
     }
     assert!(s.cli(&["alias", "set", "iris", "prod", "1:60,2:30,3:10"]).0);
-    let (_, out, _) = s.cli(&["keys", "create", "ops", "--json"]);
+    let (_, out, _) = s.cli(&["keys", "create", "ops", "--manage", "--json"]);
     let key = common::json(&out);
     let id = key["access_key_id"].as_str().unwrap();
+    let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);
+    let plain = common::json(&out);
     let (ok, text) = run_client(
         "sagemaker_variants.py",
-        &[&s.url, id, key["secret_access_key"].as_str().unwrap()],
+        &[
+            &s.url,
+            id,
+            key["secret_access_key"].as_str().unwrap(),
+            plain["access_key_id"].as_str().unwrap(),
+            plain["secret_access_key"].as_str().unwrap(),
+        ],
     );
     assert!(ok && text.contains("OK "), "{text}");
     // The moves are in the alias's history, under the key that made them.

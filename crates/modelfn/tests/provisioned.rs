@@ -161,8 +161,10 @@ fn boto3_sets_and_reads_provisioned_concurrency() {
         s.deploy(&pkg);
     }
     assert!(s.cli(&["alias", "set", "slow-init", "live", "2"]).0);
-    let (_, out, _) = s.cli(&["keys", "create", "ops", "--json"]);
+    let (_, out, _) = s.cli(&["keys", "create", "ops", "--manage", "--json"]);
     let key = json(&out);
+    let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);
+    let plain = json(&out);
     let (ok, text) = run_client(
         "lambda_provisioned.py",
         &[
@@ -170,6 +172,8 @@ fn boto3_sets_and_reads_provisioned_concurrency() {
             key["access_key_id"].as_str().unwrap(),
             key["secret_access_key"].as_str().unwrap(),
             "slow-init",
+            plain["access_key_id"].as_str().unwrap(),
+            plain["secret_access_key"].as_str().unwrap(),
         ],
     );
     assert!(ok && text.contains("ok: "), "{text}");

@@ -14,9 +14,12 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     pub name: String,
+    /// May change what serves through the AWS management calls.
+    #[serde(default)]
+    pub manage: bool,
 }
 
-/// `POST /v1/keys` with `{"name": "..."}`: an access key; the secret is shown this once.
+/// `POST /v1/keys` with `{"name": "...", "manage": false}`: an access key; the secret is shown this once.
 pub async fn create_key(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -24,7 +27,7 @@ pub async fn create_key(
     let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
     let req: NewKey = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("send {{\"name\": \"...\"}}: {e}")))?;
-    let key = state.control.create_key(&req.name).await?;
+    let key = state.control.create_key(&req.name, req.manage).await?;
     Ok((StatusCode::CREATED, Json(key)).into_response())
 }
 

@@ -76,13 +76,15 @@ impl EdgeStore for SqliteMetadataStore {
         name: &str,
         secret: &str,
         api_key_sha256: &str,
+        manage: bool,
     ) -> Result<(), RegistryError> {
-        let statement = sqlx::query("INSERT INTO access_keys (access_key_id, name, secret, created_at_ms, secret_sha256) VALUES (?, ?, ?, ?, ?)")
+        let statement = sqlx::query("INSERT INTO access_keys (access_key_id, name, secret, created_at_ms, secret_sha256, manage) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id)
             .bind(name)
             .bind(secret)
             .bind(now_ms())
-            .bind(api_key_sha256);
+            .bind(api_key_sha256)
+            .bind(manage);
         self.write(ChangeKind::Key, id, statement).await?;
         Ok(())
     }
@@ -106,7 +108,7 @@ impl EdgeStore for SqliteMetadataStore {
 
     async fn list_access_keys(&self) -> Result<Vec<AccessKeyRecord>, RegistryError> {
         let rows = sqlx::query(
-            "SELECT access_key_id, name, created_at_ms FROM access_keys ORDER BY created_at_ms",
+            "SELECT access_key_id, name, created_at_ms, manage FROM access_keys ORDER BY created_at_ms",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -116,6 +118,7 @@ impl EdgeStore for SqliteMetadataStore {
                     id: r.try_get(0)?,
                     name: r.try_get(1)?,
                     created_at_ms: r.try_get(2)?,
+                    manage: r.try_get(3)?,
                 })
             })
             .collect()

@@ -181,6 +181,10 @@ pub enum KeysCommand {
     /// Create an access key; its secret is printed this once.
     Create {
         name: String,
+        /// Let the key change what serves through the AWS management calls (Lambda's
+        /// provisioned concurrency, SageMaker endpoint weights), not only invoke.
+        #[arg(long)]
+        manage: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -216,8 +220,9 @@ impl KeysCommand {
                     .await?;
                 conn.show(out, table::key_usage)
             }
-            KeysCommand::Create { name, conn } => {
-                let body = serde_json::to_vec(&serde_json::json!({ "name": name }))?;
+            KeysCommand::Create { name, manage, conn } => {
+                let body =
+                    serde_json::to_vec(&serde_json::json!({ "name": name, "manage": manage }))?;
                 let client = conn.client()?;
                 let out = client.post_admin("/v1/keys", body).await?;
                 conn.show(out, table::key_created)

@@ -333,11 +333,12 @@ pub fn keys(list: &Keys) -> String {
             vec![
                 k.access_key_id.clone(),
                 k.name.clone(),
+                if k.manage { "invoke, manage" } else { "invoke" }.into(),
                 when(k.created_at_ms),
             ]
         })
         .collect();
-    render(&["ACCESS KEY ID", "NAME", "CREATED"], &rows)
+    render(&["ACCESS KEY ID", "NAME", "MAY", "CREATED"], &rows)
 }
 
 /// `modelfn plans list`.

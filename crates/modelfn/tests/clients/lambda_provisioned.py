@@ -1,7 +1,8 @@
 """boto3's provisioned concurrency calls against modelfn's Lambda API.
-Usage: lambda_provisioned.py ENDPOINT KEY_ID SECRET FUNCTION
+Usage: lambda_provisioned.py ENDPOINT KEY_ID SECRET FUNCTION PLAIN_KEY_ID PLAIN_SECRET
 
-Expects FUNCTION to have versions 1 and 2 and an alias 'live'. Exits non-zero on the
+Expects FUNCTION to have versions 1 and 2 and an alias 'live'; KEY may manage, PLAIN_KEY
+may only invoke and read. Exits non-zero on the
 first failed check, saying which.
 """
 import sys
@@ -11,15 +12,22 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-endpoint, key_id, secret, fn = sys.argv[1:5]
-lam = boto3.client(
-    "lambda",
-    endpoint_url=endpoint,
-    region_name="us-east-1",
-    aws_access_key_id=key_id,
-    aws_secret_access_key=secret,
-    config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-)
+endpoint, key_id, secret, fn, plain_id, plain_secret = sys.argv[1:7]
+
+
+def client(key, secret_key):
+    return boto3.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret_key,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
+lam = client(key_id, secret)
+plain = client(plain_id, plain_secret)
 checks = 0
 
 
@@ -79,6 +87,18 @@ check(
                ProvisionedConcurrentExecutions=50) == "InvalidParameterValueException",
     "more than the function may run at once is refused",
 )
+
+# A key made without --manage reads, but may not change anything.
+check(plain.get_provisioned_concurrency_config(FunctionName=fn, Qualifier="1")["Status"] == "READY",
+      "a plain key reads the setting")
+for call, args in [
+    (plain.put_provisioned_concurrency_config, dict(FunctionName=fn, Qualifier="1",
+                                                    ProvisionedConcurrentExecutions=2)),
+    (plain.delete_provisioned_concurrency_config, dict(FunctionName=fn, Qualifier="1")),
+]:
+    check(error_code(call, **args) == "AccessDeniedException", f"a plain key may not {call.__name__}")
+check(lam.get_provisioned_concurrency_config(FunctionName=fn, Qualifier="1")
+      ["RequestedProvisionedConcurrentExecutions"] == 1, "the refused put changed nothing")
 
 lam.delete_provisioned_concurrency_config(FunctionName=fn, Qualifier="1")
 check(

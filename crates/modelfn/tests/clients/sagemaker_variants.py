@@ -1,5 +1,6 @@
 """boto3's sagemaker and sagemaker-runtime clients on an alias endpoint's production
-variants. Usage: sagemaker_variants.py ENDPOINT KEY_ID SECRET
+variants. Usage: sagemaker_variants.py ENDPOINT KEY_ID SECRET PLAIN_KEY_ID PLAIN_SECRET
+(KEY may manage; PLAIN_KEY may only invoke and read).
 
 Expects iris with versions 1, 2, 3 and an alias prod = 1:60,2:30,3:10. Exits non-zero on
 the first failed check, saying which.
@@ -12,11 +13,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-endpoint, key_id, secret = sys.argv[1:4]
-kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key_id,
-          aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}))
-rt = boto3.client("sagemaker-runtime", **kw)
-sm = boto3.client("sagemaker", **kw)
+endpoint, key_id, secret, plain_id, plain_secret = sys.argv[1:6]
+kw = dict(endpoint_url=endpoint, region_name="us-east-1", config=Config(retries={"max_attempts": 1}))
+rt = boto3.client("sagemaker-runtime", aws_access_key_id=key_id, aws_secret_access_key=secret, **kw)
+sm = boto3.client("sagemaker", aws_access_key_id=key_id, aws_secret_access_key=secret, **kw)
+plain = boto3.client("sagemaker", aws_access_key_id=plain_id, aws_secret_access_key=plain_secret, **kw)
 ROW = json.dumps([6.9, 3.1, 5.1, 2.3])
 checks = 0
 
@@ -61,6 +62,12 @@ check(invoked(5, TargetVariant="2") == {"2": 5}, "TargetVariant reaches its vari
 code, text = error_code(rt.invoke_endpoint, EndpointName="iris:prod", ContentType="application/json",
                         Body=ROW, TargetVariant="4")
 check(code == "ValidationError" and "its variants are 1, 2, 3" in text, f"unknown variant: {text}")
+
+# A key made without --manage reads endpoints but may not move them.
+check(plain.describe_endpoint(EndpointName="iris:prod")["EndpointName"] == "iris:prod", "a plain key reads")
+code, text = error_code(plain.update_endpoint_weights_and_capacities, EndpointName="iris:prod",
+                        DesiredWeightsAndCapacities=[{"VariantName": "3", "DesiredWeight": 1.0}])
+check(code == "AccessDeniedException" and "--manage" in text, f"a plain key may not move weights: {text}")
 
 # Endpoint weights move the alias.
 sm.update_endpoint_weights_and_capacities(EndpointName="iris:prod", DesiredWeightsAndCapacities=[
