@@ -98,10 +98,10 @@ impl Scheduler {
     }
 
     /// Warms version `version` of `name` before traffic moves to it: raises a floor of
-    /// its own provisioned instances plus `extra` under it, starts what is missing, and waits until they
-    /// are up, one fails to start (its error), or `within` passes. Answers how many are
-    /// up. The floor stays until [`Scheduler::release_warm`], so that a reconcile pass in
-    /// between does not stop what is warming.
+    /// its own provisioned instances plus `extra` under it, starts what is missing, and
+    /// waits until they are up, one fails to start (its error), or `within` passes.
+    /// Answers how many are up. The floor stays until [`Scheduler::release_warm`], so
+    /// that a reconcile pass in between does not stop what is warming.
     pub async fn warm(
         self: &Arc<Self>,
         name: &str,
