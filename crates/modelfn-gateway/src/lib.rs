@@ -31,6 +31,7 @@ pub mod events;
 pub mod front;
 pub mod health;
 pub mod invoke;
+pub mod metrics;
 pub mod oip;
 pub mod openapi;
 pub mod payload_v2;
@@ -66,6 +67,8 @@ pub struct GatewayConfig {
     pub aws_region: String,
     /// What the native, OIP and KServe doors require of callers.
     pub invoke_auth: modelfn_core::DoorAuth,
+    /// A bearer token for `GET /metrics` besides the admin token.
+    pub metrics_token: Option<String>,
 }
 
 impl GatewayConfig {
@@ -78,6 +81,7 @@ impl GatewayConfig {
             aws_allow_unsigned: false,
             aws_region: "us-east-1".into(),
             invoke_auth: modelfn_core::DoorAuth::None,
+            metrics_token: None,
         }
     }
 }
@@ -310,6 +314,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invoke)
         .route("/healthz", get(health::healthz))
         .route("/openapi.json", get(openapi::serve))
+        .route("/metrics", get(metrics::serve))
         .route("/readyz", get(health::readyz))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -1,6 +1,7 @@
 //! One invocation from admission to report: the instance's lease (returned or dropped), the
 //! timeout, the in-flight count, and the events its observer receives.
 
+use crate::metrics::Outcome;
 use crate::pool::{Lease, Slot};
 use crate::shadow::Mirror;
 use crate::{InvocationReport, Scheduler, INIT_TIMEOUT};
@@ -90,6 +91,9 @@ impl Scheduler {
         slot.counters.invocations.fetch_add(1, Ordering::Relaxed);
         let mirror = target.shadow.clone().map(|m| (m, inv.clone()));
         let result = self.run(slot, inv).await;
+        if self.config.metrics {
+            slot.metrics.count(Outcome::of(&result));
+        }
         if let (Some((m, copy)), Ok((out, _))) = (mirror, &result) {
             self.mirror(m, copy, out.body.clone());
         }
@@ -158,6 +162,15 @@ impl Scheduler {
         };
         let duration = t0.elapsed();
         slot.record_run(duration);
+        if self.config.metrics {
+            let m = &slot.metrics;
+            m.queue_wait.observe(queue_wait);
+            if let Some(init) = lease.init {
+                m.init.observe(init);
+            }
+            m.run.observe(duration);
+            m.total.observe(arrived.elapsed());
+        }
         let timed_out = matches!(result, Err(InvokeError::Timeout(_)));
         let report = InvocationReport {
             version: spec.version,

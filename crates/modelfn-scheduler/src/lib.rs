@@ -8,6 +8,8 @@
 //! - `pool`: a shared pool (one instance serves every call: models) or an exclusive
 //!   one (one call per instance: processes, as on Lambda);
 //! - [`rate`]: the scale-up rate, a token bucket of starts;
+//! - [`metrics`]: per-version outcome counters and latency histograms, read at scrape
+//!   time;
 //! - [`shadow`]: mirrors a share of an alias's calls to a challenger and compares;
 //! - the reaper ([`Scheduler::spawn_reaper`]) stops instances idle past their keep-alive
 //!   (scale to zero) and keeps provisioned instances started.
@@ -21,6 +23,7 @@
 
 mod admission;
 mod invoke;
+pub mod metrics;
 pub use invoke::{Resolved, Unresolved};
 mod pool;
 mod provision;
@@ -63,6 +66,9 @@ pub struct SchedulerConfig {
     pub scale_rate: ScaleRate,
     /// How often idle instances are looked at.
     pub reap_interval: Duration,
+    /// Whether invocations are counted for `/metrics` (off only to measure what that
+    /// costs).
+    pub metrics: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -73,6 +79,7 @@ impl Default for SchedulerConfig {
             queue_depth: 10_000,
             scale_rate: ScaleRate::default(),
             reap_interval: Duration::from_secs(1),
+            metrics: true,
         }
     }
 }

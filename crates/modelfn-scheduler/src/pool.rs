@@ -75,6 +75,8 @@ pub struct Slot {
     pub start_lock: tokio::sync::Mutex<()>,
     pub init_failure: Mutex<Option<InitFailure>>,
     pub counters: Counters,
+    /// Outcomes and latency histograms, for `/metrics`.
+    pub metrics: crate::metrics::SlotMetrics,
     /// Provisioned instances asked for this version beyond the function's own setting
     /// (provisioned concurrency on the version, or its share of an alias's).
     pub extra_provisioned: AtomicUsize,
@@ -112,6 +114,7 @@ impl Slot {
             start_lock: tokio::sync::Mutex::new(()),
             init_failure: Mutex::new(None),
             counters: Counters::default(),
+            metrics: Default::default(),
             extra_provisioned: AtomicUsize::new(0),
             warm_floor: AtomicUsize::new(0),
             used_us: AtomicU64::new(0),

@@ -43,6 +43,7 @@ struct FileConfig {
     max_concurrency: Option<usize>,
     queue_depth: Option<usize>,
     aws_allow_unsigned: Option<bool>,
+    metrics: Option<bool>,
     function_python: Option<String>,
     function_uid_base: Option<u32>,
     max_connections: Option<usize>,
@@ -72,6 +73,9 @@ pub struct ServeConfig {
     /// The key-encryption key for access-key secrets, hex (`MODELFN_KEK`; default: a
     /// 0600 file in the data directory).
     pub kek: Option<String>,
+    /// A token for `GET /metrics` besides the admin token (`MODELFN_METRICS_TOKEN`), so a
+    /// Prometheus server need not hold the admin token.
+    pub metrics_token: Option<String>,
     /// The uids functions' sandboxes run as, one per function (when modelfn runs as root).
     pub function_uids: UidRange,
     /// What the native, OIP and KServe doors require (default: `none` on a loopback
@@ -95,6 +99,8 @@ pub struct ServeConfig {
     pub queue_depth: usize,
     /// Accept unsigned requests on the AWS protocols (local use only).
     pub aws_allow_unsigned: bool,
+    /// Count invocations for `/metrics` (`metrics = false` only to measure the cost).
+    pub metrics: bool,
     pub ort_library: Option<PathBuf>,
     /// Whether a missing ONNX Runtime may be installed with pip.
     pub install_onnxruntime: bool,
@@ -126,6 +132,9 @@ impl ServeConfig {
             function_python: std::env::var("MODELFN_PYTHON").ok(),
             function_uids: UidRange::default(),
             kek: std::env::var("MODELFN_KEK").ok().filter(|k| !k.is_empty()),
+            metrics_token: std::env::var("MODELFN_METRICS_TOKEN")
+                .ok()
+                .filter(|k| !k.is_empty()),
             max_connections: None,
             invoke_auth: None,
             code_functions: true,
@@ -135,6 +144,7 @@ impl ServeConfig {
             max_concurrency: 10_000,
             queue_depth: 10_000,
             aws_allow_unsigned: false,
+            metrics: true,
             ort_library: None,
             install_onnxruntime: true,
             log: "info".into(),
@@ -207,6 +217,9 @@ impl ServeConfig {
             }
             if let Some(v) = f.aws_allow_unsigned {
                 c.aws_allow_unsigned = v;
+            }
+            if let Some(v) = f.metrics {
+                c.metrics = v;
             }
             c.ort_library = f.ort_library;
             if let Some(v) = f.install_onnxruntime {

@@ -193,6 +193,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let scheduler_config = SchedulerConfig {
         max_concurrency: cfg.max_concurrency,
         queue_depth: cfg.queue_depth,
+        metrics: cfg.metrics,
         ..SchedulerConfig::default()
     };
     let scheduler = Arc::new(Scheduler::with_config(
@@ -239,6 +240,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     gw.max_package_bytes = cfg.max_package_bytes as usize;
     gw.max_layer_bytes = cfg.max_layer_bytes as usize;
     gw.aws_allow_unsigned = cfg.aws_allow_unsigned;
+    gw.metrics_token = cfg.metrics_token.clone();
     gw.invoke_auth = cfg.invoke_auth.unwrap_or(if addr.ip().is_loopback() {
         DoorAuth::None
     } else {

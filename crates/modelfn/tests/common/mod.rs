@@ -66,7 +66,8 @@ impl Server {
         Self::start_command(data_dir, extra, cmd)
     }
 
-    fn start_command(data_dir: &Path, extra: &[&str], mut cmd: Command) -> Server {
+    /// A server started from `cmd` (with its environment, say).
+    pub fn start_command(data_dir: &Path, extra: &[&str], mut cmd: Command) -> Server {
         let mut child = cmd
             .args([
                 "serve",

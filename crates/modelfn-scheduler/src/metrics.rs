@@ -1,0 +1,282 @@
+//! Per-version metrics kept where the invocation already is: outcome counters and
+//! fixed-bucket latency histograms in atomics on each slot (a few relaxed adds per call,
+//! no lock, no map lookup), read whole at scrape time as [`VersionMetrics`].
+
+use crate::pool::{lock, Slot};
+use crate::Scheduler;
+use modelfn_core::InvokeError;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds (then +Inf): from a model's 0.1 ms
+/// to a slow cold start's minute.
+pub const BUCKETS: [f64; 18] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// How an invocation ended, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    /// The function raised, or answered an error.
+    FunctionError,
+    Timeout,
+    /// Refused for concurrency (429).
+    Throttled,
+    /// The caller's input was refused (400, 415).
+    BadInput,
+    /// The instance did not start.
+    InitError,
+    /// The platform could not run it (no instance, shutting down, a bug).
+    PlatformError,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Success,
+        Outcome::FunctionError,
+        Outcome::Timeout,
+        Outcome::Throttled,
+        Outcome::BadInput,
+        Outcome::InitError,
+        Outcome::PlatformError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::FunctionError => "function_error",
+            Outcome::Timeout => "timeout",
+            Outcome::Throttled => "throttled",
+            Outcome::BadInput => "bad_input",
+            Outcome::InitError => "init_error",
+            Outcome::PlatformError => "platform_error",
+        }
+    }
+
+    /// The outcome of a result.
+    pub fn of<T>(result: &Result<T, InvokeError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Success,
+            Err(InvokeError::Function(_)) => Outcome::FunctionError,
+            Err(InvokeError::Timeout(_)) => Outcome::Timeout,
+            Err(InvokeError::Throttled { .. }) => Outcome::Throttled,
+            Err(
+                InvokeError::InvalidInput(_)
+                | InvokeError::UnsupportedMediaType { .. }
+                | InvokeError::FunctionNotFound(_),
+            ) => Outcome::BadInput,
+            Err(InvokeError::InitFailed(_)) => Outcome::InitError,
+            Err(InvokeError::Unavailable(_) | InvokeError::Internal(_)) => Outcome::PlatformError,
+        }
+    }
+}
+
+/// A latency histogram in atomics.
+#[derive(Default)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last is +Inf.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut cumulative = 0;
+        let buckets = self
+            .buckets
+            .iter()
+            .zip(BUCKETS.iter().copied().chain([f64::INFINITY]))
+            .map(|(n, le)| {
+                cumulative += n.load(Ordering::Relaxed);
+                (le, cumulative)
+            })
+            .collect();
+        HistogramSnapshot {
+            // The +Inf bucket is the count, so the two always agree.
+            count: cumulative,
+            sum_seconds: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            buckets,
+        }
+    }
+}
+
+/// A histogram as read: cumulative `(upper bound, count)` pairs ending with +Inf.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramSnapshot {
+    pub count: u64,
+    pub sum_seconds: f64,
+    pub buckets: Vec<(f64, u64)>,
+}
+
+/// One version's counters and histograms.
+#[derive(Default)]
+pub struct SlotMetrics {
+    outcomes: [AtomicU64; Outcome::ALL.len()],
+    /// Waiting for admission or an instance (cold start excluded).
+    pub queue_wait: Histogram,
+    /// Instance starts, on cold invocations.
+    pub init: Histogram,
+    /// In the instance.
+    pub run: Histogram,
+    /// From arrival to the answer.
+    pub total: Histogram,
+}
+
+impl SlotMetrics {
+    pub fn count(&self, outcome: Outcome) {
+        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn outcomes(&self) -> Vec<(Outcome, u64)> {
+        Outcome::ALL
+            .iter()
+            .map(|o| (*o, self.outcomes[*o as usize].load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// One served version's metrics, read at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionMetrics {
+    pub function: String,
+    pub version: u64,
+    /// Whether it is the function's latest.
+    pub latest: bool,
+    pub memory_mb: u32,
+    pub invocations: Vec<(Outcome, u64)>,
+    pub cold_starts: u64,
+    pub queue_wait: HistogramSnapshot,
+    pub init: HistogramSnapshot,
+    pub run: HistogramSnapshot,
+    pub total: HistogramSnapshot,
+    /// Invocations admitted and not finished.
+    pub concurrent: u64,
+    /// Waiting for admission.
+    pub queued: u64,
+    pub instances_idle: u64,
+    pub instances_busy: u64,
+    pub instances_starting: u64,
+    pub instances_provisioned: u64,
+}
+
+fn metrics_of(slot: &Slot, latest: bool) -> VersionMetrics {
+    let c = &slot.counters;
+    let (idle, busy, starting, provisioned) = {
+        let pool = lock(&slot.pool);
+        let shared = u64::from(pool.shared.is_some());
+        // A model's one instance is busy while a call runs on it.
+        let in_flight = c.in_flight.load(Ordering::Relaxed) as u64;
+        let (idle, busy) = if slot.is_shared() {
+            if in_flight > 0 {
+                (0, shared)
+            } else {
+                (shared, 0)
+            }
+        } else {
+            (pool.idle.len() as u64, pool.busy as u64)
+        };
+        (
+            idle,
+            busy,
+            pool.starting as u64,
+            pool.provisioned_live as u64,
+        )
+    };
+    let m = &slot.metrics;
+    VersionMetrics {
+        function: slot.spec.manifest.name.to_string(),
+        version: slot.spec.version,
+        latest,
+        memory_mb: slot.spec.manifest.memory_mb,
+        invocations: m.outcomes(),
+        cold_starts: c.cold_starts.load(Ordering::Relaxed),
+        queue_wait: m.queue_wait.snapshot(),
+        init: m.init.snapshot(),
+        run: m.run.snapshot(),
+        total: m.total.snapshot(),
+        concurrent: c.in_flight.load(Ordering::Relaxed) as u64,
+        queued: c.waiting.load(Ordering::Relaxed) as u64,
+        instances_idle: idle,
+        instances_busy: busy,
+        instances_starting: starting,
+        instances_provisioned: provisioned,
+    }
+}
+
+impl Scheduler {
+    /// Every served version's metrics, by function then version.
+    pub fn metrics(&self) -> Vec<VersionMetrics> {
+        let slots: Vec<(std::sync::Arc<Slot>, bool)> = {
+            let map = self.functions.read().unwrap_or_else(|p| p.into_inner());
+            map.values()
+                .flat_map(|served| {
+                    let latest = served.latest.clone();
+                    served.versions.values().map(move |s| {
+                        let is_latest = latest
+                            .as_ref()
+                            .is_some_and(|l| std::sync::Arc::ptr_eq(l, s));
+                        (s.clone(), is_latest)
+                    })
+                })
+                .collect()
+        };
+        let mut out: Vec<VersionMetrics> = slots
+            .iter()
+            .map(|(s, latest)| metrics_of(s, *latest))
+            .collect();
+        out.sort_by(|a, b| (&a.function, a.version).cmp(&(&b.function, b.version)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_is_cumulative_and_ends_with_its_count() {
+        let h = Histogram::default();
+        for ms in [0.05, 0.3, 0.3, 7.0, 120_000.0] {
+            h.observe(Duration::from_secs_f64(ms / 1e3));
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count, 5);
+        assert_eq!(s.buckets.last().map(|b| b.1), Some(5));
+        let le = |bound: f64| s.buckets.iter().find(|(b, _)| *b == bound).map(|b| b.1);
+        assert_eq!(le(0.0001), Some(1));
+        assert_eq!(le(0.0005), Some(3));
+        assert_eq!(le(0.01), Some(4));
+        assert_eq!(le(60.0), Some(4));
+        assert!(
+            (s.sum_seconds - 120.00765).abs() < 1e-6,
+            "{}",
+            s.sum_seconds
+        );
+    }
+
+    #[test]
+    fn outcomes_follow_whose_fault_it_is() {
+        let r: Result<(), InvokeError> = Err(InvokeError::Timeout(Duration::from_secs(1)));
+        assert_eq!(Outcome::of(&r), Outcome::Timeout);
+        let r: Result<(), InvokeError> = Err(InvokeError::InvalidInput("x".into()));
+        assert_eq!(Outcome::of(&r), Outcome::BadInput);
+        assert_eq!(Outcome::of(&Ok::<(), InvokeError>(())), Outcome::Success);
+    }
+}
