@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# What counting invocations for /metrics costs: native iris (S1's POST) at 64 and 1000
+# connections against two servers of the same build, one with metrics on (the default)
+# and one with `metrics = false`, warmed up, then measured in turns (on, off, on, off,
+# ROUNDS=3 times) so that the machine's drift falls on both. Prints one table; paste it into BENCHMARKS.md.
+#
+#   bash bench/metrics.sh            # DURATION=10s by default
+#   BIN=/path/to/modelfn bash bench/metrics.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+ulimit -n 65536 2>/dev/null || true
+if [ -z "${BIN:-}" ]; then cargo build --release -q -p modelfn; BIN=./target/release/modelfn; fi
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+start() { # name port metrics
+  mkdir -p "$work/$1"
+  printf 'metrics = %s\n' "$3" >"$work/$1/cfg.toml"
+  "$BIN" serve --listen "127.0.0.1:$2" --data-dir "$work/$1/data" --config "$work/$1/cfg.toml" >"$work/$1/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$2/readyz" >/dev/null && break; sleep 0.1; done
+  MODELFN_SERVER="http://127.0.0.1:$2" MODELFN_DATA_DIR="$work/$1/data" "$BIN" deploy examples/iris >/dev/null
+  curl -fs -X POST "http://127.0.0.1:$2/v1/functions/iris/invoke" -d '{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}' >/dev/null
+}
+start on 18081 true
+start off 18082 false
+declare -A port=([on]=18081 [off]=18082) pid=([on]=${pids[0]} [off]=${pids[1]})
+# Warm both up (allocator, page cache, CPU frequency) before anything is measured.
+for m in on off; do
+  wrk -t2 -c64 -d5s -s bench/iris-post.lua "http://127.0.0.1:${port[$m]}/v1/functions/iris/invoke" >/dev/null
+done
+hz=$(getconf CLK_TCK)
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); wrk 2 threads, $DURATION per row"
+printf '%-8s %6s %6s %10s %9s %9s %7s %11s\n' metrics conns round req/s p50_ms p99_ms errors cpu_us/req
+for c in 64 1000; do
+  for round in $(seq "${ROUNDS:-3}"); do
+    for m in on off; do
+      p=${pid[$m]}
+      before=$(awk '{print $14 + $15}' /proc/$p/stat)
+      line=$(wrk -t2 -c"$c" -d"$DURATION" --timeout 5s -s bench/iris-post.lua "http://127.0.0.1:${port[$m]}/v1/functions/iris/invoke" | grep '^RESULT')
+      after=$(awk '{print $14 + $15}' /proc/$p/stat)
+      read -r _ rps p50 p99 _ errs reqs <<<"$line"
+      cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+      printf '%-8s %6s %6s %10s %9s %9s %7s %11s\n' "$m" "$c" "$round" "$rps" "$p50" "$p99" "$errs" "$cpu"
+    done
+  done
+done
+# The counted server's own view of the traffic, as a check that it counted.
+curl -fs -H "Authorization: Bearer $(cat "$work/on/data/admin-token")" http://127.0.0.1:18081/metrics \
+  | grep '^modelfn_function_invocations_total{.*outcome="success"' || true
