@@ -275,8 +275,11 @@ pub async fn invoke(
         }
     }
     let tail = headers.get("x-amz-log-type").and_then(|v| v.to_str().ok()) == Some("Tail");
+    let t0 = std::time::Instant::now();
+    let mut ran = None;
     let mut resp = match state.scheduler.invoke_resolved(&target, inv).await {
         Ok((output, report)) => {
+            ran = Some(report.clone());
             let mut r = (StatusCode::OK, output.body).into_response();
             r.headers_mut().insert(
                 "content-type",
@@ -310,7 +313,12 @@ pub async fn invoke(
                 ..Default::default()
             },
         );
-        let text: String = lines.iter().map(|l| format!("{}\n", l.message)).collect();
+        let mut text: String = lines.iter().map(|l| format!("{}\n", l.message)).collect();
+        let spec = target.spec();
+        if spec.manifest.runtime == modelfn_core::RuntimeKind::Onnx {
+            // A model writes no lines of its own: Lambda's, made from what the call did.
+            text = model_tail(&request_id, spec, ran.as_ref(), t0.elapsed());
+        }
         let start = text.len().saturating_sub(4096);
         let start = (start..text.len())
             .find(|i| text.is_char_boundary(*i))
@@ -321,6 +329,26 @@ pub async fn invoke(
         }
     }
     with_ids(resp, &request_id, None)
+}
+
+/// START, END and REPORT of a model's invocation, as Lambda writes them for a function.
+fn model_tail(
+    request_id: &str,
+    spec: &modelfn_core::FunctionSpec,
+    ran: Option<&modelfn_core::InvocationReport>,
+    elapsed: std::time::Duration,
+) -> String {
+    let report = modelfn_telemetry::lambda_lines::report_line(
+        request_id,
+        ran.map_or(elapsed, |r| r.duration),
+        spec.manifest.memory_mb,
+        None,
+        ran.and_then(|r| r.init_duration),
+    );
+    format!(
+        "START RequestId: {request_id} Version: {}\nEND RequestId: {request_id}\n{report}\n",
+        spec.version
+    )
 }
 
 fn with_ids(mut resp: Response, request_id: &str, version: Option<&str>) -> Response {

@@ -44,7 +44,12 @@ check(r["StatusCode"] == 200, "iris status %r" % r["StatusCode"])
 check(json.loads(r["Payload"].read())["prediction"] == "virginica", "iris prediction")
 check(r["ExecutedVersion"] == "1", "iris executed version %r" % r.get("ExecutedVersion"))
 check("FunctionError" not in r, "iris has no function error")
-check("LogResult" in r, "iris has a log result (empty for models)")
+log = base64.b64decode(r["LogResult"]).decode()
+rid = r["ResponseMetadata"]["RequestId"]
+check(f"START RequestId: {rid} Version: 1" in log and f"END RequestId: {rid}" in log,
+      "a model's tail has START and END %r" % log)
+check(f"REPORT RequestId: {rid}\tDuration: " in log and "Billed Duration: " in log
+      and "Memory Size: " in log, "a model's tail has its REPORT %r" % log)
 
 # A Python handler by partial ARN and with the version number as qualifier; the log tail.
 r = lam.invoke(FunctionName="000000000000:function:addfive", Qualifier="1", LogType="Tail", Payload=b'{"num": "15"}')
