@@ -24,6 +24,6 @@ pub use manifest::{
     RuntimeClient, RuntimeKind, StoreRef,
 };
 pub use name::{FunctionName, NameError};
-pub use observe::{InvocationObserver, InvocationReport, Observed, Phase, PoolKind};
+pub use observe::{InvocationObserver, InvocationReport, Observed, Outcome, Phase, PoolKind};
 pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime, StoredModel};
 pub use scaling::ScalingConfig;

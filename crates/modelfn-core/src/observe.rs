@@ -1,6 +1,6 @@
 //! What the scheduler tells observers about each invocation: its start, a refusal before
 //! it ran, or its end with an [`InvocationReport`]. Lambda's `START`/`END`/`REPORT` lines
-//! are one observer (in the telemetry crate); metrics will be another.
+//! are one observer (in the telemetry crate); metrics and invocation records are others.
 
 use crate::InvokeError;
 use std::time::Duration;
@@ -49,6 +49,8 @@ pub enum Phase<'a> {
         report: &'a InvocationReport,
         timed_out: Option<Duration>,
         max_memory_used_mb: Option<u64>,
+        /// The error it ended with, if it did not succeed.
+        error: Option<&'a InvokeError>,
     },
 }
 
@@ -62,4 +64,82 @@ pub struct NoObserver;
 
 impl InvocationObserver for NoObserver {
     fn observe(&self, _: &Observed<'_>, _: Phase<'_>) {}
+}
+
+/// How an invocation ended, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    /// The function raised, or answered an error.
+    FunctionError,
+    Timeout,
+    /// Refused for concurrency (429).
+    Throttled,
+    /// The caller's input was refused (400, 415).
+    BadInput,
+    /// The instance did not start.
+    InitError,
+    /// The platform could not run it (no instance, shutting down, a bug).
+    PlatformError,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Success,
+        Outcome::FunctionError,
+        Outcome::Timeout,
+        Outcome::Throttled,
+        Outcome::BadInput,
+        Outcome::InitError,
+        Outcome::PlatformError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::FunctionError => "function_error",
+            Outcome::Timeout => "timeout",
+            Outcome::Throttled => "throttled",
+            Outcome::BadInput => "bad_input",
+            Outcome::InitError => "init_error",
+            Outcome::PlatformError => "platform_error",
+        }
+    }
+
+    /// The outcome of a result.
+    pub fn of<T>(result: &Result<T, InvokeError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Success,
+            Err(e) => Outcome::of_error(e),
+        }
+    }
+
+    /// The outcome of an invocation that ended with `e`.
+    pub fn of_error(e: &InvokeError) -> Outcome {
+        match e {
+            InvokeError::Function(_) => Outcome::FunctionError,
+            InvokeError::Timeout(_) => Outcome::Timeout,
+            InvokeError::Throttled { .. } => Outcome::Throttled,
+            InvokeError::InvalidInput(_)
+            | InvokeError::UnsupportedMediaType { .. }
+            | InvokeError::FunctionNotFound(_) => Outcome::BadInput,
+            InvokeError::InitFailed(_) => Outcome::InitError,
+            InvokeError::Unavailable(_) | InvokeError::Internal(_) => Outcome::PlatformError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_whose_fault_it_is() {
+        let r: Result<(), InvokeError> = Err(InvokeError::Timeout(Duration::from_secs(1)));
+        assert_eq!(Outcome::of(&r), Outcome::Timeout);
+        let r: Result<(), InvokeError> = Err(InvokeError::InvalidInput("x".into()));
+        assert_eq!(Outcome::of(&r), Outcome::BadInput);
+        assert_eq!(Outcome::of(&Ok::<(), InvokeError>(())), Outcome::Success);
+    }
 }

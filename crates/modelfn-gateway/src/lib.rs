@@ -112,6 +112,8 @@ pub struct AppContext {
     pub scheduler: Arc<modelfn_scheduler::Scheduler>,
     pub config: Arc<GatewayConfig>,
     pub logs: Arc<modelfn_telemetry::LogStore>,
+    /// Every invocation's record (`None` when `records = false`).
+    pub records: Option<Arc<modelfn_telemetry::RecordStore>>,
     /// Compiled APIs by name, kept by the control plane's reconciler.
     pub apis: Arc<apis::CompiledApis>,
     /// Set once the registry has been restored and the server takes traffic.
@@ -135,6 +137,11 @@ pub fn router(state: AppState) -> Router {
             get(admin::functions::describe).delete(admin::functions::delete),
         )
         .route("/v1/functions/{name}/logs", get(admin::logs::logs))
+        .route(
+            "/v1/functions/{name}/invocations",
+            get(admin::invocations::list),
+        )
+        .route("/v1/cost", get(admin::invocations::cost))
         .route(
             "/v1/functions/{name}/versions",
             get(admin::aliases::list_versions),

@@ -189,10 +189,39 @@ impl Collector for SchedulerCollector {
     }
 }
 
-/// The registry a scrape encodes: the scheduler's collector.
-fn registry(scheduler: Arc<Scheduler>) -> Registry {
+/// The invocation records' own health.
+#[derive(Debug)]
+struct RecordsCollector(Arc<modelfn_telemetry::records::RecordCounters>);
+
+impl Collector for RecordsCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), Error> {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        for (name, help, value) in [
+            (
+                "modelfn_records_written",
+                "Invocation records written.",
+                load(&self.0.written),
+            ),
+            (
+                "modelfn_records_dropped",
+                "Invocation records dropped because the writer's queue was full.",
+                load(&self.0.dropped),
+            ),
+        ] {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            counter(&mut m, &value)?;
+        }
+        Ok(())
+    }
+}
+
+/// The registry a scrape encodes: the scheduler's collector, and the records'.
+fn registry(state: &AppState) -> Registry {
     let mut r = Registry::default();
-    r.register_collector(Box::new(SchedulerCollector(scheduler)));
+    r.register_collector(Box::new(SchedulerCollector(state.scheduler.clone())));
+    if let Some(records) = &state.records {
+        r.register_collector(Box::new(RecordsCollector(records.counters.clone())));
+    }
     r
 }
 
@@ -225,7 +254,7 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Respons
         )
         .into_response();
     }
-    let registry = registry(state.scheduler.clone());
+    let registry = registry(&state);
     let mut text = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         return (

@@ -97,6 +97,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         scheduler,
         config: Arc::new(GatewayConfig::new("secret")),
         logs,
+        records: None,
         apis: Default::default(),
         ready: Arc::new(AtomicBool::new(true)),
         events: Default::default(),

@@ -189,6 +189,7 @@ impl Scheduler {
                     PoolKind::Exclusive => lease.instance.max_memory_used_mb(),
                     PoolKind::Shared => None,
                 },
+                error: result.as_ref().err(),
             },
         );
         lease.finish(!timed_out);

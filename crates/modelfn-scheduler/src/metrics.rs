@@ -4,7 +4,7 @@
 
 use crate::pool::{lock, Slot};
 use crate::Scheduler;
-use modelfn_core::InvokeError;
+pub use modelfn_core::Outcome;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,65 +15,6 @@ pub const BUCKETS: [f64; 18] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
 ];
-
-/// How an invocation ended, as counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Success,
-    /// The function raised, or answered an error.
-    FunctionError,
-    Timeout,
-    /// Refused for concurrency (429).
-    Throttled,
-    /// The caller's input was refused (400, 415).
-    BadInput,
-    /// The instance did not start.
-    InitError,
-    /// The platform could not run it (no instance, shutting down, a bug).
-    PlatformError,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Success,
-        Outcome::FunctionError,
-        Outcome::Timeout,
-        Outcome::Throttled,
-        Outcome::BadInput,
-        Outcome::InitError,
-        Outcome::PlatformError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::FunctionError => "function_error",
-            Outcome::Timeout => "timeout",
-            Outcome::Throttled => "throttled",
-            Outcome::BadInput => "bad_input",
-            Outcome::InitError => "init_error",
-            Outcome::PlatformError => "platform_error",
-        }
-    }
-
-    /// The outcome of a result.
-    pub fn of<T>(result: &Result<T, InvokeError>) -> Outcome {
-        match result {
-            Ok(_) => Outcome::Success,
-            Err(InvokeError::Function(_)) => Outcome::FunctionError,
-            Err(InvokeError::Timeout(_)) => Outcome::Timeout,
-            Err(InvokeError::Throttled { .. }) => Outcome::Throttled,
-            Err(
-                InvokeError::InvalidInput(_)
-                | InvokeError::UnsupportedMediaType { .. }
-                | InvokeError::FunctionNotFound(_),
-            ) => Outcome::BadInput,
-            Err(InvokeError::InitFailed(_)) => Outcome::InitError,
-            Err(InvokeError::Unavailable(_) | InvokeError::Internal(_)) => Outcome::PlatformError,
-        }
-    }
-}
 
 /// A latency histogram in atomics.
 #[derive(Default)]
@@ -269,14 +210,5 @@ mod tests {
             "{}",
             s.sum_seconds
         );
-    }
-
-    #[test]
-    fn outcomes_follow_whose_fault_it_is() {
-        let r: Result<(), InvokeError> = Err(InvokeError::Timeout(Duration::from_secs(1)));
-        assert_eq!(Outcome::of(&r), Outcome::Timeout);
-        let r: Result<(), InvokeError> = Err(InvokeError::InvalidInput("x".into()));
-        assert_eq!(Outcome::of(&r), Outcome::BadInput);
-        assert_eq!(Outcome::of(&Ok::<(), InvokeError>(())), Outcome::Success);
     }
 }

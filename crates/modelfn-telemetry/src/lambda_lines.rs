@@ -45,6 +45,7 @@ impl InvocationObserver for LambdaLines {
                 report,
                 timed_out,
                 max_memory_used_mb,
+                ..
             } => {
                 if let Some(after) = timed_out {
                     self.line(

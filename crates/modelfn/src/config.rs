@@ -44,6 +44,9 @@ struct FileConfig {
     queue_depth: Option<usize>,
     aws_allow_unsigned: Option<bool>,
     metrics: Option<bool>,
+    records: Option<bool>,
+    records_retention: Option<String>,
+    records_max_mb: Option<u64>,
     function_python: Option<String>,
     function_uid_base: Option<u32>,
     max_connections: Option<usize>,
@@ -101,6 +104,10 @@ pub struct ServeConfig {
     pub aws_allow_unsigned: bool,
     /// Count invocations for `/metrics` (`metrics = false` only to measure the cost).
     pub metrics: bool,
+    /// Keep a record of every invocation (`records = false` only to measure the cost).
+    pub records: bool,
+    /// How long and how much of them is kept.
+    pub records_retention: modelfn_telemetry::Retention,
     pub ort_library: Option<PathBuf>,
     /// Whether a missing ONNX Runtime may be installed with pip.
     pub install_onnxruntime: bool,
@@ -145,6 +152,8 @@ impl ServeConfig {
             queue_depth: 10_000,
             aws_allow_unsigned: false,
             metrics: true,
+            records: true,
+            records_retention: modelfn_telemetry::Retention::default(),
             ort_library: None,
             install_onnxruntime: true,
             log: "info".into(),
@@ -220,6 +229,18 @@ impl ServeConfig {
             }
             if let Some(v) = f.metrics {
                 c.metrics = v;
+            }
+            if let Some(v) = f.records {
+                c.records = v;
+            }
+            if let Some(v) = &f.records_retention {
+                c.records_retention.max_age = modelfn_core::duration::parse_duration(v)
+                    .with_context(|| {
+                        format!("records_retention = {v:?} is not a duration like 12h or 7d")
+                    })?;
+            }
+            if let Some(v) = f.records_max_mb {
+                c.records_retention.max_bytes = v.saturating_mul(1024 * 1024);
             }
             c.ort_library = f.ort_library;
             if let Some(v) = f.install_onnxruntime {

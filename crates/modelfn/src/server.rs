@@ -196,9 +196,24 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         metrics: cfg.metrics,
         ..SchedulerConfig::default()
     };
+    // Every invocation's record, unless turned off (to measure what they cost).
+    let records = if cfg.records {
+        let dir = data.join("records");
+        let store = modelfn_telemetry::RecordStore::open(&dir, cfg.records_retention)
+            .context("opening the invocation records")?;
+        set_mode(&dir, 0o700)?;
+        Some(store)
+    } else {
+        None
+    };
+    let mut observers: Vec<Arc<dyn modelfn_core::InvocationObserver>> =
+        vec![Arc::new(LambdaLines::new(logs.clone()))];
+    if let Some(store) = &records {
+        observers.push(Arc::new(modelfn_telemetry::Recorder::new(store.clone())));
+    }
     let scheduler = Arc::new(Scheduler::with_config(
         runtimes,
-        Arc::new(LambdaLines::new(logs.clone())),
+        Arc::new(modelfn_telemetry::Observers(observers)),
         scheduler_config,
     ));
     // Scale to zero and provisioned concurrency.
@@ -253,6 +268,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         scheduler,
         config: Arc::new(gw),
         logs,
+        records,
         apis: compiled_apis,
         ready: ready.clone(),
         events: events.clone(),

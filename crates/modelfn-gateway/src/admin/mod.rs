@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod events;
 pub mod functions;
+pub mod invocations;
 pub mod keys;
 pub mod layers;
 pub mod logs;

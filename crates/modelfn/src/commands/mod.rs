@@ -7,6 +7,7 @@ mod edge;
 mod functions;
 mod layers;
 mod models;
+mod observe;
 mod serve;
 
 pub use aliases::{AliasCommand, ProvisionedCommand, VersionsCommand};
@@ -17,6 +18,7 @@ pub use functions::{
 };
 pub use layers::{EventsCommand, LayerCommand};
 pub use models::ModelCommand;
+pub use observe::{CostCommand, InvocationsCommand};
 pub use serve::DemoCommand;
 
 use crate::client::Client;
@@ -52,6 +54,10 @@ pub enum Command {
     Delete(DeleteCommand),
     /// Show a function's logs (its output and START/END/REPORT lines).
     Logs(LogsCommand),
+    /// A record of each invocation: when, version, outcome, durations, cold or warm.
+    Invocations(InvocationsCommand),
+    /// What the recorded usage would cost on Lambda + API Gateway, beside a server.
+    Cost(CostCommand),
     /// Change a function's scaling settings at once, without a restart.
     Config(ConfigCommand),
     /// List a function's versions (each deploy makes one).
@@ -171,6 +177,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Config(c) => c.run().await,
         Command::Versions(c) => c.run().await,
         Command::Alias(c) => c.run().await,
+        Command::Invocations(c) => c.run().await,
+        Command::Cost(c) => c.run().await,
         Command::Provisioned(c) => c.run().await,
         Command::Api(c) => c.run().await,
         Command::Url(c) => c.run().await,

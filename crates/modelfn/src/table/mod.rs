@@ -13,6 +13,13 @@ use modelfn_telemetry::LogRecord;
 use serde::Deserialize;
 
 mod changes;
+mod observe;
+pub use observe::{cost, invocations};
+
+#[derive(Debug, Deserialize)]
+pub struct Invocations {
+    pub invocations: Vec<modelfn_telemetry::InvocationRecord>,
+}
 pub use changes::{
     alias_set, aliases, detail, model_moved, models, provisioned, provisioned_one, shadow, versions,
 };

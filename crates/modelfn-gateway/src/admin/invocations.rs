@@ -1,0 +1,163 @@
+//! Invocation records and the cost report: a function's records by time, outcome and
+//! request id (paged by sequence, to follow), and what recorded usage would cost on
+//! Lambda beside an always-on server.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use modelfn_telemetry::cost::{self, Prices, Usage};
+use modelfn_telemetry::{RecordQuery, RecordStore};
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordParams {
+    /// `10m`, `2h`, `1d`: records newer than that.
+    pub since: Option<String>,
+    /// Records numbered above this (to follow).
+    pub after: Option<u64>,
+    pub request_id: Option<String>,
+    /// `success` or `error` (anything else that ended it).
+    pub status: Option<String>,
+    pub limit: Option<usize>,
+}
+
+fn store(state: &AppState) -> Result<&Arc<RecordStore>, ApiError> {
+    state.records.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "invocation records are off on this server (records = false)",
+        )
+    })
+}
+
+fn since_ms(since: Option<&str>) -> Result<Option<i64>, ApiError> {
+    since
+        .map(|s| {
+            modelfn_core::duration::parse_duration(s)
+                .map(|d| modelfn_telemetry::time::now_ms() - d.as_millis() as i64)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "since={s:?} is not a duration like 30s, 10m, 2h or 1d"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// `GET /v1/functions/{name}/invocations?since=1h&status=error&request_id=ID&after=SEQ&limit=N`
+pub async fn list(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+    params: Result<Query<RecordParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    state.control.describe(&function).await?;
+    let success = match p.status.as_deref() {
+        None => None,
+        Some("success") => Some(true),
+        Some("error") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status={other:?}: ask for success or error"
+            )))
+        }
+    };
+    let q = RecordQuery {
+        function: Some(function),
+        since_ms: since_ms(p.since.as_deref())?,
+        after_seq: p.after,
+        request_id: p.request_id,
+        success,
+        limit: p.limit,
+    };
+    let store = store(&state)?.clone();
+    // Records are read from files: off the async workers.
+    let records = tokio::task::spawn_blocking(move || store.query(&q))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", e.to_string()))?;
+    Ok(Json(serde_json::json!({ "invocations": records })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostParams {
+    pub function: Option<String>,
+    /// The span of recorded usage, `30d` by default.
+    pub period: Option<String>,
+    /// Project `per_day` invocations like the recorded ones over `days` days.
+    pub per_day: Option<u64>,
+    pub days: Option<u32>,
+    pub per_million_invocations: Option<f64>,
+    pub per_gb_second: Option<f64>,
+    pub api_per_million: Option<f64>,
+    pub server_per_month: Option<f64>,
+}
+
+/// `GET /v1/cost?function=F&period=30d&per_day=10000&days=22&server_per_month=66.4`
+pub async fn cost(
+    State(state): State<AppState>,
+    params: Result<Query<CostParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(f) = &p.function {
+        state.control.describe(f).await?;
+    }
+    let period = p.period.clone().unwrap_or_else(|| "30d".into());
+    let span = modelfn_core::duration::parse_duration(&period).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "period={period:?} is not a duration like 1d or 30d"
+        ))
+    })?;
+    let projection = match (p.per_day, p.days) {
+        (Some(n), Some(d)) if d <= 366 && n <= 1_000_000_000 => Some((n, d)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "a projection needs both per_day (at most 1e9) and days (at most 366)",
+            ))
+        }
+    };
+    let defaults = Prices::default();
+    let prices = Prices {
+        per_million_invocations: p
+            .per_million_invocations
+            .unwrap_or(defaults.per_million_invocations),
+        per_gb_second: p.per_gb_second.unwrap_or(defaults.per_gb_second),
+        api_per_million: p.api_per_million.unwrap_or(defaults.api_per_million),
+        server_per_month: p.server_per_month.unwrap_or(defaults.server_per_month),
+    };
+    let valid = |v: f64| v.is_finite() && v >= 0.0;
+    if ![
+        prices.per_million_invocations,
+        prices.per_gb_second,
+        prices.api_per_million,
+        prices.server_per_month,
+    ]
+    .into_iter()
+    .all(valid)
+    {
+        return Err(ApiError::bad_request("prices must be numbers of 0 or more"));
+    }
+    let q = RecordQuery {
+        function: p.function.clone(),
+        since_ms: Some(modelfn_telemetry::time::now_ms() - span.as_millis() as i64),
+        ..RecordQuery::default()
+    };
+    let store = store(&state)?.clone();
+    let usage: Usage = tokio::task::spawn_blocking(move || {
+        let mut u = Usage::default();
+        store.for_each(&q, &mut |r| u.add(r));
+        u
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", e.to_string()))?;
+    let days = span.as_secs_f64() / 86_400.0;
+    Ok(Json(cost::report(p.function, usage, days, projection, prices)).into_response())
+}

@@ -1,0 +1,156 @@
+//! Invocation records end to end: a native and a Python invocation found again by request
+//! id through the CLI and the API; `--follow` shows a new one within a second; failures
+//! by status; and the cost report reproduces seed 002's worked example from recorded
+//! invocations of a half-second, 8 GB function.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::{curl, example, header, invoke, json, Server};
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn function(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/functions")
+        .join(name)
+}
+
+/// Invokes `f` with `event`; answers the request id.
+fn call(s: &Server, f: &str, event: &str) -> String {
+    let (_, head, _) = invoke(&format!("{}/v1/functions/{f}/invoke", s.url), event);
+    header(&head, "x-modelfn-request-id").unwrap().to_string()
+}
+
+fn records(s: &Server, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["invocations"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let (ok, out, err) = s.cli(&all);
+    assert!(ok, "{err}");
+    out.lines().map(json).collect()
+}
+
+#[test]
+fn every_invocation_is_recorded_and_found_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&example("iris"));
+    s.deploy(&function("behaviours"));
+    let row = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
+    let native = call(&s, "iris", row);
+    let python = call(&s, "behaviours", r#"{"action": "print", "text": "hi"}"#);
+    let failed = call(&s, "behaviours", r#"{"action": "raise"}"#);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // By request id, through the CLI...
+    let got = records(&s, &["iris", "--request-id", &native]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let r = &got[0];
+    assert_eq!(
+        (r["function"].as_str(), r["version"].as_u64()),
+        (Some("iris"), Some(1))
+    );
+    assert_eq!(r["outcome"], "success");
+    assert_eq!(r["cold"], true, "the first call started the model: {r}");
+    assert!(r["billed_ms"].as_u64().unwrap() >= 1 && r["memory_mb"].as_u64().is_some());
+    let got = records(&s, &["behaviours", "--request-id", &python]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["outcome"], "success");
+    assert!(
+        got[0]["max_memory_used_mb"].as_u64().is_some(),
+        "{}",
+        got[0]
+    );
+    // ... and through the API.
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", s.token()),
+        &format!(
+            "{}/v1/functions/behaviours/invocations?request_id={failed}",
+            s.url
+        ),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let r = &json(&body)["invocations"][0];
+    assert_eq!(r["outcome"], "function_error");
+    assert!(r["error"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+    // By status.
+    let errors = records(&s, &["behaviours", "--status", "error"]);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["request_id"], failed.as_str());
+    assert_eq!(records(&s, &["behaviours", "--status", "success"]).len(), 1);
+    // The table reads too.
+    let (ok, out, _) = s.cli(&["invocations", "iris"]);
+    assert!(ok && out.contains(&native) && out.contains("cold"), "{out}");
+
+    // --follow shows a new invocation within a second.
+    let mut follow = Command::new(common::bin())
+        .args(["invocations", "iris", "--follow", "--json"])
+        .env("MODELFN_SERVER", &s.url)
+        .env("MODELFN_DATA_DIR", &s.data_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let fresh = call(&s, "iris", row);
+    let seen = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) if line.contains(&fresh) => break Some(t0.elapsed()),
+            Ok(_) => {}
+            Err(_) if t0.elapsed() > Duration::from_secs(3) => break None,
+            Err(_) => {}
+        }
+    };
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let seen = seen.expect("--follow never showed the new invocation");
+    assert!(seen < Duration::from_secs(1), "--follow took {seen:?}");
+}
+
+#[test]
+fn the_cost_report_reproduces_seed_002s_worked_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&function("half-second"));
+    for _ in 0..4 {
+        call(&s, "half-second", "{}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // 10,000 inferences a day of 0.5 s at 8 GB, 22 working days: $14.93 on Lambda behind
+    // API Gateway ($14.67 of GB-s, $0.044 of invocations, $0.22 of API calls), 77.5% less
+    // than the server.
+    let (ok, out, err) = s.cli(&[
+        "cost",
+        "half-second",
+        "--period",
+        "1d",
+        "--per-day",
+        "10000",
+        "--days",
+        "22",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let c = json(&out);
+    assert_eq!(c["recorded"]["invocations"], 4, "{c}");
+    let total = c["serverless_usd"].as_f64().unwrap();
+    assert!((total - 14.931).abs() / 14.931 < 0.01, "{c}");
+    let saving = c["saving_percent"].as_f64().unwrap();
+    assert!((saving - 77.5).abs() < 0.5, "{c}");
+    let (ok, out, _) = s.cli(&["cost", "half-second", "--per-day", "10000", "--days", "22"]);
+    assert!(
+        ok && out.contains("serverless total") && out.contains("saving"),
+        "{out}"
+    );
+}
