@@ -3,6 +3,10 @@
 //! around an instance that answers at once. The peer in the same run is the bare
 //! `block_on` of a future that does nothing, which every sample here pays too.
 //!
+//! Telemetry's share on the request path: the same invocation with metrics off, on (the
+//! default), and on with an invocation record made and queued (the writer thread's share
+//! is measured by `bench/telemetry.sh`).
+//!
 //! `cargo bench -p modelfn-scheduler --bench admit`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -44,12 +48,21 @@ impl Instance for NoopInstance {
 }
 
 fn scheduler(kind: PoolKind) -> Arc<Scheduler> {
+    with(kind, true, Arc::new(modelfn_core::observe::NoObserver))
+}
+
+fn with(
+    kind: PoolKind,
+    metrics: bool,
+    observer: Arc<dyn modelfn_core::InvocationObserver>,
+) -> Arc<Scheduler> {
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(Noop(kind)));
-    let s = Arc::new(Scheduler::new(
-        rt,
-        Arc::new(modelfn_core::observe::NoObserver),
-    ));
+    let config = modelfn_scheduler::SchedulerConfig {
+        metrics,
+        ..Default::default()
+    };
+    let s = Arc::new(Scheduler::with_config(rt, observer, config));
     let manifest = Manifest::from_toml(
         "name = \"f\"\nruntime = \"onnx\"\n[model]\nfile = \"m.onnx\"\ninputs = [\"a\"]\n",
     )
@@ -95,6 +108,34 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let dir = tempfile::tempdir().unwrap();
+    let store = modelfn_telemetry::RecordStore::open(dir.path(), Default::default()).unwrap();
+    let recorder = Arc::new(modelfn_telemetry::Recorder::new(store.clone()));
+    for (name, metrics, observer) in [
+        (
+            "invoke, shared pool, metrics off",
+            false,
+            Arc::new(modelfn_core::observe::NoObserver)
+                as Arc<dyn modelfn_core::InvocationObserver>,
+        ),
+        (
+            "invoke, shared pool, metrics and a record",
+            true,
+            recorder as Arc<dyn modelfn_core::InvocationObserver>,
+        ),
+    ] {
+        let s = with(PoolKind::Shared, metrics, observer);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(s.invoke(
+                    "f",
+                    Invocation::new("0b7f4d7e-9a35-4a3c-9f7e-2c1d6f0e8a11", body.clone(), None),
+                ))
+                .unwrap()
+            })
+        });
+    }
+    drop(store);
     group.finish();
 }
 

@@ -169,7 +169,9 @@ impl Scheduler {
                 m.init.observe(init);
             }
             m.run.observe(duration);
-            m.total.observe(arrived.elapsed());
+            // No clock read of its own: from arrival to the run's start, plus the run.
+            m.total
+                .observe(t0.saturating_duration_since(arrived) + duration);
         }
         let timed_out = matches!(result, Err(InvokeError::Timeout(_)));
         let report = InvocationReport {

@@ -16,25 +16,42 @@ pub const BUCKETS: [f64; 18] = [
     5.0, 10.0, 30.0, 60.0,
 ];
 
+/// [`BUCKETS`] in nanoseconds, to place an observation without floating point.
+const BUCKETS_NS: [u64; BUCKETS.len()] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+    60_000_000_000,
+];
+
 /// A latency histogram in atomics.
 #[derive(Default)]
 pub struct Histogram {
     /// Per bucket (not cumulative); the last is +Inf.
     buckets: [AtomicU64; BUCKETS.len() + 1],
-    count: AtomicU64,
     sum_ns: AtomicU64,
 }
 
 impl Histogram {
     pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        let i = BUCKETS
-            .iter()
-            .position(|b| s <= *b)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        // The first bound at or above it (le), or +Inf; the count is the buckets' sum.
+        let i = BUCKETS_NS.partition_point(|b| *b < ns);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
@@ -190,6 +207,22 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nanosecond_bounds_are_the_second_bounds() {
+        for (s, ns) in BUCKETS.iter().zip(BUCKETS_NS) {
+            assert_eq!((s * 1e9).round() as u64, ns);
+        }
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(250));
+        let s = h.snapshot();
+        assert_eq!(s.buckets[0].1, 0);
+        assert_eq!(
+            s.buckets[1],
+            (0.00025, 1),
+            "a value on a bound is in its bucket"
+        );
+    }
 
     #[test]
     fn a_histogram_is_cumulative_and_ends_with_its_count() {

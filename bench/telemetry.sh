@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# What counting invocations for /metrics costs: native iris (S1's POST) at 64 and 1000
-# connections against two servers of the same build, one with metrics on (the default)
-# and one with `metrics = false`, warmed up, then measured in turns (on, off, on, off,
+# What telemetry costs: native iris (S1's POST) at 64 and 1000 connections against two
+# servers of the same build, one with metrics and invocation records on (the default)
+# and one with `metrics = false` and `records = false`, warmed up, then measured in turns (on, off, on, off,
 # ROUNDS=3 times) so that the machine's drift falls on both. Prints one table; paste it into BENCHMARKS.md.
 #
-#   bash bench/metrics.sh            # DURATION=10s by default
-#   BIN=/path/to/modelfn bash bench/metrics.sh
+#   bash bench/telemetry.sh            # DURATION=10s by default
+#   BIN=/path/to/modelfn bash bench/telemetry.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -15,9 +15,9 @@ if [ -z "${BIN:-}" ]; then cargo build --release -q -p modelfn; BIN=./target/rel
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-start() { # name port metrics
+start() { # name port on|off
   mkdir -p "$work/$1"
-  printf 'metrics = %s\n' "$3" >"$work/$1/cfg.toml"
+  printf 'metrics = %s\nrecords = %s\n' "$3" "$3" >"$work/$1/cfg.toml"
   "$BIN" serve --listen "127.0.0.1:$2" --data-dir "$work/$1/data" --config "$work/$1/cfg.toml" >"$work/$1/log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$2/readyz" >/dev/null && break; sleep 0.1; done
@@ -33,20 +33,25 @@ for m in on off; do
 done
 hz=$(getconf CLK_TCK)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); wrk 2 threads, $DURATION per row"
-printf '%-8s %6s %6s %10s %9s %9s %7s %11s\n' metrics conns round req/s p50_ms p99_ms errors cpu_us/req
+printf '%-9s %6s %6s %10s %9s %9s %7s %11s %11s\n' telemetry conns round req/s p50_ms p99_ms errors cpu_us/req writer_us/req
 for c in 64 1000; do
   for round in $(seq "${ROUNDS:-3}"); do
     for m in on off; do
       p=${pid[$m]}
       before=$(awk '{print $14 + $15}' /proc/$p/stat)
+      writer=$(grep -l modelfn-records /proc/$p/task/*/comm 2>/dev/null | head -1 | xargs -r dirname)
+      wbefore=$( [ -n "$writer" ] && awk '{print $14 + $15}' "$writer/stat" || echo 0)
       line=$(wrk -t2 -c"$c" -d"$DURATION" --timeout 5s -s bench/iris-post.lua "http://127.0.0.1:${port[$m]}/v1/functions/iris/invoke" | grep '^RESULT')
       after=$(awk '{print $14 + $15}' /proc/$p/stat)
+      wafter=$( [ -n "$writer" ] && awk '{print $14 + $15}' "$writer/stat" || echo 0)
       read -r _ rps p50 p99 _ errs reqs <<<"$line"
       cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-      printf '%-8s %6s %6s %10s %9s %9s %7s %11s\n' "$m" "$c" "$round" "$rps" "$p50" "$p99" "$errs" "$cpu"
+      wcpu=$(awk -v t=$((wafter - wbefore)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+      printf '%-9s %6s %6s %10s %9s %9s %7s %11s %11s\n' "$m" "$c" "$round" "$rps" "$p50" "$p99" "$errs" "$cpu" "$wcpu"
     done
   done
 done
-# The counted server's own view of the traffic, as a check that it counted.
+# The counted server's own view of the traffic: what it counted, recorded and dropped.
 curl -fs -H "Authorization: Bearer $(cat "$work/on/data/admin-token")" http://127.0.0.1:18081/metrics \
-  | grep '^modelfn_function_invocations_total{.*outcome="success"' || true
+  | grep -E '^modelfn_function_invocations_total\{.*outcome="success"|^modelfn_records_(written|dropped)_total' || true
+du -sh "$work/on/data/records" | awk '{print "records on disk: " $1}'
