@@ -39,7 +39,7 @@ for c in 64 1000; do
     for m in on off; do
       p=${pid[$m]}
       before=$(awk '{print $14 + $15}' /proc/$p/stat)
-      writer=$(grep -l modelfn-records /proc/$p/task/*/comm 2>/dev/null | head -1 | xargs -r dirname)
+      writer=$( (grep -l modelfn-records /proc/$p/task/*/comm 2>/dev/null || true) | head -1 | xargs -r dirname)
       wbefore=$( [ -n "$writer" ] && awk '{print $14 + $15}' "$writer/stat" || echo 0)
       line=$(wrk -t2 -c"$c" -d"$DURATION" --timeout 5s -s bench/iris-post.lua "http://127.0.0.1:${port[$m]}/v1/functions/iris/invoke" | grep '^RESULT')
       after=$(awk '{print $14 + $15}' /proc/$p/stat)
