@@ -1,5 +1,6 @@
 //! Lambda's `START`, `END` and `REPORT` lines, written to the log store for function
-//! processes (a model's calls format nothing): the scheduler's events, rendered.
+//! processes (a model's calls format nothing on the request path: its lines are made from
+//! its invocation records when they are read, [`record_lines`]).
 
 use modelfn_core::{InvocationObserver, LogSink, LogStream, Observed, Phase, PoolKind};
 use std::fmt::Write;
@@ -92,4 +93,34 @@ pub fn report_line(
         let _ = write!(line, "\tInit Duration: {:.2} ms", init.as_secs_f64() * 1e3);
     }
     line
+}
+
+/// A model's START, error (if any), END and REPORT lines, made from its record when its
+/// logs are read (numbered with the record's number).
+pub fn record_lines(r: &crate::InvocationRecord) -> Vec<crate::LogRecord> {
+    let id = &r.request_id;
+    let mut text = vec![format!("START RequestId: {id} Version: {}", r.version)];
+    if let Some(e) = &r.error {
+        text.push(format!("RequestId: {id} Error: {e}"));
+    }
+    text.push(format!("END RequestId: {id}"));
+    let ms = |v: f64| Duration::from_secs_f64(v.max(0.0) / 1e3);
+    text.push(report_line(
+        id,
+        ms(r.duration_ms),
+        r.memory_mb,
+        r.max_memory_used_mb,
+        r.init_ms.map(ms),
+    ));
+    let at = r.start_ms + (r.queue_wait_ms + r.init_ms.unwrap_or(0.0) + r.duration_ms) as i64;
+    text.into_iter()
+        .map(|message| crate::LogRecord {
+            seq: r.seq,
+            timestamp_ms: at,
+            timestamp: crate::time::rfc3339_ms(at),
+            request_id: Some(id.clone()),
+            stream: LogStream::Platform,
+            message,
+        })
+        .collect()
 }

@@ -86,9 +86,39 @@ fn every_invocation_is_recorded_and_found_again() {
     let (ok, out, _) = s.cli(&["invocations", "iris"]);
     assert!(ok && out.contains(&native) && out.contains("cold"), "{out}");
 
-    // --follow shows a new invocation within a second.
+    // `modelfn logs` shows a model's START/END/REPORT, made from its record.
+    let (ok, out, _) = s.cli(&["logs", "iris", "--request-id", &native]);
+    assert!(ok, "{out}");
+    for says in [
+        "START RequestId: ",
+        "END RequestId: ",
+        "REPORT RequestId: ",
+        "Init Duration: ",
+    ] {
+        assert!(out.contains(says) && out.contains(&native), "{says}: {out}");
+    }
+    // ... and a code function's lines by outcome and by text.
+    let (ok, out, _) = s.cli(&["logs", "behaviours", "--status", "error"]);
+    assert!(
+        ok && out.contains(&failed) && !out.contains(&python),
+        "{out}"
+    );
+    let (ok, out, _) = s.cli(&[
+        "logs",
+        "behaviours",
+        "--grep",
+        "REPORT",
+        "--status",
+        "success",
+    ]);
+    assert!(
+        ok && out.contains(&python) && out.lines().count() == 1,
+        "{out}"
+    );
+
+    // `modelfn logs --follow` shows a new invocation within a second.
     let mut follow = Command::new(common::bin())
-        .args(["invocations", "iris", "--follow", "--json"])
+        .args(["logs", "iris", "--follow", "--json"])
         .env("MODELFN_SERVER", &s.url)
         .env("MODELFN_DATA_DIR", &s.data_dir)
         .stdout(Stdio::piped())

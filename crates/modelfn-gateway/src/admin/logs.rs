@@ -1,11 +1,15 @@
-//! A function's log lines, by time, request id, text or sequence.
+//! A function's log lines, by time, request id, text, outcome or sequence. A model writes
+//! no lines: its START/END/REPORT lines are made from its invocation records. With
+//! `status`, only the lines of invocations that ended that way (found in the records).
 
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use modelfn_telemetry::LogQuery;
+use modelfn_telemetry::lambda_lines::record_lines;
+use modelfn_telemetry::{LogQuery, LogRecord, RecordQuery};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -17,10 +21,12 @@ pub struct LogParams {
     pub after: Option<u64>,
     pub request_id: Option<String>,
     pub contains: Option<String>,
+    /// `success` or `error`.
+    pub status: Option<String>,
     pub limit: Option<usize>,
 }
 
-/// `GET /v1/functions/{name}/logs?since=10m&after=SEQ&request_id=ID&contains=TEXT&limit=N`
+/// `GET /v1/functions/{name}/logs?since=10m&after=SEQ&request_id=ID&contains=TEXT&status=error&limit=N`
 pub async fn logs(
     State(state): State<AppState>,
     Path(function): Path<String>,
@@ -41,12 +47,74 @@ pub async fn logs(
         ),
         None => None,
     };
-    let q = LogQuery {
-        since_ms,
-        after_seq: p.after,
-        request_id: p.request_id,
-        contains: p.contains,
-        limit: p.limit,
+    let success = match p.status.as_deref() {
+        None => None,
+        Some("success") => Some(true),
+        Some("error") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status={other:?}: ask for success or error"
+            )))
+        }
     };
-    Ok(Json(serde_json::json!({ "lines": state.logs.query(&function, &q) })).into_response())
+    let model = state
+        .scheduler
+        .spec(&function)
+        .is_some_and(|s| s.manifest.runtime == modelfn_core::RuntimeKind::Onnx);
+    let records = |after_seq, limit| {
+        let store = state.records.clone();
+        let q = RecordQuery {
+            function: Some(function.clone()),
+            since_ms,
+            after_seq,
+            request_id: p.request_id.clone(),
+            success,
+            limit,
+        };
+        async move {
+            let Some(store) = store else {
+                return Ok(Vec::new());
+            };
+            tokio::task::spawn_blocking(move || store.query(&q))
+                .await
+                .map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", e.to_string())
+                })
+        }
+    };
+    let lines: Vec<LogRecord> = if model {
+        // A model's lines are its records'.
+        let contains = p.contains.as_deref();
+        records(p.after, p.limit)
+            .await?
+            .iter()
+            .flat_map(record_lines)
+            .filter(|l| contains.is_none_or(|t| l.message.contains(t)))
+            .collect()
+    } else {
+        let q = LogQuery {
+            since_ms,
+            after_seq: p.after,
+            request_id: p.request_id.clone(),
+            contains: p.contains.clone(),
+            limit: if success.is_some() {
+                Some(100_000)
+            } else {
+                p.limit
+            },
+        };
+        let mut lines = state.logs.query(&function, &q);
+        if success.is_some() {
+            let ids: std::collections::HashSet<String> = records(None, Some(100_000))
+                .await?
+                .into_iter()
+                .map(|r| r.request_id)
+                .collect();
+            lines.retain(|l| l.request_id.as_ref().is_some_and(|id| ids.contains(id)));
+            let skip = lines.len().saturating_sub(p.limit.unwrap_or(1000));
+            lines.drain(..skip);
+        }
+        lines
+    };
+    Ok(Json(serde_json::json!({ "lines": lines })).into_response())
 }

@@ -184,6 +184,12 @@ pub struct LogsCommand {
     /// Only the lines of one request.
     #[arg(long)]
     request_id: Option<String>,
+    /// Only the lines of invocations that succeeded, or of those that did not.
+    #[arg(long, value_parser = ["success", "error"])]
+    status: Option<String>,
+    /// Only lines containing this text.
+    #[arg(long)]
+    grep: Option<String>,
     /// At most this many lines (the newest).
     #[arg(long, default_value_t = 200)]
     limit: usize,
@@ -198,16 +204,23 @@ impl LogsCommand {
             follow,
             since,
             request_id,
+            status,
+            grep,
             limit,
             conn,
         } = self;
         let client = conn.client()?;
         let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-        if let Some(s) = &since {
-            query.push(("since", s.clone()));
-        }
-        if let Some(r) = &request_id {
-            query.push(("request_id", r.clone()));
+        let filters = [
+            ("since", since),
+            ("request_id", request_id),
+            ("status", status),
+            ("contains", grep),
+        ];
+        for (k, v) in filters {
+            if let Some(v) = v {
+                query.push((k, v));
+            }
         }
         let mut after: Option<u64> = None;
         loop {
