@@ -89,8 +89,32 @@ pub fn document() -> Value {
                 "get": {"summary": "a function's log lines", "security": [{"admin": []}],
                         "parameters": [{"name": "since", "in": "query", "schema": {"type": "string"}}, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                                        {"name": "request_id", "in": "query", "schema": {"type": "string"}}, {"name": "contains", "in": "query", "schema": {"type": "string"}},
+                                       {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["success", "error"]}},
                                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
                         "responses": responses(&[("200", "lines", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/functions/{name}/invocations": {
+                "parameters": [name_param("name")],
+                "get": {"summary": "the records of a function's invocations", "security": [{"admin": []}],
+                        "parameters": [{"name": "since", "in": "query", "schema": {"type": "string"}}, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                                       {"name": "request_id", "in": "query", "schema": {"type": "string"}},
+                                       {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["success", "error"]}},
+                                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                        "responses": responses(&[("200", "records", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/cost": {
+                "get": {"summary": "what recorded usage would cost on Lambda and API Gateway, beside an always-on server", "security": [{"admin": []}],
+                        "parameters": [{"name": "function", "in": "query", "schema": {"type": "string"}}, {"name": "period", "in": "query", "schema": {"type": "string"}},
+                                       {"name": "per_day", "in": "query", "schema": {"type": "integer", "minimum": 0}}, {"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                                       {"name": "per_million_invocations", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                                       {"name": "per_gb_second", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                                       {"name": "api_per_million", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                                       {"name": "server_per_month", "in": "query", "schema": {"type": "number", "minimum": 0}}],
+                        "responses": responses(&[("200", "the report", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/metrics": {
+                "get": {"summary": "Prometheus metrics (the admin token or the metrics token)", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "the exposition", Some(json!({"text/plain": {"schema": {"type": "string"}}})))], &["401"])}
             },
             "/v1/functions/{name}/config": {
                 "parameters": [name_param("name")],
