@@ -25,6 +25,7 @@ pub mod aws_lambda;
 pub mod aws_provisioned;
 pub mod aws_sagemaker;
 pub mod aws_sagemaker_endpoints;
+pub mod dashboard;
 pub mod door_auth;
 pub mod error;
 pub mod events;
@@ -142,6 +143,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::invocations::list),
         )
         .route("/v1/cost", get(admin::invocations::cost))
+        .route("/v1/dashboard/series", get(dashboard::series))
         .route(
             "/v1/functions/{name}/versions",
             get(admin::aliases::list_versions),
@@ -322,6 +324,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::serve))
+        .route("/dashboard", get(dashboard::page))
         .route("/readyz", get(health::readyz))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -1,0 +1,111 @@
+//! The dashboard in a real browser: headless Chromium (Debian `chromium`) opens
+//! `/dashboard` with the admin token, runs its script, and the page it builds shows the
+//! functions, charts with data, recent invocations with a cold start told apart, and the
+//! cost report. A screenshot is saved to `target/dashboard.png` (CI keeps it). A wrong
+//! token gets the sign-in page and the reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::{example, invoke, Server};
+use std::path::Path;
+use std::process::Command;
+
+/// Chromium's DOM of `url` once its script has run (or a screenshot to `shot`).
+fn chromium(url: &str, shot: Option<&Path>) -> String {
+    let mut cmd = Command::new("chromium");
+    cmd.args([
+        "--headless",
+        // Tests may run as root, where Chromium's own sandbox cannot start.
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--virtual-time-budget=10000",
+        "--window-size=1280,1500",
+    ]);
+    match shot {
+        Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("chromium (the Debian package) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_dashboard_shows_functions_charts_invocations_and_cost_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let behaviours = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions/behaviours");
+    s.deploy(&behaviours);
+    s.deploy(&example("iris"));
+    let url = |f: &str| format!("{}/v1/functions/{f}/invoke", s.url);
+    for _ in 0..5 {
+        let (code, _, body) = invoke(&url("behaviours"), r#"{"action": "print", "text": "hi"}"#);
+        assert_eq!(code, 200, "{body}");
+    }
+    invoke(&url("behaviours"), r#"{"action": "raise"}"#);
+    for _ in 0..20 {
+        invoke(
+            &url("iris"),
+            r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#,
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let page = format!("{}/dashboard#token={}", s.url, s.token());
+    let whole = chromium(&page, None);
+    // What the script built (the script's own text comes after).
+    let dom = whole.split("<script>").next().unwrap();
+    // Both functions, with their counters.
+    for says in [">behaviours<", ">iris<", ">python3<", ">onnx<"] {
+        assert!(dom.contains(says), "{says} is missing: {dom}");
+    }
+    // The first function's charts have data: invocations, errors, cold starts, durations.
+    for series in ["invocations", "errors", "cold_starts", "p50_ms", "p99_ms"] {
+        let tag = format!("data-series=\"{series}\" data-points=\"");
+        let at = dom
+            .find(&tag)
+            .unwrap_or_else(|| panic!("no {series} chart: {dom}"));
+        let points: u32 = dom[at + tag.len()..]
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(points >= 1, "the {series} chart is empty: {dom}");
+    }
+    // Its recent invocations: six, one cold, one failed.
+    assert_eq!(dom.matches("data-id=").count(), 6, "{dom}");
+    assert_eq!(
+        dom.matches("<span class=\"cold\">cold</span>").count(),
+        1,
+        "{dom}"
+    );
+    assert!(dom.contains(">function_error"), "{dom}");
+    assert!(dom.contains("serverless total"), "{dom}");
+
+    // A screenshot, kept by CI.
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard.png");
+    chromium(&page, Some(&shot));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+
+    // A wrong token: the sign-in page, saying why.
+    let dom = chromium(&format!("{}/dashboard#token=wrong", s.url), None);
+    assert!(
+        dom.contains("the token was refused") && dom.contains("Sign in"),
+        "{dom}"
+    );
+}
