@@ -144,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/cost", get(admin::invocations::cost))
         .route("/v1/dashboard/series", get(dashboard::series))
+        .route("/v1/stats", get(metrics::stats))
         .route(
             "/v1/functions/{name}/versions",
             get(admin::aliases::list_versions),

@@ -244,6 +244,12 @@ fn allowed(state: &AppState, headers: &HeaderMap) -> bool {
     admin | metrics
 }
 
+/// `GET /v1/stats`: every served version's counters and histograms as JSON (what
+/// `modelfn top` and other tools read; `/metrics` is the same for Prometheus).
+pub async fn stats(State(state): State<AppState>) -> Response {
+    axum::Json(serde_json::json!({ "versions": state.scheduler.metrics() })).into_response()
+}
+
 /// `GET /metrics`
 pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !allowed(&state, &headers) {

@@ -80,7 +80,47 @@ impl Histogram {
 pub struct HistogramSnapshot {
     pub count: u64,
     pub sum_seconds: f64,
+    /// In JSON the last bound is `"+Inf"` (JSON has no infinity).
+    #[serde(with = "bounds")]
     pub buckets: Vec<(f64, u64)>,
+}
+
+/// Bucket bounds in JSON, `+Inf` as the string Prometheus writes.
+mod bounds {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Bound {
+        Finite(f64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(b: &[(f64, u64)], s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<(Bound, u64)> = b
+            .iter()
+            .map(|(le, n)| {
+                let le = if le.is_finite() {
+                    Bound::Finite(*le)
+                } else {
+                    Bound::Text("+Inf".into())
+                };
+                (le, *n)
+            })
+            .collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(f64, u64)>, D::Error> {
+        let v: Vec<(Bound, u64)> = Vec::deserialize(d)?;
+        v.into_iter()
+            .map(|(le, n)| match le {
+                Bound::Finite(f) => Ok((f, n)),
+                Bound::Text(t) if t == "+Inf" => Ok((f64::INFINITY, n)),
+                Bound::Text(t) => Err(serde::de::Error::custom(format!("bucket bound {t:?}"))),
+            })
+            .collect()
+    }
 }
 
 /// One version's counters and histograms.

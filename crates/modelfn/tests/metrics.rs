@@ -185,3 +185,31 @@ fn metrics_count_known_traffic_where_it_belongs() {
         assert_eq!(code, 401, "{body}");
     }
 }
+
+#[test]
+fn top_shows_the_rate_of_a_function_under_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&example("iris"));
+    let url = format!("{}/v1/functions/iris/invoke", s.url);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                invoke(&url, r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#);
+            }
+        })
+    };
+    let (ok, out, err) = s.cli(&["top", "--iterations", "2", "--interval", "1"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .rfind(|l| l.starts_with("iris "))
+        .unwrap_or_else(|| panic!("no iris row: {out}"));
+    let rate: f64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(rate > 1.0, "invocations per second: {out}");
+    assert!(row.contains('≤'), "a p99 under traffic: {out}");
+}

@@ -9,6 +9,7 @@ mod layers;
 mod models;
 mod observe;
 mod serve;
+mod top;
 
 pub use aliases::{AliasCommand, ProvisionedCommand, VersionsCommand};
 pub use edge::{ApiCommand, KeysCommand, PlansCommand, UrlCommand};
@@ -20,6 +21,7 @@ pub use layers::{EventsCommand, LayerCommand};
 pub use models::ModelCommand;
 pub use observe::{CostCommand, InvocationsCommand};
 pub use serve::DemoCommand;
+pub use top::TopCommand;
 
 use crate::client::Client;
 use crate::config::{default_data_dir, ServeArgs, ServeConfig};
@@ -58,6 +60,8 @@ pub enum Command {
     Invocations(InvocationsCommand),
     /// What the recorded usage would cost on Lambda + API Gateway, beside a server.
     Cost(CostCommand),
+    /// A live view of every function: invocations/s, errors, p99, running, cold starts.
+    Top(TopCommand),
     /// Change a function's scaling settings at once, without a restart.
     Config(ConfigCommand),
     /// List a function's versions (each deploy makes one).
@@ -179,6 +183,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Alias(c) => c.run().await,
         Command::Invocations(c) => c.run().await,
         Command::Cost(c) => c.run().await,
+        Command::Top(c) => c.run().await,
         Command::Provisioned(c) => c.run().await,
         Command::Api(c) => c.run().await,
         Command::Url(c) => c.run().await,

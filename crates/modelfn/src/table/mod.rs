@@ -16,6 +16,17 @@ mod changes;
 mod observe;
 pub use observe::{cost, invocations};
 
+/// `GET /v1/stats`.
+#[derive(Debug, Deserialize)]
+pub struct Stats {
+    pub versions: Vec<modelfn_scheduler::metrics::VersionMetrics>,
+}
+
+/// A table of any rows (`modelfn top` draws its own).
+pub fn render_rows(header: &[&str], rows: &[Vec<String>]) -> String {
+    render(header, rows)
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Invocations {
     pub invocations: Vec<modelfn_telemetry::InvocationRecord>,
