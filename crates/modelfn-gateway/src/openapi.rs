@@ -112,6 +112,20 @@ pub fn document() -> Value {
                                        {"name": "server_per_month", "in": "query", "schema": {"type": "number", "minimum": 0}}],
                         "responses": responses(&[("200", "the report", Some(any_json()))], ADMIN_ERRORS)}
             },
+            "/v1/stats": {
+                "get": {"summary": "every served version's counters and histograms (what modelfn top reads)", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "stats", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/dashboard/series": {
+                "get": {"summary": "a function's invocations per minute, from its records", "security": [{"admin": []}],
+                        "parameters": [{"name": "function", "in": "query", "required": true, "schema": {"type": "string"}},
+                                       {"name": "minutes", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                        "responses": responses(&[("200", "points", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/dashboard": {
+                "get": {"summary": "the web dashboard (the page; its data needs the admin token)",
+                        "responses": responses(&[("200", "the page", Some(json!({"text/html": {"schema": {"type": "string"}}})))], &[])}
+            },
             "/metrics": {
                 "get": {"summary": "Prometheus metrics (the admin token or the metrics token)", "security": [{"admin": []}],
                         "responses": responses(&[("200", "the exposition", Some(json!({"text/plain": {"schema": {"type": "string"}}})))], &["401"])}

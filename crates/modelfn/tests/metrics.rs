@@ -177,6 +177,9 @@ fn metrics_count_known_traffic_where_it_belongs() {
         "{om}"
     );
 
+    // The stats behind `modelfn top` need the admin token.
+    assert_eq!(curl(&[&format!("{}/v1/stats", s.url)]).0, 401);
+
     // The admin token works too; anything else is 401.
     let admin = format!("Authorization: Bearer {}", s.token());
     assert_eq!(curl(&["-H", &admin, &format!("{}/metrics", s.url)]).0, 200);
