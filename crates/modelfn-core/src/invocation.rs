@@ -16,6 +16,9 @@ pub struct Invocation {
     pub deadline: Option<Instant>,
     /// How a model writes its answer (the front door decides).
     pub format: ResponseFormat,
+    /// The caller's trace, as Lambda passes it on (`Root=1-…;Parent=…;Sampled=…`), from a
+    /// W3C `traceparent` or an `X-Amzn-Trace-Id` the caller sent; `None`: a new one.
+    pub trace: Option<String>,
 }
 
 /// The shape of a model's answer.
@@ -38,13 +41,55 @@ impl Invocation {
             content_type: content_type.map(normalize_media_type),
             deadline: None,
             format: ResponseFormat::Native,
+            trace: None,
         }
+    }
+
+    pub fn with_trace(mut self, trace: Option<String>) -> Self {
+        self.trace = trace;
+        self
     }
 
     pub fn with_format(mut self, format: ResponseFormat) -> Self {
         self.format = format;
         self
     }
+}
+
+/// The trace a caller sent, in Lambda's `X-Amzn-Trace-Id` form: a W3C `traceparent`
+/// (`00-<32 hex>-<16 hex>-<2 hex>`) becomes `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;
+/// Sampled=<0|1>`, as AWS maps one to the other; an `X-Amzn-Trace-Id` that starts with
+/// `Root=1-` is kept as sent (printable ASCII, at most 256 bytes). Anything else is none.
+pub fn trace_header(traceparent: Option<&str>, amzn_trace_id: Option<&str>) -> Option<String> {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(tp) = traceparent {
+        let parts: Vec<&str> = tp.trim().split('-').collect();
+        if let [version, trace, parent, flags] = parts[..] {
+            let zero = |s: &str| s.bytes().all(|b| b == b'0');
+            if hex(version, 2)
+                && version != "ff"
+                && hex(trace, 32)
+                && !zero(trace)
+                && hex(parent, 16)
+                && !zero(parent)
+                && hex(flags, 2)
+            {
+                let sampled = u8::from_str_radix(flags, 16).unwrap_or(0) & 1;
+                let t = trace.to_ascii_lowercase();
+                return Some(format!(
+                    "Root=1-{}-{};Parent={};Sampled={sampled}",
+                    &t[..8],
+                    &t[8..],
+                    parent.to_ascii_lowercase()
+                ));
+            }
+        }
+    }
+    amzn_trace_id
+        .map(str::trim)
+        .filter(|t| t.starts_with("Root=1-") && t.len() <= 256)
+        .filter(|t| t.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
 }
 
 /// Lower-cases a `Content-Type` header and drops its parameters (`; charset=utf-8`).
@@ -66,6 +111,27 @@ pub struct InvocationOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_w3c_traceparent_becomes_lambdas_trace_header() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_header(Some(tp), None).as_deref(),
+            Some("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert_eq!(trace_header(Some(bad), None), None, "{bad}");
+        }
+        let amzn = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+        assert_eq!(trace_header(None, Some(amzn)).as_deref(), Some(amzn));
+        assert_eq!(trace_header(None, Some("Root=1-x\ny")), None);
+    }
 
     #[test]
     fn media_type_is_normalized() {

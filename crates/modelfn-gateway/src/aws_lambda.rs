@@ -220,7 +220,8 @@ pub async fn invoke(
         .get("x-amz-invocation-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse");
-    let inv = Invocation::new(request_id.clone(), body, Some("application/json"));
+    let inv = Invocation::new(request_id.clone(), body, Some("application/json"))
+        .with_trace(crate::request::trace(&headers));
     match invocation_type {
         "RequestResponse" => {}
         "DryRun" => {

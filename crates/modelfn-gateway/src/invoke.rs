@@ -32,6 +32,7 @@ pub async fn invoke_post(
     let target = crate::front::function_ref(name);
     crate::door_auth::admit(&state, &parts.headers, caller.is_some(), Some(&target.name)).await?;
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+    let trace = crate::request::trace(&parts.headers);
     // Kept for a sticky alias's header: only when one is asked for, so a call pays nothing.
     let headers = if target.qualifier == modelfn_core::Qualifier::Latest {
         HeaderMap::new()
@@ -49,7 +50,7 @@ pub async fn invoke_post(
         &state,
         &target,
         resolved,
-        Invocation::new(request_id(), body, content_type),
+        Invocation::new(request_id(), body, content_type).with_trace(trace),
     )
     .await
 }
@@ -71,7 +72,8 @@ pub async fn invoke_get(
         &state,
         &target,
         resolved,
-        Invocation::new(request_id(), body, Some("application/json")),
+        Invocation::new(request_id(), body, Some("application/json"))
+            .with_trace(crate::request::trace(&headers)),
     )
     .await
 }

@@ -1,5 +1,5 @@
-//! What every door does first with a request: a request id, and the function a reference
-//! names (a name, `name:qualifier`, a partial or a full ARN).
+//! What every door does first with a request: a request id, the caller's trace, and the
+//! function a reference names (a name, `name:qualifier`, a partial or a full ARN).
 
 tokio::task_local! {
     /// The id the front door gave the request being served on this task.
@@ -22,6 +22,13 @@ pub(crate) fn request_id() -> String {
     REQUEST_ID
         .try_with(Clone::clone)
         .unwrap_or_else(|_| new_request_id())
+}
+
+/// The trace the caller sent (`traceparent`, or `X-Amzn-Trace-Id`), to pass on to a code
+/// function as Lambda does.
+pub(crate) fn trace(headers: &axum::http::HeaderMap) -> Option<String> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    modelfn_core::invocation::trace_header(get("traceparent"), get("x-amzn-trace-id"))
 }
 
 /// Runs `fut` as the request `id`: [`request_id`] answers `id` inside it.

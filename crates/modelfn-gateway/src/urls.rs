@@ -124,7 +124,8 @@ async fn url_call(
         request_id,
         Bytes::from(event.to_string()),
         Some("application/json"),
-    );
+    )
+    .with_trace(crate::request::trace(&headers));
     match state.scheduler.invoke_resolved(resolved, inv).await {
         Ok((out, _)) => map_result(&out.body),
         Err(InvokeError::FunctionNotFound(_)) => message(StatusCode::NOT_FOUND, "Not Found"),

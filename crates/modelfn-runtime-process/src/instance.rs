@@ -321,7 +321,11 @@ impl Instance for ProcessInstance {
                     .filter(|c| !c.is_empty())
                     .unwrap_or_else(|| "application/json".into()),
                 deadline_ms: unix_ms() + remaining.as_millis() as u64,
-                trace_id: trace_id(&inv.request_id),
+                // The caller's trace when it sent one, as Lambda passes it on.
+                trace_id: inv
+                    .trace
+                    .clone()
+                    .unwrap_or_else(|| trace_id(&inv.request_id)),
                 reply,
             };
             if self.next.send(pending).await.is_err() {

@@ -33,6 +33,8 @@ def lambda_handler(event, context):
             "pid": os.getpid(),
             "code_writable": os.access(os.environ["LAMBDA_TASK_ROOT"], os.W_OK),
         }
+    if action == "trace":
+        return {"trace": os.environ.get("_X_AMZN_TRACE_ID")}
     if action == "print":
         for i in range(int(event.get("lines", 3))):
             print("line %d of %s" % (i, context.aws_request_id))
