@@ -38,6 +38,20 @@ fn calls(s: &Server, target: &str, n: usize) -> Vec<(String, bool, String)> {
         .collect()
 }
 
+/// A server with two versions of slow-init and its alias `live` on `live`; the package
+/// directory, to deploy again.
+fn two_versions(dir: &Path, work: &Path, live: &str) -> (Server, std::path::PathBuf) {
+    let s = Server::start(dir);
+    let pkg = work.join("slow-init");
+    copy_dir(&slow_init(), &pkg);
+    for v in 1..=2 {
+        common::set_description(&pkg, &format!("v{v}"));
+        s.deploy(&pkg);
+    }
+    assert!(s.cli(&["alias", "set", "slow-init", "live", live]).0);
+    (s, pkg)
+}
+
 fn status(s: &Server, function: &str) -> serde_json::Value {
     let (ok, out, err) = s.cli(&["provisioned", "list", function, "--json"]);
     assert!(ok, "{err}");
@@ -48,14 +62,7 @@ fn status(s: &Server, function: &str) -> serde_json::Value {
 fn an_alias_warms_its_new_version_before_it_moves() {
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    let pkg = work.path().join("slow-init");
-    copy_dir(&slow_init(), &pkg);
-    for v in 1..=2 {
-        common::set_description(&pkg, &format!("v{v}"));
-        s.deploy(&pkg);
-    }
-    assert!(s.cli(&["alias", "set", "slow-init", "live", "1"]).0);
+    let (s, pkg) = two_versions(dir.path(), work.path(), "1");
 
     // Two instances of version 1 stay started for the alias: two calls at once are warm.
     let (ok, out, err) = s.cli(&["provisioned", "set", "slow-init", "live", "2"]);
@@ -153,14 +160,7 @@ fn an_alias_warms_its_new_version_before_it_moves() {
 fn boto3_sets_and_reads_provisioned_concurrency() {
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    let pkg = work.path().join("slow-init");
-    copy_dir(&slow_init(), &pkg);
-    for v in 1..=2 {
-        common::set_description(&pkg, &format!("v{v}"));
-        s.deploy(&pkg);
-    }
-    assert!(s.cli(&["alias", "set", "slow-init", "live", "2"]).0);
+    let (s, _) = two_versions(dir.path(), work.path(), "2");
     let (_, out, _) = s.cli(&["keys", "create", "ops", "--manage", "--json"]);
     let key = json(&out);
     let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);

@@ -37,7 +37,20 @@ fn store(state: &AppState) -> Result<&Arc<RecordStore>, ApiError> {
     })
 }
 
-fn since_ms(since: Option<&str>) -> Result<Option<i64>, ApiError> {
+/// `status=success|error` as a filter on success.
+pub(crate) fn success(status: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match status {
+        None => Ok(None),
+        Some("success") => Ok(Some(true)),
+        Some("error") => Ok(Some(false)),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "status={other:?}: ask for success or error"
+        ))),
+    }
+}
+
+/// `since=10m` as a time, Unix ms.
+pub(crate) fn since_ms(since: Option<&str>) -> Result<Option<i64>, ApiError> {
     since
         .map(|s| {
             modelfn_core::duration::parse_duration(s)
@@ -59,16 +72,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     state.control.describe(&function).await?;
-    let success = match p.status.as_deref() {
-        None => None,
-        Some("success") => Some(true),
-        Some("error") => Some(false),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "status={other:?}: ask for success or error"
-            )))
-        }
-    };
+    let success = success(p.status.as_deref())?;
     let q = RecordQuery {
         function: Some(function),
         since_ms: since_ms(p.since.as_deref())?,

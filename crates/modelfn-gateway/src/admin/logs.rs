@@ -34,29 +34,8 @@ pub async fn logs(
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     state.control.describe(&function).await?;
-    let since_ms = match &p.since {
-        Some(s) => Some(
-            modelfn_telemetry::time::now_ms()
-                - modelfn_core::duration::parse_duration(s)
-                    .map(|d| d.as_millis() as i64)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "since={s:?} is not a duration like 30s, 10m, 2h or 1d"
-                        ))
-                    })?,
-        ),
-        None => None,
-    };
-    let success = match p.status.as_deref() {
-        None => None,
-        Some("success") => Some(true),
-        Some("error") => Some(false),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "status={other:?}: ask for success or error"
-            )))
-        }
-    };
+    let since_ms = super::invocations::since_ms(p.since.as_deref())?;
+    let success = super::invocations::success(p.status.as_deref())?;
     let model = state
         .scheduler
         .spec(&function)
