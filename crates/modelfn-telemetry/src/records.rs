@@ -350,6 +350,11 @@ impl Writer {
             .is_none_or(|f| f.hour != hour || f.bytes + line.len() as u64 > SEGMENT_BYTES);
         if rotate {
             self.flush();
+            // Each new segment is a moment to keep within the size too: at 90,000 records
+            // a second one fills in seconds, faster than the minute's sweep.
+            if self.file.is_some() {
+                self.sweep();
+            }
             let path = self.dir.join(format!("{:020}.jsonl", self.seq));
             match std::fs::OpenOptions::new()
                 .create(true)
@@ -388,7 +393,7 @@ impl Writer {
     }
 
     /// Removes whole segments past the age, then the oldest past the size (never the
-    /// one being written).
+    /// one being written). Runs at start, every minute and at each new segment.
     fn sweep(&mut self) {
         let all = segments(&self.dir);
         let current = all.last().map(|(p, _)| p.clone());
