@@ -31,6 +31,7 @@ pub mod error;
 pub mod events;
 pub mod front;
 pub mod health;
+pub mod http_metrics;
 pub mod invoke;
 pub mod metrics;
 pub mod oip;

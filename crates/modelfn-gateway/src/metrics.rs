@@ -176,6 +176,18 @@ impl Collector for SchedulerCollector {
             |v| vec![(vec![], v.instances_provisioned)],
             gauge,
         )?;
+        {
+            let mut m = e.encode_descriptor(
+                "modelfn_http_requests",
+                "Requests answered, by front door and status class.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (door, class, n) in crate::http_metrics::snapshot() {
+                let labels = [("door", door), ("class", class)];
+                counter(&mut m.encode_family(&labels)?, &n)?;
+            }
+        }
         family(
             e,
             "modelfn_function_latest",

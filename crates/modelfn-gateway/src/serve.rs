@@ -253,6 +253,7 @@ pub async fn serve(
                     table: svc_table.clone(),
                 };
                 let app = app.clone();
+                let door = crate::http_metrics::door_of(req.uri().path());
                 // One id per request, for every door, log line and span of it.
                 let id = crate::request::new_request_id();
                 let span = tracing::debug_span!("request", id = %id);
@@ -262,6 +263,7 @@ pub async fn serve(
                 );
                 async move {
                     let resp = handled.await?;
+                    crate::http_metrics::count(door, resp.status().as_u16());
                     Ok::<_, std::convert::Infallible>(resp.map(|inner| {
                         Body::new(Tracked {
                             inner,

@@ -141,6 +141,18 @@ fn metrics_count_known_traffic_where_it_belongs() {
         Some(1.0)
     );
 
+    // Requests by front door and status class (a function error is still a 200).
+    let http = "modelfn_http_requests_total";
+    assert_eq!(
+        value(&text, http, &[("door", "native"), ("class", "2xx")]),
+        Some(105.0)
+    );
+    assert_eq!(
+        value(&text, http, &[("door", "native"), ("class", "4xx")]),
+        Some(4.0)
+    );
+    assert!(value(&text, http, &[("door", "admin"), ("class", "2xx")]).unwrap() >= 3.0);
+
     // promtool (Prometheus's own checker) reads the exposition without a complaint.
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
