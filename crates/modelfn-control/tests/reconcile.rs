@@ -30,12 +30,7 @@ impl Runtime for Fake {
 
 impl Instance for FakeInstance {
     fn invoke(&self, inv: Invocation) -> BoxFuture<'_, Result<InvocationOutput, InvokeError>> {
-        Box::pin(async move {
-            Ok(InvocationOutput {
-                body: inv.body,
-                content_type: "application/json",
-            })
-        })
+        Box::pin(async move { Ok(InvocationOutput::new(inv.body, "application/json")) })
     }
 }
 

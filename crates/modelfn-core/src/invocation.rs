@@ -1,5 +1,6 @@
 //! One invocation as the gateway hands it to the scheduler, and what comes back.
 
+use crate::observe::{BatchRun, Origin};
 use bytes::Bytes;
 use std::time::Instant;
 
@@ -19,6 +20,8 @@ pub struct Invocation {
     /// The caller's trace, as Lambda passes it on (`Root=1-…;Parent=…;Sampled=…`), from a
     /// W3C `traceparent` or an `X-Amzn-Trace-Id` the caller sent; `None`: a new one.
     pub trace: Option<String>,
+    /// Who called, through which door (records, metrics and traces say so).
+    pub origin: Origin,
 }
 
 /// The shape of a model's answer.
@@ -42,6 +45,7 @@ impl Invocation {
             deadline: None,
             format: ResponseFormat::Native,
             trace: None,
+            origin: Origin::default(),
         }
     }
 
@@ -106,6 +110,18 @@ pub fn normalize_media_type(raw: &str) -> String {
 pub struct InvocationOutput {
     pub body: Bytes,
     pub content_type: &'static str,
+    /// The batch a model ran it in (`None` for code functions).
+    pub batch: Option<BatchRun>,
+}
+
+impl InvocationOutput {
+    pub fn new(body: Bytes, content_type: &'static str) -> Self {
+        InvocationOutput {
+            body,
+            content_type,
+            batch: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod name;
 pub mod observe;
 pub mod runtime;
 pub mod scaling;
+pub mod trace;
 
 pub use error::{Fault, FunctionError, InvokeError};
 pub use function_ref::{FunctionRef, Qualifier};
@@ -24,6 +25,8 @@ pub use manifest::{
     RuntimeClient, RuntimeKind, StoreRef,
 };
 pub use name::{FunctionName, NameError};
-pub use observe::{InvocationObserver, InvocationReport, Observed, Outcome, Phase, PoolKind};
+pub use observe::{
+    BatchRun, InvocationObserver, InvocationReport, Observed, Origin, Outcome, Phase, PoolKind,
+};
 pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime, StoredModel};
 pub use scaling::ScalingConfig;

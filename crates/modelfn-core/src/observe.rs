@@ -3,7 +3,8 @@
 //! are one observer (in the telemetry crate); metrics and invocation records are others.
 
 use crate::InvokeError;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What one invocation cost, for logs, headers and metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +36,51 @@ pub struct Observed<'a> {
     pub request_id: &'a str,
     pub memory_mb: u32,
     pub pool: PoolKind,
+    /// Who called, through which door.
+    pub origin: &'a Origin,
+    /// The caller's trace, in Lambda's form (see [`crate::invocation::trace_header`]).
+    pub trace: Option<&'a str>,
+}
+
+/// Where an invocation came from: the front door, the alias named, the key that
+/// authenticated it, and when the door received and authenticated it (for its trace).
+/// Filled by the gateway; the default is an internal call (a test event, a validation).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// `native`, `lambda`, `sagemaker`, `oip`, `url`, `api`, `event`, `shadow`, `internal`.
+    pub door: &'static str,
+    /// The alias the caller named, when it named one.
+    pub alias: Option<Arc<str>>,
+    /// The access key that authenticated the call (`admin` for the admin token).
+    pub key_id: Option<Arc<str>>,
+    /// When the door received the request.
+    pub received: Option<Instant>,
+    /// When authentication began and ended.
+    pub auth: Option<(Instant, Instant)>,
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Origin {
+            door: "internal",
+            alias: None,
+            key_id: None,
+            received: None,
+            auth: None,
+        }
+    }
+}
+
+/// The batch a model ran a request in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRun {
+    /// Rows in the whole batch (this request's and others').
+    pub rows: u32,
+    /// Requests in the batch.
+    pub requests: u32,
+    /// When the model began computing it, and for how long.
+    pub started: Instant,
+    pub took: Duration,
 }
 
 /// A moment in an invocation's life.
@@ -47,6 +93,10 @@ pub enum Phase<'a> {
     /// Ran, to an answer, an error or its timeout.
     Ran {
         report: &'a InvocationReport,
+        /// When it began to run (after its queue wait and any instance start).
+        ran_at: Instant,
+        /// The model batch it ran in.
+        batch: Option<BatchRun>,
         timed_out: Option<Duration>,
         max_memory_used_mb: Option<u64>,
         /// The error it ended with, if it did not succeed.

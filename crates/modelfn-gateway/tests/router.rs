@@ -40,10 +40,7 @@ impl Instance for FakeInstance {
             match &inv.body[..] {
                 b"sleep" => {
                     tokio::time::sleep(Duration::from_secs(5)).await;
-                    Ok(InvocationOutput {
-                        body: inv.body,
-                        content_type: "text/plain",
-                    })
+                    Ok(InvocationOutput::new(inv.body, "text/plain"))
                 }
                 b"throttle" => Err(InvokeError::Throttled {
                     message: "slow down".into(),
@@ -53,10 +50,7 @@ impl Instance for FakeInstance {
                     "ModelError",
                     "boom",
                 ))),
-                _ => Ok(InvocationOutput {
-                    body: inv.body,
-                    content_type: "application/json",
-                }),
+                _ => Ok(InvocationOutput::new(inv.body, "application/json")),
             }
         })
     }

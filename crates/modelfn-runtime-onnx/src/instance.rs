@@ -8,8 +8,8 @@ use crate::library::{LibraryConfig, OrtLibrary};
 use crate::model::{LoadedModel, RowAnswer, SessionTuning};
 use bytes::Bytes;
 use modelfn_core::{
-    BoxFuture, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput, InvokeError,
-    LiveTuning, ResponseFormat, Runtime,
+    BatchRun, BoxFuture, FunctionError, FunctionSpec, Instance, Invocation, InvocationOutput,
+    InvokeError, LiveTuning, ResponseFormat, Runtime,
 };
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -73,7 +73,7 @@ struct Job {
     values: Vec<f32>,
     rows: usize,
     deadline: Option<Instant>,
-    reply: oneshot::Sender<Result<Vec<RowAnswer>, InvokeError>>,
+    reply: oneshot::Sender<Result<(Vec<RowAnswer>, BatchRun), InvokeError>>,
 }
 
 /// One loaded model and the thread that runs it.
@@ -169,7 +169,7 @@ impl Instance for OnnxInstance {
                     ))
                 }
             }
-            let answers = answer.await.map_err(|_| {
+            let (answers, batch) = answer.await.map_err(|_| {
                 InvokeError::Unavailable("the model instance stopped during the request".into())
             })??;
             let body = match inv.format {
@@ -180,6 +180,7 @@ impl Instance for OnnxInstance {
             Ok(InvocationOutput {
                 body: Bytes::from(body),
                 content_type: "application/json",
+                batch: Some(batch),
             })
         })
     }
@@ -227,10 +228,17 @@ fn serve(mut model: LoadedModel, queue: Receiver<Job>, tuning: Arc<LiveTuning>) 
         if jobs.is_empty() {
             continue;
         }
+        // What each caller is told of the batch it ran in (one clock read per batch).
+        let stat = |rows: usize, requests: usize| BatchRun {
+            rows: u32::try_from(rows).unwrap_or(u32::MAX),
+            requests: u32::try_from(requests).unwrap_or(u32::MAX),
+            started: now,
+            took: now.elapsed(),
+        };
         if jobs.len() == 1 {
             if let Some(job) = jobs.pop() {
                 let result = model.run(&job.values, job.rows).map_err(model_error);
-                let _ = job.reply.send(result);
+                let _ = job.reply.send(result.map(|a| (a, stat(job.rows, 1))));
             }
             continue;
         }
@@ -242,17 +250,18 @@ fn serve(mut model: LoadedModel, queue: Receiver<Job>, tuning: Arc<LiveTuning>) 
         debug_assert_eq!(values.len(), total * features);
         match model.run(&values, total) {
             Ok(mut answers) => {
+                let batch = stat(total, jobs.len());
                 // Hand each caller its own rows, in order.
                 for job in jobs.drain(..).rev() {
                     let mine = answers.split_off(answers.len() - job.rows);
-                    let _ = job.reply.send(Ok(mine));
+                    let _ = job.reply.send(Ok((mine, batch)));
                 }
             }
             Err(_) => {
                 // Attribute a failure to the request that causes it.
                 for job in jobs.drain(..) {
                     let result = model.run(&job.values, job.rows).map_err(model_error);
-                    let _ = job.reply.send(result);
+                    let _ = job.reply.send(result.map(|a| (a, stat(job.rows, 1))));
                 }
             }
         }

@@ -6,7 +6,7 @@
 use crate::api::{self, ApiState, Outcome, Pending, Status};
 use crate::cgroup::{process_peak_bytes, InstanceCgroup, Limits};
 use crate::config::ProcessConfig;
-use crate::lambda::{content_type, describe_exit, trace_id, unix_ms};
+use crate::lambda::{content_type, describe_exit, trace_header, unix_ms};
 use crate::output::{OutputCapture, Target};
 use crate::sandbox::{Launch, Net, SandboxGuard};
 use crate::spawn::{self, Endpoints, SANDBOX_API_PORT, SANDBOX_ENDPOINT_PORT};
@@ -322,10 +322,7 @@ impl Instance for ProcessInstance {
                     .unwrap_or_else(|| "application/json".into()),
                 deadline_ms: unix_ms() + remaining.as_millis() as u64,
                 // The caller's trace when it sent one, as Lambda passes it on.
-                trace_id: inv
-                    .trace
-                    .clone()
-                    .unwrap_or_else(|| trace_id(&inv.request_id)),
+                trace_id: trace_header(inv.trace.as_deref(), &inv.request_id),
                 reply,
             };
             if self.next.send(pending).await.is_err() {
@@ -346,10 +343,7 @@ impl Instance for ProcessInstance {
                 Some(Outcome::Response {
                     body,
                     content_type: ct,
-                }) => Ok(InvocationOutput {
-                    body,
-                    content_type: content_type(ct.as_deref()),
-                }),
+                }) => Ok(InvocationOutput::new(body, content_type(ct.as_deref()))),
                 Some(Outcome::Error(e)) => Err(InvokeError::Function(e)),
                 None => Err(InvokeError::Function(
                     self.exit_error(Some(&inv.request_id)),

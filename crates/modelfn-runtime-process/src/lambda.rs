@@ -11,14 +11,15 @@ pub(crate) fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// An X-Ray style trace header for a request: `Root=1-<time>-<24 hex>;Sampled=0`.
-pub(crate) fn trace_id(request_id: &str) -> String {
-    let hex: String = request_id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .take(24)
-        .collect();
-    format!("Root=1-{:08x}-{hex:0>24};Sampled=0", unix_ms() / 1000)
+/// The trace header an event carries (`Root=1-…;Parent=…;Sampled=…`): the caller's trace,
+/// or one made from the request id, with modelfn's run span as the parent, so that what the
+/// function traces joins the invocation's trace.
+pub(crate) fn trace_header(trace: Option<&str>, request_id: &str) -> String {
+    let ids = modelfn_core::trace::TraceIds::of(trace, request_id);
+    ids.lambda_header(
+        ids.span_id(modelfn_core::trace::span::RUN),
+        ids.caller_sampled.unwrap_or(false),
+    )
 }
 
 /// How the process ended. bubblewrap exits with 128 + N when the function was killed by

@@ -22,11 +22,17 @@ pub struct Resolved {
     pub(crate) slot: Arc<Slot>,
     /// The alias's challenger, when this call is mirrored to it.
     pub(crate) shadow: Option<Mirror>,
+    /// The alias the caller named (for records and traces).
+    pub(crate) alias: Option<Arc<str>>,
 }
 
 impl Resolved {
     pub(crate) fn new(slot: Arc<Slot>) -> Self {
-        Resolved { slot, shadow: None }
+        Resolved {
+            slot,
+            shadow: None,
+            alias: None,
+        }
     }
 
     pub fn spec(&self) -> &Arc<FunctionSpec> {
@@ -85,9 +91,12 @@ impl Scheduler {
     pub async fn invoke_resolved(
         self: &Arc<Self>,
         target: &Resolved,
-        inv: Invocation,
+        mut inv: Invocation,
     ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
         let slot = &target.slot;
+        if target.alias.is_some() {
+            inv.origin.alias.clone_from(&target.alias);
+        }
         slot.counters.invocations.fetch_add(1, Ordering::Relaxed);
         let mirror = target.shadow.clone().map(|m| (m, inv.clone()));
         let result = self.run(slot, inv).await;
@@ -117,13 +126,18 @@ impl Scheduler {
         mut inv: Invocation,
     ) -> Result<(InvocationOutput, InvocationReport), InvokeError> {
         let spec = &slot.spec;
+        // What observers are told is kept aside: the invocation itself goes to the instance.
         let id = inv.request_id.clone();
+        let origin = std::mem::take(&mut inv.origin);
+        let trace = inv.trace.clone();
         let who = Observed {
             function: spec.manifest.name.as_str(),
             version: spec.version,
             request_id: &id,
             memory_mb: spec.manifest.memory_mb,
             pool: slot.kind,
+            origin: &origin,
+            trace: trace.as_deref(),
         };
         let timeout = Duration::from_millis(spec.manifest.timeout_ms);
         let arrived = Instant::now();
@@ -172,6 +186,9 @@ impl Scheduler {
             // No clock read of its own: from arrival to the run's start, plus the run.
             m.total
                 .observe(t0.saturating_duration_since(arrived) + duration);
+            if let Some(b) = result.as_ref().ok().and_then(|o| o.batch) {
+                m.batch_rows.observe(b.rows);
+            }
         }
         let timed_out = matches!(result, Err(InvokeError::Timeout(_)));
         let report = InvocationReport {
@@ -185,6 +202,8 @@ impl Scheduler {
             &who,
             Phase::Ran {
                 report: &report,
+                ran_at: t0.into_std(),
+                batch: result.as_ref().ok().and_then(|o| o.batch),
                 timed_out: timed_out.then_some(timeout),
                 max_memory_used_mb: match slot.kind {
                     // Measured for processes only: a model's hot path asks nothing.

@@ -56,30 +56,67 @@ impl Histogram {
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut cumulative = 0;
-        let buckets = self
-            .buckets
-            .iter()
-            .zip(BUCKETS.iter().copied().chain([f64::INFINITY]))
-            .map(|(n, le)| {
-                cumulative += n.load(Ordering::Relaxed);
-                (le, cumulative)
-            })
-            .collect();
-        HistogramSnapshot {
-            // The +Inf bucket is the count, so the two always agree.
-            count: cumulative,
-            sum_seconds: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            buckets,
-        }
+        cumulative(
+            &self.buckets,
+            &BUCKETS,
+            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        )
     }
 }
 
-/// A histogram as read: cumulative `(upper bound, count)` pairs ending with +Inf.
+/// Upper bounds of the batch-size buckets, in rows (then +Inf).
+pub const BATCH_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// A histogram of batch sizes (rows) in atomics: powers of two.
+#[derive(Default)]
+pub struct RowsHistogram {
+    buckets: [AtomicU64; BATCH_BUCKETS.len() + 1],
+    sum: AtomicU64,
+}
+
+impl RowsHistogram {
+    pub fn observe(&self, rows: u32) {
+        // The first power of two at or above `rows`: bucket 0 is 1 row, bucket 10 is 1024.
+        let i = (u32::BITS - rows.saturating_sub(1).leading_zeros()) as usize;
+        self.buckets[i.min(BATCH_BUCKETS.len())].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(u64::from(rows), Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        cumulative(
+            &self.buckets,
+            &BATCH_BUCKETS,
+            self.sum.load(Ordering::Relaxed) as f64,
+        )
+    }
+}
+
+fn cumulative(buckets: &[AtomicU64], bounds: &[f64], sum: f64) -> HistogramSnapshot {
+    let mut count = 0;
+    let buckets = buckets
+        .iter()
+        .zip(bounds.iter().copied().chain([f64::INFINITY]))
+        .map(|(n, le)| {
+            count += n.load(Ordering::Relaxed);
+            (le, count)
+        })
+        .collect();
+    // The +Inf bucket is the count, so the two always agree.
+    HistogramSnapshot {
+        count,
+        sum,
+        buckets,
+    }
+}
+
+/// A histogram as read: cumulative `(upper bound, count)` pairs ending with +Inf, and the
+/// sum of what was observed (seconds, or rows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistogramSnapshot {
     pub count: u64,
-    pub sum_seconds: f64,
+    pub sum: f64,
     /// In JSON the last bound is `"+Inf"` (JSON has no infinity).
     #[serde(with = "bounds")]
     pub buckets: Vec<(f64, u64)>,
@@ -135,6 +172,8 @@ pub struct SlotMetrics {
     pub run: Histogram,
     /// From arrival to the answer.
     pub total: Histogram,
+    /// Rows in the model batch each request ran in (models only).
+    pub batch_rows: RowsHistogram,
 }
 
 impl SlotMetrics {
@@ -164,6 +203,7 @@ pub struct VersionMetrics {
     pub init: HistogramSnapshot,
     pub run: HistogramSnapshot,
     pub total: HistogramSnapshot,
+    pub batch_rows: HistogramSnapshot,
     /// Invocations admitted and not finished.
     pub concurrent: u64,
     /// Waiting for admission.
@@ -209,6 +249,7 @@ fn metrics_of(slot: &Slot, latest: bool) -> VersionMetrics {
         init: m.init.snapshot(),
         run: m.run.snapshot(),
         total: m.total.snapshot(),
+        batch_rows: m.batch_rows.snapshot(),
         concurrent: c.in_flight.load(Ordering::Relaxed) as u64,
         queued: c.waiting.load(Ordering::Relaxed) as u64,
         instances_idle: idle,
@@ -265,6 +306,24 @@ mod tests {
     }
 
     #[test]
+    fn batch_sizes_fall_in_powers_of_two() {
+        let h = RowsHistogram::default();
+        for rows in [1, 2, 3, 64, 65, 5000] {
+            h.observe(rows);
+        }
+        let s = h.snapshot();
+        let le = |bound: f64| s.buckets.iter().find(|(b, _)| *b == bound).map(|b| b.1);
+        assert_eq!(le(1.0), Some(1));
+        assert_eq!(le(2.0), Some(2));
+        assert_eq!(le(4.0), Some(3));
+        assert_eq!(le(64.0), Some(4));
+        assert_eq!(le(128.0), Some(5));
+        assert_eq!(le(1024.0), Some(5));
+        assert_eq!(s.count, 6);
+        assert_eq!(s.sum, 5135.0);
+    }
+
+    #[test]
     fn a_histogram_is_cumulative_and_ends_with_its_count() {
         let h = Histogram::default();
         for ms in [0.05, 0.3, 0.3, 7.0, 120_000.0] {
@@ -278,10 +337,6 @@ mod tests {
         assert_eq!(le(0.0005), Some(3));
         assert_eq!(le(0.01), Some(4));
         assert_eq!(le(60.0), Some(4));
-        assert!(
-            (s.sum_seconds - 120.00765).abs() < 1e-6,
-            "{}",
-            s.sum_seconds
-        );
+        assert!((s.sum - 120.00765).abs() < 1e-6, "{}", s.sum);
     }
 }

@@ -208,6 +208,7 @@ impl Scheduler {
             return;
         };
         inv.request_id.push_str("-shadow");
+        inv.origin.door = "shadow";
         let me = self.clone();
         tokio::spawn(async move {
             let answer = me.run(&m.slot, inv).await.map(|(out, _)| out.body);

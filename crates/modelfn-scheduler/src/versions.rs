@@ -189,11 +189,13 @@ impl Scheduler {
         let latest = served.latest.as_ref().ok_or(Unresolved::NoFunction)?;
         let serving = latest.spec.version;
         let mut shadow = None;
+        let mut alias_named = None;
         let version = match &r.qualifier {
             Qualifier::Latest => return Ok(Resolved::new(latest.clone())),
             Qualifier::Version(v) => *v,
             Qualifier::Alias(a) => {
                 let alias = served.aliases.get(a).ok_or(Unresolved::NoAlias)?;
+                alias_named = Some(Arc::from(a.as_str()));
                 let key = alias.sticky.as_ref().and_then(key_of);
                 if let Some(s) = alias.shadow {
                     if rand::random_range(0..100) < s.percent {
@@ -216,6 +218,7 @@ impl Scheduler {
             .map(|s| Resolved {
                 slot: s.clone(),
                 shadow,
+                alias: alias_named,
             })
             .ok_or(Unresolved::NoVersion { serving })
     }

@@ -82,10 +82,7 @@ impl Instance for Echo {
             self.gauge.max.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             self.gauge.now.fetch_sub(1, Ordering::SeqCst);
-            Ok(InvocationOutput {
-                body: inv.body,
-                content_type: "text/plain",
-            })
+            Ok(InvocationOutput::new(inv.body, "text/plain"))
         })
     }
 

@@ -7,8 +7,23 @@ pub mod cost;
 pub mod lambda_lines;
 pub mod logs;
 pub mod records;
+mod text;
 pub mod time;
 
 pub use lambda_lines::LambdaLines;
 pub use logs::{LogQuery, LogRecord, LogStore};
-pub use records::{InvocationRecord, Observers, RecordQuery, RecordStore, Recorder, Retention};
+pub use records::{InvocationRecord, RecordQuery, RecordStore, Recorder, Retention};
+
+use modelfn_core::{InvocationObserver, Observed, Phase};
+use std::sync::Arc;
+
+/// Several observers, each told every event in turn.
+pub struct Observers(pub Vec<Arc<dyn InvocationObserver>>);
+
+impl InvocationObserver for Observers {
+    fn observe(&self, who: &Observed<'_>, phase: Phase<'_>) {
+        for o in &self.0 {
+            o.observe(who, phase);
+        }
+    }
+}

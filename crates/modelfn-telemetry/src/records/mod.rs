@@ -10,15 +10,21 @@
 //! past the retention age or the total size. Queries scan segments newest first. Why
 //! files and not the registry database: see ARCHITECTURE.md.
 
-use crate::time::now_ms;
-use modelfn_core::{InvocationObserver, InvokeError, Observed, Outcome, Phase};
+mod recorder;
+mod writer;
+
+pub use recorder::Recorder;
+
+use modelfn_core::Outcome;
+use recorder::Pending;
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufWriter, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use writer::{last_seq, segments, Writer};
 
 /// Records waiting for the writer at most: a third of a second at 100,000 a second, 30
 /// times what arrives between two drains (the queue's slots are allocated up front, about
@@ -31,7 +37,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// A segment is closed at this size (or when the hour changes).
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest error message kept in a record.
-const MAX_ERROR: usize = 512;
+pub(crate) const MAX_ERROR: usize = 512;
 
 /// One invocation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +48,15 @@ pub struct InvocationRecord {
     pub request_id: String,
     pub function: String,
     pub version: u64,
+    /// The front door it came through (`native`, `lambda`, … `internal`).
+    #[serde(default = "internal")]
+    pub door: String,
+    /// The alias the caller named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// The access key that authenticated it (`admin` for the admin token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// When it arrived, Unix ms.
     pub start_ms: i64,
     pub queue_wait_ms: f64,
@@ -55,9 +70,16 @@ pub struct InvocationRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_used_mb: Option<u64>,
     pub cold: bool,
+    /// Rows in the model batch it ran in (models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_rows: Option<u32>,
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+fn internal() -> String {
+    "internal".into()
 }
 
 /// Which records to read.
@@ -242,389 +264,10 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-/// Segment files, oldest first, with when each was last written (Unix ms).
-fn segments(dir: &Path) -> Vec<(PathBuf, i64)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(PathBuf, i64, u64)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let path = e.path();
-            let first: u64 = path
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".jsonl")?
-                .parse()
-                .ok()?;
-            let modified = e.metadata().ok()?.modified().ok()?;
-            let ms = modified
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            Some((path, ms, first))
-        })
-        .collect();
-    // Named by their first record's number: that is their order.
-    out.sort_by_key(|(_, _, first)| *first);
-    out.into_iter().map(|(p, ms, _)| (p, ms)).collect()
-}
-
-/// The highest record number on disk (0 with none), so numbers go on after a restart.
-fn last_seq(dir: &Path) -> u64 {
-    let Some((path, _)) = segments(dir).pop() else {
-        return 0;
-    };
-    let Ok(f) = std::fs::File::open(&path) else {
-        return 0;
-    };
-    std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str::<InvocationRecord>(&l).ok())
-        .map(|r| r.seq)
-        .max()
-        .unwrap_or(0)
-}
-
-struct Segment {
-    out: BufWriter<std::fs::File>,
-    bytes: u64,
-    hour: i64,
-}
-
-struct Writer {
-    dir: PathBuf,
-    retention: Retention,
-    counters: Arc<RecordCounters>,
-    seq: u64,
-    file: Option<Segment>,
-    /// The line being made, reused.
-    line: Vec<u8>,
-}
-
-impl Writer {
-    /// Wakes every [`DRAIN_EVERY`] and takes what is queued. It never blocks on the
-    /// queue: a sender then never has a sleeping writer to wake (a system call per record
-    /// at tens of thousands a second).
-    fn run(mut self, rx: Receiver<Pending>) {
-        let mut last_flush = Instant::now();
-        let mut last_sweep = Instant::now();
-        self.sweep();
-        loop {
-            std::thread::sleep(DRAIN_EVERY);
-            let hour = now_ms() / 3_600_000;
-            loop {
-                match rx.try_recv() {
-                    Ok(p) => self.write(&p, hour),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        self.flush();
-                        return;
-                    }
-                }
-            }
-            if last_flush.elapsed() >= FLUSH_EVERY {
-                self.flush();
-                last_flush = Instant::now();
-            }
-            if last_sweep.elapsed() >= Duration::from_secs(60) {
-                self.sweep();
-                last_sweep = Instant::now();
-            }
-        }
-    }
-
-    fn write(&mut self, p: &Pending, hour: i64) {
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
-        p.encode(self.seq, &mut line);
-        self.append(&line, hour);
-        self.line = line;
-    }
-
-    fn append(&mut self, line: &[u8], hour: i64) {
-        let rotate = self
-            .file
-            .as_ref()
-            .is_none_or(|f| f.hour != hour || f.bytes + line.len() as u64 > SEGMENT_BYTES);
-        if rotate {
-            self.flush();
-            // Each new segment is a moment to keep within the size too: at 90,000 records
-            // a second one fills in seconds, faster than the minute's sweep.
-            if self.file.is_some() {
-                self.sweep();
-            }
-            let path = self.dir.join(format!("{:020}.jsonl", self.seq));
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-            {
-                Ok(f) => {
-                    self.file = Some(Segment {
-                        out: BufWriter::with_capacity(256 * 1024, f),
-                        bytes: 0,
-                        hour,
-                    })
-                }
-                Err(e) => {
-                    tracing_free_warn(&format!("invocation records: {}: {e}", path.display()));
-                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-        }
-        if let Some(f) = self.file.as_mut() {
-            if f.out.write_all(line).is_ok() {
-                f.bytes += line.len() as u64;
-                self.seq += 1;
-                self.counters.written.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some(f) = self.file.as_mut() {
-            let _ = f.out.flush();
-        }
-    }
-
-    /// Removes whole segments past the age, then the oldest past the size (never the
-    /// one being written). Runs at start, every minute and at each new segment.
-    fn sweep(&mut self) {
-        let all = segments(&self.dir);
-        let current = all.last().map(|(p, _)| p.clone());
-        let too_old = now_ms() - self.retention.max_age.as_millis() as i64;
-        let mut total: u64 = all
-            .iter()
-            .filter_map(|(p, _)| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        for (path, modified) in all {
-            if Some(&path) == current.as_ref() {
-                break;
-            }
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let expired = modified < too_old || total > self.retention.max_bytes;
-            if expired && std::fs::remove_file(&path).is_ok() {
-                total = total.saturating_sub(size);
-            }
-        }
-    }
-}
-
-/// The writer thread has no tracing subscriber of its own to rely on; stderr is enough.
-fn tracing_free_warn(msg: &str) {
-    eprintln!("modelfn: {msg}");
-}
-
-/// The observer that makes a record of every invocation.
-pub struct Recorder {
-    store: Arc<RecordStore>,
-}
-
-impl Recorder {
-    pub fn new(store: Arc<RecordStore>) -> Self {
-        Recorder { store }
-    }
-}
-
-fn error_text(e: &InvokeError) -> String {
-    let mut s = e.to_string();
-    if s.len() > MAX_ERROR {
-        let cut = (0..=MAX_ERROR)
-            .rev()
-            .find(|i| s.is_char_boundary(*i))
-            .unwrap_or(0);
-        s.truncate(cut);
-    }
-    s
-}
-
-/// Text kept inline when short, so that a record costs the request path no allocation
-/// (nor the writer thread a free of another thread's memory); boxed when long.
-enum Text {
-    Inline { len: u8, buf: [u8; 64] },
-    Boxed(Box<str>),
-}
-
-impl Text {
-    fn new(s: &str) -> Text {
-        match u8::try_from(s.len()) {
-            Ok(len) if s.len() <= 64 => {
-                let mut buf = [0u8; 64];
-                buf[..s.len()].copy_from_slice(s.as_bytes());
-                Text::Inline { len, buf }
-            }
-            _ => Text::Boxed(s.into()),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // A whole `&str` was copied in, so its bytes are UTF-8.
-            Text::Inline { len, buf } => {
-                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
-            }
-            Text::Boxed(b) => b,
-        }
-    }
-}
-
-/// A record as queued: what the request path knows, unformatted.
-struct Pending {
-    request_id: Text,
-    function: Text,
-    version: u64,
-    start_ms: i64,
-    queue_wait: Duration,
-    init: Option<Duration>,
-    run: Duration,
-    billed_ms: u64,
-    memory_mb: u32,
-    max_memory_used_mb: Option<u64>,
-    cold: bool,
-    outcome: Outcome,
-    error: Option<String>,
-}
-
-impl Pending {
-    /// The record as one JSON line, numbered `seq`: what [`InvocationRecord`] reads,
-    /// written field by field (no intermediate strings; milliseconds to the microsecond).
-    fn encode(&self, seq: u64, out: &mut Vec<u8>) {
-        let ms = |out: &mut Vec<u8>, d: Duration| {
-            let us = d.as_micros();
-            let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
-        };
-        let text = |out: &mut Vec<u8>, s: &str| {
-            let _ = serde_json::to_writer(&mut *out, s);
-        };
-        let _ = write!(out, "{{\"seq\":{seq},\"request_id\":");
-        text(out, self.request_id.as_str());
-        out.extend_from_slice(b",\"function\":");
-        text(out, self.function.as_str());
-        let _ = write!(
-            out,
-            ",\"version\":{},\"start_ms\":{},\"queue_wait_ms\":",
-            self.version, self.start_ms
-        );
-        ms(out, self.queue_wait);
-        if let Some(init) = self.init {
-            out.extend_from_slice(b",\"init_ms\":");
-            ms(out, init);
-        }
-        out.extend_from_slice(b",\"duration_ms\":");
-        ms(out, self.run);
-        let _ = write!(
-            out,
-            ",\"billed_ms\":{},\"memory_mb\":{}",
-            self.billed_ms, self.memory_mb
-        );
-        if let Some(m) = self.max_memory_used_mb {
-            let _ = write!(out, ",\"max_memory_used_mb\":{m}");
-        }
-        let _ = write!(
-            out,
-            ",\"cold\":{},\"outcome\":\"{}\"",
-            self.cold,
-            self.outcome.as_str()
-        );
-        if let Some(e) = &self.error {
-            out.extend_from_slice(b",\"error\":");
-            text(out, e);
-        }
-        out.extend_from_slice(b"}\n");
-    }
-}
-
-impl From<InvocationRecord> for Pending {
-    fn from(r: InvocationRecord) -> Pending {
-        let d = |ms: f64| Duration::from_secs_f64(ms.max(0.0) / 1e3);
-        Pending {
-            request_id: Text::new(&r.request_id),
-            function: Text::new(&r.function),
-            version: r.version,
-            start_ms: r.start_ms,
-            queue_wait: d(r.queue_wait_ms),
-            init: r.init_ms.map(d),
-            run: d(r.duration_ms),
-            billed_ms: r.billed_ms,
-            memory_mb: r.memory_mb,
-            max_memory_used_mb: r.max_memory_used_mb,
-            cold: r.cold,
-            outcome: r.outcome,
-            error: r.error,
-        }
-    }
-}
-
-impl InvocationObserver for Recorder {
-    fn observe(&self, who: &Observed<'_>, phase: Phase<'_>) {
-        let now = now_ms();
-        let pending = match phase {
-            Phase::Start => return,
-            Phase::NotRun(e) => Pending {
-                request_id: Text::new(who.request_id),
-                function: Text::new(who.function),
-                version: who.version,
-                start_ms: now,
-                queue_wait: Duration::ZERO,
-                init: None,
-                run: Duration::ZERO,
-                billed_ms: 0,
-                memory_mb: who.memory_mb,
-                max_memory_used_mb: None,
-                cold: false,
-                outcome: Outcome::of_error(e),
-                error: Some(error_text(e)),
-            },
-            Phase::Ran {
-                report,
-                max_memory_used_mb,
-                error,
-                ..
-            } => {
-                let took =
-                    report.queue_wait + report.init_duration.unwrap_or_default() + report.duration;
-                Pending {
-                    request_id: Text::new(who.request_id),
-                    function: Text::new(who.function),
-                    version: who.version,
-                    start_ms: now - took.as_millis() as i64,
-                    queue_wait: report.queue_wait,
-                    init: report.init_duration,
-                    run: report.duration,
-                    // As Lambda bills: rounded up to the millisecond.
-                    billed_ms: report.duration.as_micros().div_ceil(1000).max(1) as u64,
-                    memory_mb: who.memory_mb,
-                    max_memory_used_mb,
-                    cold: report.cold_start,
-                    outcome: error.map_or(Outcome::Success, Outcome::of_error),
-                    error: error.map(error_text),
-                }
-            }
-        };
-        self.store.queue_pending(pending);
-    }
-}
-
-/// Several observers, each told every event in turn.
-pub struct Observers(pub Vec<Arc<dyn InvocationObserver>>);
-
-impl InvocationObserver for Observers {
-    fn observe(&self, who: &Observed<'_>, phase: Phase<'_>) {
-        for o in &self.0 {
-            o.observe(who, phase);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::now_ms;
 
     fn record(function: &str, id: &str, outcome: Outcome) -> InvocationRecord {
         InvocationRecord {
@@ -632,6 +275,9 @@ mod tests {
             request_id: id.into(),
             function: function.into(),
             version: 1,
+            door: "native".into(),
+            alias: None,
+            key_id: Some("AKIDEXAMPLE".into()),
             start_ms: now_ms(),
             queue_wait_ms: 0.1,
             init_ms: None,
@@ -640,6 +286,7 @@ mod tests {
             memory_mb: 128,
             max_memory_used_mb: None,
             cold: false,
+            batch_rows: Some(3),
             outcome,
             error: None,
         }

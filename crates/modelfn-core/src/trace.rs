@@ -1,0 +1,202 @@
+//! An invocation's trace identity: its trace id and the caller's span (from a W3C
+//! `traceparent` or an `X-Amzn-Trace-Id`, as [`crate::invocation::trace_header`] keeps
+//! them), or, when the caller sent none, ids derived from the request id. The ids of the
+//! spans modelfn makes are derived the same way, so a trace reads the same whenever it is
+//! built, and a code function's `_X_AMZN_TRACE_ID` names the span that ran it.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// The numbers of modelfn's spans in an invocation's trace (see [`TraceIds::span_id`]).
+pub mod span {
+    pub const ROOT: u64 = 0;
+    pub const AUTHENTICATE: u64 = 1;
+    pub const ROUTE: u64 = 2;
+    pub const QUEUE: u64 = 3;
+    pub const INSTANCE_START: u64 = 4;
+    pub const MODEL_LOAD: u64 = 5;
+    pub const RUN: u64 = 6;
+    pub const BATCH: u64 = 7;
+}
+
+/// Who an invocation's trace belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIds {
+    pub trace_id: [u8; 16],
+    /// The caller's span, the parent of modelfn's root span.
+    pub caller_span: Option<[u8; 8]>,
+    /// Whether the caller sampled the trace (`None`: it did not say, or sent no trace).
+    pub caller_sampled: Option<bool>,
+    /// Seed of the span ids (from the request id).
+    seed: u64,
+}
+
+impl TraceIds {
+    /// The ids of an invocation with `trace` (Lambda's form, `Root=1-…;Parent=…;Sampled=…`)
+    /// and `request_id`.
+    pub fn of(trace: Option<&str>, request_id: &str) -> TraceIds {
+        let seed = hash(request_id, 0);
+        if let Some(ids) = trace.and_then(|t| parse(t, seed)) {
+            return ids;
+        }
+        // A request id is a version-4 UUID: its 32 hex digits are random enough.
+        let mut trace_id = [0u8; 16];
+        let mut digits = request_id.bytes().filter(u8::is_ascii_hexdigit);
+        let mut n = 0;
+        for byte in trace_id.iter_mut() {
+            match (digits.next(), digits.next()) {
+                (Some(h), Some(l)) => {
+                    *byte = (nibble(h) << 4) | nibble(l);
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        if n < 16 || trace_id.iter().all(|b| *b == 0) {
+            trace_id[..8].copy_from_slice(&hash(request_id, 1).to_be_bytes());
+            trace_id[8..].copy_from_slice(&hash(request_id, 2).to_be_bytes());
+        }
+        TraceIds {
+            trace_id,
+            caller_span: None,
+            caller_sampled: None,
+            seed,
+        }
+    }
+
+    /// The id of modelfn's span number `k` (0 is the invocation's root span). Never zero.
+    pub fn span_id(&self, k: u64) -> [u8; 8] {
+        let id = splitmix64(self.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        id.max(1).to_be_bytes()
+    }
+
+    /// The low 8 bytes of the trace id, as OpenTelemetry's ratio sampler reads them.
+    pub fn sample_key(&self) -> u64 {
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&self.trace_id[8..]);
+        u64::from_be_bytes(low)
+    }
+
+    pub fn trace_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+
+    /// Lambda's trace header for a code function run under span `span`:
+    /// `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>`.
+    pub fn lambda_header(&self, span: [u8; 8], sampled: bool) -> String {
+        let t = self.trace_hex();
+        format!(
+            "Root=1-{}-{};Parent={};Sampled={}",
+            &t[..8],
+            &t[8..],
+            hex(&span),
+            u8::from(sampled)
+        )
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+fn nibble(h: u8) -> u8 {
+    match h {
+        b'0'..=b'9' => h - b'0',
+        b'a'..=b'f' => h - b'a' + 10,
+        b'A'..=b'F' => h - b'A' + 10,
+        _ => 0,
+    }
+}
+
+fn hash(s: &str, salt: u64) -> u64 {
+    // SipHash with fixed keys: the same on every node and run.
+    let mut h = DefaultHasher::new();
+    salt.hash(&mut h);
+    s.hash(&mut h);
+    h.finish()
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Reads `Root=1-<8 hex>-<24 hex>[;Parent=<16 hex>][;Sampled=<0|1>]`.
+fn parse(trace: &str, seed: u64) -> Option<TraceIds> {
+    let mut root = None;
+    let mut parent = None;
+    let mut sampled = None;
+    for part in trace.split(';') {
+        match part.trim().split_once('=') {
+            Some(("Root", v)) => root = Some(v),
+            Some(("Parent", v)) => parent = Some(v),
+            Some(("Sampled", "1")) => sampled = Some(true),
+            Some(("Sampled", "0")) => sampled = Some(false),
+            _ => {}
+        }
+    }
+    let root = root?.strip_prefix("1-")?;
+    let (time, rest) = root.split_once('-')?;
+    let digits: Vec<u8> = time.bytes().chain(rest.bytes()).collect();
+    if time.len() != 8 || digits.len() != 32 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut trace_id = [0u8; 16];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        trace_id[i] = (nibble(pair[0]) << 4) | nibble(pair[1]);
+    }
+    let caller_span = parent
+        .filter(|p| p.len() == 16 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|p| {
+            let mut span = [0u8; 8];
+            for (i, pair) in p.as_bytes().chunks(2).enumerate() {
+                span[i] = (nibble(pair[0]) << 4) | nibble(pair[1]);
+            }
+            span
+        });
+    Some(TraceIds {
+        trace_id,
+        caller_span,
+        caller_sampled: sampled,
+        seed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callers_trace_is_kept_and_a_request_id_makes_one() {
+        let t = TraceIds::of(
+            Some("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"),
+            "r1",
+        );
+        assert_eq!(t.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            t.caller_span.map(|s| hex(&s)).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_eq!(t.caller_sampled, Some(true));
+
+        let id = "0b7f4d7e-9a35-4a3c-9f7e-2c1d6f0e8a11";
+        let t = TraceIds::of(None, id);
+        assert_eq!(t.trace_hex(), "0b7f4d7e9a354a3c9f7e2c1d6f0e8a11");
+        assert_eq!((t.caller_span, t.caller_sampled), (None, None));
+        // Span ids are stable, distinct and never zero; a short id still makes a trace.
+        assert_eq!(t.span_id(3), TraceIds::of(None, id).span_id(3));
+        assert_ne!(t.span_id(0), t.span_id(1));
+        let short = TraceIds::of(Some("garbage"), "test-event");
+        assert_ne!(short.trace_id, [0; 16]);
+        assert!(t
+            .lambda_header(t.span_id(0), true)
+            .starts_with("Root=1-0b7f4d7e-9a354a3c9f7e2c1d6f0e8a11;Parent="));
+    }
+}
