@@ -1,7 +1,8 @@
 //! Telemetry: the invocation log store (function output); [`LambdaLines`], the observer
 //! of the scheduler's invocations that writes Lambda's START/END/REPORT lines;
 //! [`records`], a record of every invocation and the [`Recorder`] observer that makes
-//! them; [`cost`], what recorded usage would cost on Lambda.
+//! them; [`traces`], the [`Tracer`] that keeps traces of invocations and exports them
+//! over OTLP; [`cost`], what recorded usage would cost on Lambda.
 
 pub mod cost;
 pub mod lambda_lines;
@@ -9,10 +10,12 @@ pub mod logs;
 pub mod records;
 mod text;
 pub mod time;
+pub mod traces;
 
 pub use lambda_lines::LambdaLines;
 pub use logs::{LogQuery, LogRecord, LogStore};
 pub use records::{InvocationRecord, RecordQuery, RecordStore, Recorder, Retention};
+pub use traces::{OtlpConfig, TraceConfig, TraceView, Tracer};
 
 use modelfn_core::{InvocationObserver, Observed, Phase};
 use std::sync::Arc;

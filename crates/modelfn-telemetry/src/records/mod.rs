@@ -10,7 +10,7 @@
 //! past the retention age or the total size. Queries scan segments newest first. Why
 //! files and not the registry database: see ARCHITECTURE.md.
 
-mod recorder;
+pub(crate) mod recorder;
 mod writer;
 
 pub use recorder::Recorder;
