@@ -197,10 +197,7 @@ impl ControlPlane {
     }
 
     /// The key an `x-api-key` value belongs to, if any.
-    pub(crate) async fn api_key_owner(
-        &self,
-        presented: &str,
-    ) -> Result<Option<String>, ControlError> {
+    pub async fn api_key_owner(&self, presented: &str) -> Result<Option<String>, ControlError> {
         if presented.is_empty() {
             return Ok(None);
         }
@@ -213,11 +210,6 @@ impl ControlPlane {
             self.remember_api_key(hash, id.clone());
         }
         Ok(owner)
-    }
-
-    /// Whether `presented` (an `x-api-key` value) is the API key of a modelfn key.
-    pub async fn api_key_valid(&self, presented: &str) -> Result<bool, ControlError> {
-        Ok(self.api_key_owner(presented).await?.is_some())
     }
 
     /// The secret of an access key, to verify a signature (`None`: no such key, or its

@@ -74,6 +74,7 @@ pub async fn authenticate(
     body: &[u8],
     request_id: &str,
 ) -> Result<(), Box<Response>> {
+    let started = std::time::Instant::now();
     check_signature(
         state,
         access.service,
@@ -85,6 +86,7 @@ pub async fn authenticate(
     )
     .await
     .map_err(Box::new)?;
+    crate::request::authenticated(started, access_key_id(headers).as_deref());
     if access.manage {
         return may_manage(state, headers, request_id).await;
     }

@@ -278,7 +278,7 @@ pub async fn invoke(
     let tail = headers.get("x-amz-log-type").and_then(|v| v.to_str().ok()) == Some("Tail");
     let t0 = std::time::Instant::now();
     let mut ran = None;
-    let mut resp = match state.scheduler.invoke_resolved(&target, inv).await {
+    let mut resp = match crate::front::invoke(&state, &target, inv).await {
         Ok((output, report)) => {
             ran = Some(report.clone());
             let mut r = (StatusCode::OK, output.body).into_response();

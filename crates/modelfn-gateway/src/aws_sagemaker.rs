@@ -113,7 +113,7 @@ pub async fn invoke_endpoint(
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
     let inv = Invocation::new(request_id.clone(), body, content_type)
         .with_format(ResponseFormat::SageMaker);
-    let mut resp = match state.scheduler.invoke_resolved(&target, inv).await {
+    let mut resp = match crate::front::invoke(&state, &target, inv).await {
         Ok((output, report)) => {
             let mut r = (StatusCode::OK, output.body).into_response();
             r.headers_mut().insert(

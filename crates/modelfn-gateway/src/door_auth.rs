@@ -46,17 +46,21 @@ pub async fn admit(
         .and_then(|f| state.scheduler.spec(f))
         .map(|s| s.manifest.access.native)
         .unwrap_or_default();
+    let started = std::time::Instant::now();
     let refused = match state.config.invoke_auth.max(function_needs) {
-        DoorAuth::None => None,
+        DoorAuth::None => return Ok(()),
         DoorAuth::Key => {
             let presented = headers
                 .get("x-api-key")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            match state.control.api_key_valid(presented).await? {
-                true => None,
-                false if presented.is_empty() => Some("this function requires an API key: send it as x-api-key (`modelfn keys create NAME` makes one)"),
-                false => Some("the x-api-key is not the API key of a modelfn access key"),
+            match state.control.api_key_owner(presented).await? {
+                Some(key) => {
+                    crate::request::authenticated(started, Some(&key));
+                    None
+                }
+                None if presented.is_empty() => Some("this function requires an API key: send it as x-api-key (`modelfn keys create NAME` makes one)"),
+                None => Some("the x-api-key is not the API key of a modelfn access key"),
             }
         }
         DoorAuth::Token => {
@@ -67,6 +71,7 @@ pub async fn admit(
                 .map(str::trim)
                 .unwrap_or("");
             if constant_time_eq(given.as_bytes(), state.config.admin_token.as_bytes()) {
+                crate::request::authenticated(started, Some("admin"));
                 None
             } else {
                 Some("this server requires the admin token on invocations (`Authorization: Bearer <token>`)")
@@ -82,8 +87,13 @@ pub async fn admit(
 /// Checks an `x-api-key` against the usage plans of `target`; answers the refusal
 /// (403, or 429 with `Retry-After`) when the request may not go on.
 pub async fn admit_key(state: &AppState, target: &str, presented: &str) -> Option<Response> {
+    let started = std::time::Instant::now();
     match state.control.admit_key(target, presented).await {
-        Ok(modelfn_control::plans::Admission::Allowed) => None,
+        Ok(modelfn_control::plans::Admission::Allowed) => {
+            let key = state.control.api_key_owner(presented).await.ok().flatten();
+            crate::request::authenticated(started, key.as_deref());
+            None
+        }
         Ok(modelfn_control::plans::Admission::Forbidden(why)) => Some(crate::error::message(
             StatusCode::FORBIDDEN,
             &format!("Forbidden: {why}"),

@@ -48,9 +48,15 @@ impl EventQueue {
         &self,
         scheduler: Arc<Scheduler>,
         target: Resolved,
-        inv: Invocation,
+        mut inv: Invocation,
     ) -> Result<(), Refused> {
         let n = inv.body.len();
+        // Queued: its trace starts when it runs, but it keeps who sent it.
+        inv.origin = modelfn_core::Origin {
+            door: "event",
+            key_id: crate::request::origin().key_id,
+            ..Default::default()
+        };
         let name = target.spec().manifest.name.to_string();
         let key = name.clone();
         self.spawn(&key, n, async move {

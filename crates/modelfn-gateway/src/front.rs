@@ -66,3 +66,21 @@ pub fn not_found(r: &FunctionRef, why: &Unresolved, message: String) -> crate::A
         ),
     }
 }
+
+/// Runs `inv` on the version `target` resolved to, stamped with where the request came
+/// from (its door, the key that authenticated it, when it was received and
+/// authenticated), for its record, metrics and trace.
+pub async fn invoke(
+    state: &AppState,
+    target: &Resolved,
+    mut inv: modelfn_core::Invocation,
+) -> Result<
+    (
+        modelfn_core::InvocationOutput,
+        modelfn_core::InvocationReport,
+    ),
+    InvokeError,
+> {
+    inv.origin = crate::request::origin();
+    state.scheduler.invoke_resolved(target, inv).await
+}

@@ -1,8 +1,12 @@
 //! Requests by front door and status class, counted where every request passes (the
 //! front door's service, `serve`): the door is read from the path's prefix and the
-//! count is one relaxed atomic add in a fixed table, no lock and no allocation.
+//! count is one relaxed atomic add in a fixed table, no lock and no allocation. Requests
+//! by access key (those a key authenticated) and by API route are counted too, in tables
+//! that grow once per new key or route (a read lock and an add after that).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
 
 /// The front doors, as the metrics name them.
 pub const DOORS: [&str; 9] = [
@@ -58,6 +62,78 @@ pub fn count(door: usize, status: u16) {
     }
 }
 
+/// Counts by status class.
+type Classes = [AtomicU64; CLASSES.len()];
+
+/// Series at most per table: past it, new keys or routes count as `other`.
+const MAX_SERIES: usize = 10_000;
+
+/// Counts by a name that is not known in advance (a key id, a route).
+struct Named(LazyLock<RwLock<HashMap<Arc<str>, Arc<Classes>>>>);
+
+static KEYS: Named = Named(LazyLock::new(Default::default));
+static ROUTES: Named = Named(LazyLock::new(Default::default));
+
+impl Named {
+    fn count(&self, name: &str, status: u16) {
+        let class = usize::from(status / 100).clamp(1, CLASSES.len()) - 1;
+        let found = self
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let row = match found {
+            Some(row) => row,
+            None => {
+                let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+                let name = if map.len() >= MAX_SERIES && !map.contains_key(name) {
+                    "other"
+                } else {
+                    name
+                };
+                map.entry(Arc::from(name)).or_default().clone()
+            }
+        };
+        row[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Vec<(String, &'static str, u64)> {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, &'static str, u64)> = map
+            .iter()
+            .flat_map(|(name, row)| {
+                CLASSES
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(c, n)| (name.to_string(), *c, n.load(Ordering::Relaxed)))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Counts one request a key authenticated.
+pub fn count_key(key: &str, status: u16) {
+    KEYS.count(key, status);
+}
+
+/// Counts one request of an API route, named `api stage METHOD /path`.
+pub fn count_route(route: &str, status: u16) {
+    ROUTES.count(route, status);
+}
+
+/// `(key, class, count)` for every key seen.
+pub fn key_snapshot() -> Vec<(String, &'static str, u64)> {
+    KEYS.snapshot()
+}
+
+/// `(route, class, count)` for every route called.
+pub fn route_snapshot() -> Vec<(String, &'static str, u64)> {
+    ROUTES.snapshot()
+}
+
 /// `(door, class, count)` for every pair.
 pub fn snapshot() -> Vec<(&'static str, &'static str, u64)> {
     let mut out = Vec::with_capacity(DOORS.len() * CLASSES.len());
@@ -72,6 +148,19 @@ pub fn snapshot() -> Vec<(&'static str, &'static str, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_counted_by_class() {
+        count_key("AKIDTEST1", 200);
+        count_key("AKIDTEST1", 200);
+        count_key("AKIDTEST1", 429);
+        let mine: Vec<_> = key_snapshot()
+            .into_iter()
+            .filter(|(k, _, n)| k == "AKIDTEST1" && *n > 0)
+            .map(|(_, c, n)| (c, n))
+            .collect();
+        assert_eq!(mine, [("2xx", 2), ("4xx", 1)]);
+    }
 
     #[test]
     fn paths_name_their_doors() {

@@ -112,9 +112,7 @@ async fn run(
     let name = target.name.as_str();
     let request_id = inv.request_id.clone();
     let result = match resolved {
-        Ok(resolved) => state
-            .scheduler
-            .invoke_resolved(&resolved, inv)
+        Ok(resolved) => crate::front::invoke(state, &resolved, inv)
             .await
             .map_err(ApiError::from),
         Err((why, message)) => Err(crate::front::not_found(target, &why, message)),

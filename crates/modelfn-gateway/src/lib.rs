@@ -116,6 +116,8 @@ pub struct AppContext {
     pub logs: Arc<modelfn_telemetry::LogStore>,
     /// Every invocation's record (`None` when `records = false`).
     pub records: Option<Arc<modelfn_telemetry::RecordStore>>,
+    /// The traces kept (`None` when `traces = false`).
+    pub tracer: Option<Arc<modelfn_telemetry::Tracer>>,
     /// Compiled APIs by name, kept by the control plane's reconciler.
     pub apis: Arc<apis::CompiledApis>,
     /// Set once the registry has been restored and the server takes traffic.
@@ -144,6 +146,8 @@ pub fn router(state: AppState) -> Router {
             get(admin::invocations::list),
         )
         .route("/v1/cost", get(admin::invocations::cost))
+        .route("/v1/traces", get(admin::traces::list))
+        .route("/v1/traces/{request_id}", get(admin::traces::show))
         .route("/v1/dashboard/series", get(dashboard::series))
         .route("/v1/stats", get(metrics::stats))
         .route(

@@ -68,7 +68,7 @@ fn gauge(m: &mut MetricEncoder<'_>, v: &u64) -> Result<(), Error> {
 }
 
 fn histogram(m: &mut MetricEncoder<'_>, h: &HistogramSnapshot) -> Result<(), Error> {
-    m.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets, None)
+    m.encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
 }
 
 impl Collector for SchedulerCollector {
@@ -133,6 +133,20 @@ impl Collector for SchedulerCollector {
         }
         family(
             e,
+            "modelfn_model_batch_rows",
+            "Rows in the model batch each request ran in (models only).",
+            MetricType::Histogram,
+            &all,
+            |v| {
+                (v.batch_rows.count > 0)
+                    .then(|| (vec![], v.batch_rows.clone()))
+                    .into_iter()
+                    .collect()
+            },
+            histogram,
+        )?;
+        family(
+            e,
             "modelfn_function_concurrent_executions",
             "Invocations admitted and not finished.",
             MetricType::Gauge,
@@ -188,6 +202,26 @@ impl Collector for SchedulerCollector {
                 counter(&mut m.encode_family(&labels)?, &n)?;
             }
         }
+        for (name, help, label, rows) in [
+            (
+                "modelfn_http_key_requests",
+                "Requests an access key authenticated, by key id and status class.",
+                "key",
+                crate::http_metrics::key_snapshot(),
+            ),
+            (
+                "modelfn_http_route_requests",
+                "Requests of API routes, by route (`api stage METHOD /path`) and status class.",
+                "route",
+                crate::http_metrics::route_snapshot(),
+            ),
+        ] {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (what, class, n) in rows {
+                let labels = [(label, what.as_str()), ("class", class)];
+                counter(&mut m.encode_family(&labels)?, &n)?;
+            }
+        }
         family(
             e,
             "modelfn_function_latest",
@@ -227,12 +261,53 @@ impl Collector for RecordsCollector {
     }
 }
 
-/// The registry a scrape encodes: the scheduler's collector, and the records'.
+/// The tracer's own health.
+#[derive(Debug)]
+struct TracesCollector(Arc<modelfn_telemetry::traces::TraceCounters>);
+
+impl Collector for TracesCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), Error> {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let c = &self.0;
+        for (name, help, value) in [
+            (
+                "modelfn_traces_kept",
+                "Invocations traced (kept in memory, and exported when OTLP is on).",
+                load(&c.kept),
+            ),
+            (
+                "modelfn_traces_exported_spans",
+                "Spans the OTLP collector accepted.",
+                load(&c.spans_exported),
+            ),
+            (
+                "modelfn_traces_export_dropped",
+                "Traces not exported because the export queue was full.",
+                load(&c.export_dropped),
+            ),
+            (
+                "modelfn_traces_export_failures",
+                "OTLP export requests that failed.",
+                load(&c.export_failed),
+            ),
+        ] {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            counter(&mut m, &value)?;
+        }
+        Ok(())
+    }
+}
+
+/// The registry a scrape encodes: the scheduler's collector, the records' and the
+/// tracer's.
 fn registry(state: &AppState) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(SchedulerCollector(state.scheduler.clone())));
     if let Some(records) = &state.records {
         r.register_collector(Box::new(RecordsCollector(records.counters.clone())));
+    }
+    if let Some(t) = &state.tracer {
+        r.register_collector(Box::new(TracesCollector(t.counters.clone())));
     }
     r
 }

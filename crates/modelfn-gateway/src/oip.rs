@@ -299,7 +299,7 @@ async fn run_infer(
     };
     let inv = Invocation::new(crate::request::request_id(), rows, Some("application/json"))
         .with_format(ResponseFormat::OpenInference);
-    match state.scheduler.invoke_resolved(&target, inv).await {
+    match crate::front::invoke(&state, &target, inv).await {
         Ok((output, report)) => {
             let mut v: Value =
                 serde_json::from_slice(&output.body).unwrap_or(json!({"outputs": []}));
@@ -384,7 +384,7 @@ pub async fn v1_predict(
         Err(r) => return *r,
     };
     let inv = Invocation::new(crate::request::request_id(), body, Some("application/json"));
-    match state.scheduler.invoke_resolved(&target, inv).await {
+    match crate::front::invoke(&state, &target, inv).await {
         Ok((output, _)) => {
             // One row answers {"prediction": ...}; V1 always answers a list.
             let v: Value = serde_json::from_slice(&output.body).unwrap_or(Value::Null);

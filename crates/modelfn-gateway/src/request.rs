@@ -1,9 +1,70 @@
-//! What every door does first with a request: a request id, the caller's trace, and the
-//! function a reference names (a name, `name:qualifier`, a partial or a full ARN).
+//! What every door does first with a request: a request id, the caller's trace, where it
+//! came from (door, key, when received and authenticated), and the function a reference
+//! names (a name, `name:qualifier`, a partial or a full ARN).
+
+use modelfn_core::Origin;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the front door knows of the request being served on this task, and what its door
+/// learns on the way (who authenticated it, and when).
+pub(crate) struct RequestContext {
+    id: String,
+    /// An index into [`crate::http_metrics::DOORS`].
+    door: usize,
+    received: Instant,
+    auth: Cell<Option<(Instant, Instant)>>,
+    key: RefCell<Option<Arc<str>>>,
+}
+
+impl RequestContext {
+    pub(crate) fn new(id: String, door: usize) -> Self {
+        RequestContext {
+            id,
+            door,
+            received: Instant::now(),
+            auth: Cell::new(None),
+            key: RefCell::new(None),
+        }
+    }
+
+    /// The key that authenticated the request, if one did.
+    pub(crate) fn key(self) -> Option<Arc<str>> {
+        self.key.into_inner()
+    }
+}
 
 tokio::task_local! {
-    /// The id the front door gave the request being served on this task.
-    static REQUEST_ID: String;
+    /// The request being served on this task.
+    static REQUEST: RequestContext;
+}
+
+/// Notes that the request was authenticated from `started` to now, by `key` (an access
+/// key id, `admin` for the admin token; `None` when no key was asked for).
+pub(crate) fn authenticated(started: Instant, key: Option<&str>) {
+    let _ = REQUEST.try_with(|r| {
+        r.auth.set(Some((started, Instant::now())));
+        if let Some(k) = key {
+            *r.key.borrow_mut() = Some(Arc::from(k));
+        }
+    });
+}
+
+/// Where the request being served came from, for the invocation it makes.
+pub(crate) fn origin() -> Origin {
+    REQUEST
+        .try_with(|r| Origin {
+            door: crate::http_metrics::DOORS
+                .get(r.door)
+                .copied()
+                .unwrap_or("other"),
+            alias: None,
+            key_id: r.key.borrow().clone(),
+            received: Some(r.received),
+            auth: r.auth.get(),
+        })
+        .unwrap_or_default()
 }
 
 /// A request id: a version-4 UUID from the thread's CSPRNG (ChaCha, seeded by the OS), so
@@ -19,8 +80,8 @@ pub(crate) fn new_request_id() -> String {
 /// it, so every door, log line and span of one request shares it; a fresh one outside a
 /// request (tests that drive the router directly).
 pub(crate) fn request_id() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
+    REQUEST
+        .try_with(|r| r.id.clone())
         .unwrap_or_else(|_| new_request_id())
 }
 
@@ -31,9 +92,17 @@ pub(crate) fn trace(headers: &axum::http::HeaderMap) -> Option<String> {
     modelfn_core::invocation::trace_header(get("traceparent"), get("x-amzn-trace-id"))
 }
 
-/// Runs `fut` as the request `id`: [`request_id`] answers `id` inside it.
-pub(crate) async fn with_request_id<F: std::future::Future>(id: String, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
+/// Runs `fut` as the request `ctx`, and answers its output with the key that
+/// authenticated it.
+pub(crate) async fn serve_request<F: std::future::Future>(
+    ctx: RequestContext,
+    fut: F,
+) -> (F::Output, Option<Arc<str>>) {
+    let handled = REQUEST.scope(ctx, fut);
+    tokio::pin!(handled);
+    let out = (&mut handled).await;
+    let key = handled.as_mut().take_value().and_then(RequestContext::key);
+    (out, key)
 }
 
 /// `name`, `name:q`, `123456789012:function:name[:q]`, `arn:aws:lambda:r:a:function:name[:q]`.

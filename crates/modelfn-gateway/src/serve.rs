@@ -257,13 +257,18 @@ pub async fn serve(
                 // One id per request, for every door, log line and span of it.
                 let id = crate::request::new_request_id();
                 let span = tracing::debug_span!("request", id = %id);
-                let handled = crate::request::with_request_id(
-                    id,
+                let handled = crate::request::serve_request(
+                    crate::request::RequestContext::new(id, door),
                     tracing::Instrument::instrument(app.oneshot(req.map(Body::new)), span),
                 );
                 async move {
-                    let resp = handled.await?;
-                    crate::http_metrics::count(door, resp.status().as_u16());
+                    let (resp, key) = handled.await;
+                    let resp = resp?;
+                    let status = resp.status().as_u16();
+                    crate::http_metrics::count(door, status);
+                    if let Some(k) = key {
+                        crate::http_metrics::count_key(&k, status);
+                    }
                     Ok::<_, std::convert::Infallible>(resp.map(|inner| {
                         Body::new(Tracked {
                             inner,

@@ -103,7 +103,7 @@ async fn url_call(
                 Err(e) => return e.into_response(),
             }
         };
-        return match state.scheduler.invoke_resolved(resolved, inv).await {
+        return match crate::front::invoke(state, resolved, inv).await {
             Ok((out, _)) => ([(header::CONTENT_TYPE, out.content_type)], out.body).into_response(),
             Err(e) => ApiError::from(e).into_response(),
         };
@@ -126,7 +126,7 @@ async fn url_call(
         Some("application/json"),
     )
     .with_trace(crate::request::trace(&headers));
-    match state.scheduler.invoke_resolved(resolved, inv).await {
+    match crate::front::invoke(state, resolved, inv).await {
         Ok((out, _)) => map_result(&out.body),
         Err(InvokeError::FunctionNotFound(_)) => message(StatusCode::NOT_FOUND, "Not Found"),
         Err(InvokeError::Throttled { retry_after, .. }) => {

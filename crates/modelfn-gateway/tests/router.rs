@@ -92,6 +92,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         config: Arc::new(GatewayConfig::new("secret")),
         logs,
         records: None,
+        tracer: None,
         apis: Default::default(),
         ready: Arc::new(AtomicBool::new(true)),
         events: Default::default(),

@@ -47,6 +47,11 @@ struct FileConfig {
     records: Option<bool>,
     records_retention: Option<String>,
     records_max_mb: Option<u64>,
+    traces: Option<bool>,
+    traces_keep: Option<usize>,
+    traces_per_second: Option<u32>,
+    traces_ratio: Option<f64>,
+    otlp_endpoint: Option<String>,
     function_python: Option<String>,
     function_uid_base: Option<u32>,
     max_connections: Option<usize>,
@@ -108,6 +113,8 @@ pub struct ServeConfig {
     pub records: bool,
     /// How long and how much of them is kept.
     pub records_retention: modelfn_telemetry::Retention,
+    /// Which invocations are traced and where spans go (`None`: `traces = false`).
+    pub traces: Option<modelfn_telemetry::TraceConfig>,
     pub ort_library: Option<PathBuf>,
     /// Whether a missing ONNX Runtime may be installed with pip.
     pub install_onnxruntime: bool,
@@ -154,6 +161,10 @@ impl ServeConfig {
             metrics: true,
             records: true,
             records_retention: modelfn_telemetry::Retention::default(),
+            traces: Some(modelfn_telemetry::TraceConfig {
+                otlp: otlp_from_env(),
+                ..Default::default()
+            }),
             ort_library: None,
             install_onnxruntime: true,
             log: "info".into(),
@@ -174,6 +185,7 @@ impl ServeConfig {
         let mut c = Self::defaults();
         let mut listen = None;
         if let Some(f) = file {
+            traces_from_file(&mut c, &f)?;
             listen = f.listen;
             if let Some(v) = f.data_dir {
                 c.data_dir = v;
@@ -284,6 +296,64 @@ impl ServeConfig {
     }
 }
 
+/// Spans go to an OTLP collector when the standard variables name one.
+fn otlp_from_env() -> Option<modelfn_telemetry::OtlpConfig> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT")).then(|| {
+        modelfn_telemetry::OtlpConfig {
+            endpoint: None,
+            service_name: service_name(),
+        }
+    })
+}
+
+fn service_name() -> String {
+    std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "modelfn".into())
+}
+
+/// `traces*` and `otlp_endpoint` of the file.
+fn traces_from_file(c: &mut ServeConfig, f: &FileConfig) -> Result<()> {
+    if f.traces == Some(false) {
+        c.traces = None;
+        return Ok(());
+    }
+    let t = c.traces.get_or_insert_with(Default::default);
+    if let Some(v) = f.traces_keep {
+        t.keep = v.clamp(1, 100_000);
+    }
+    if let Some(v) = f.traces_per_second {
+        t.per_second = v;
+    }
+    if let Some(v) = f.traces_ratio {
+        if !(0.0..=1.0).contains(&v) {
+            bail!("traces_ratio = {v} is not between 0 and 1");
+        }
+        t.ratio = v;
+    }
+    if let Some(e) = &f.otlp_endpoint {
+        let url: reqwest::Url = e.parse().with_context(|| {
+            format!("otlp_endpoint = {e:?} is not a URL like http://127.0.0.1:4318")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("otlp_endpoint = {e:?}: OTLP/HTTP needs an http or https URL");
+        }
+        // A collector's base URL gets the traces path, as OTEL_EXPORTER_OTLP_ENDPOINT does.
+        let endpoint = if url.path() == "/" {
+            format!("{}v1/traces", url)
+        } else {
+            url.to_string()
+        };
+        t.otlp = Some(modelfn_telemetry::OtlpConfig {
+            endpoint: Some(endpoint),
+            service_name: service_name(),
+        });
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the configuration file {}", path.display()))?;
@@ -328,5 +398,14 @@ mod tests {
         };
         let e = ServeConfig::resolve(None, &args).unwrap_err().to_string();
         assert!(e.contains("\"localhost\" is not an address"), "{e}");
+        let file: FileConfig = toml::from_str("traces_ratio = 2.0").unwrap();
+        let e = ServeConfig::resolve(Some(file), &ServeArgs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("traces_ratio = 2 is not between 0 and 1"), "{e}");
+        let file: FileConfig = toml::from_str("otlp_endpoint = \"http://127.0.0.1:4318\"").unwrap();
+        let c = ServeConfig::resolve(Some(file), &ServeArgs::default()).unwrap();
+        let otlp = c.traces.and_then(|t| t.otlp).and_then(|o| o.endpoint);
+        assert_eq!(otlp.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
     }
 }

@@ -211,6 +211,13 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     if let Some(store) = &records {
         observers.push(Arc::new(modelfn_telemetry::Recorder::new(store.clone())));
     }
+    let tracer = match &cfg.traces {
+        Some(t) => Some(modelfn_telemetry::Tracer::new(t).context("starting the tracer")?),
+        None => None,
+    };
+    if let Some(t) = &tracer {
+        observers.push(t.clone());
+    }
     let scheduler = Arc::new(Scheduler::with_config(
         runtimes,
         Arc::new(modelfn_telemetry::Observers(observers)),
@@ -269,6 +276,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         config: Arc::new(gw),
         logs,
         records,
+        tracer,
         apis: compiled_apis,
         ready: ready.clone(),
         events: events.clone(),

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod models;
 pub mod plans;
 pub mod provisioned;
+pub mod traces;
 pub mod urls;
 
 pub(crate) use auth::constant_time_eq;

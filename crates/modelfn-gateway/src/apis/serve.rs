@@ -68,7 +68,9 @@ pub async fn call(
         body,
         request_id: crate::request::request_id(),
     };
+    let route_name = format!("{api_name} {stage_name} {} {}", route.method, route.path);
     let mut resp = call.serve(&state).await;
+    crate::http_metrics::count_route(&route_name, resp.status().as_u16());
     if let Some(o) = origin {
         resp.headers_mut()
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
@@ -123,7 +125,7 @@ impl RouteCall<'_> {
         let inv = Invocation::new(self.request_id.clone(), event, content_type.as_deref());
         let invoked = tokio::time::timeout(
             Duration::from_millis(route.timeout_ms),
-            state.scheduler.invoke_resolved(&target, inv),
+            crate::front::invoke(state, &target, inv),
         )
         .await;
         match invoked {

@@ -172,6 +172,9 @@ mod tests {
             request_id: "r".into(),
             function: "f".into(),
             version: 1,
+            door: "native".into(),
+            alias: None,
+            key_id: None,
             start_ms,
             queue_wait_ms: 0.0,
             init_ms: None,
@@ -184,6 +187,7 @@ mod tests {
             memory_mb: 128,
             max_memory_used_mb: None,
             cold,
+            batch_rows: None,
             outcome,
             error: None,
         }

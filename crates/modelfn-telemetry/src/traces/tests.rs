@@ -1,6 +1,5 @@
 use super::*;
 use modelfn_core::{InvocationReport, InvokeError, Origin};
-use std::io::{Read, Write};
 
 fn origin() -> Origin {
     let received = Instant::now();
@@ -184,91 +183,4 @@ fn the_allowance_keeps_a_few_each_second_and_the_ring_the_newest() {
     let t = tracer.find("thr").unwrap();
     assert_eq!(t.outcome, Outcome::Throttled);
     assert_eq!(names(&t), ["invoke iris", "route"]);
-}
-
-/// A collector stub: answers every request 200 and hands each body over.
-fn collector() -> (String, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { return };
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let (head, body) = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    return;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..i]).to_string();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    while buf.len() < i + 4 + len {
-                        let n = s.read(&mut chunk).unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    break (head, buf[i + 4..].to_vec());
-                }
-            };
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send((head, body));
-        }
-    });
-    (url, rx)
-}
-
-#[test]
-fn kept_traces_reach_an_otlp_collector() {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use prost::Message;
-    let (url, bodies) = collector();
-    let tracer = Tracer::new(&TraceConfig {
-        otlp: Some(OtlpConfig {
-            endpoint: Some(url),
-            service_name: "modelfn-test".into(),
-        }),
-        ..quiet()
-    })
-    .unwrap();
-    invoke(&tracer, "cold-otlp", None, true, None);
-    let (head, body) = bodies.recv_timeout(Duration::from_secs(20)).unwrap();
-    assert!(head.starts_with("POST /v1/traces"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/x-protobuf"),
-        "{head}"
-    );
-    let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
-    let rs = &req.resource_spans[0];
-    let service = rs
-        .resource
-        .as_ref()
-        .unwrap()
-        .attributes
-        .iter()
-        .find(|a| a.key == "service.name")
-        .unwrap();
-    assert!(format!("{:?}", service.value).contains("modelfn-test"));
-    let spans = &rs.scope_spans[0].spans;
-    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&"instance start"), "{names:?}");
-    let root = spans.iter().find(|s| s.name == "invoke iris").unwrap();
-    let kept = tracer.find("cold-otlp").unwrap();
-    assert_eq!(modelfn_core::trace::hex(&root.trace_id), kept.trace_id);
-    assert!(spans.iter().all(|s| s.trace_id == root.trace_id));
-    drop(tracer);
 }
