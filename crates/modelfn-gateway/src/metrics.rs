@@ -67,8 +67,20 @@ fn gauge(m: &mut MetricEncoder<'_>, v: &u64) -> Result<(), Error> {
     m.encode_gauge(v)
 }
 
+/// The encoder adds the buckets up itself: it is given each bucket's own count, and the
+/// last bound as `f64::MAX` (which it writes as `+Inf`).
 fn histogram(m: &mut MetricEncoder<'_>, h: &HistogramSnapshot) -> Result<(), Error> {
-    m.encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
+    let mut below = 0;
+    let own: Vec<(f64, u64)> = h
+        .buckets
+        .iter()
+        .map(|(le, cumulative)| {
+            let n = cumulative.saturating_sub(below);
+            below = *cumulative;
+            (if le.is_finite() { *le } else { f64::MAX }, n)
+        })
+        .collect();
+    m.encode_histogram::<NoLabelSet>(h.sum, h.count, &own, None)
 }
 
 impl Collector for SchedulerCollector {

@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: headless Chromium (Debian `chromium`) opens
 //! `/dashboard` with the admin token, runs its script, and the page it builds shows the
-//! functions, charts with data, recent invocations with a cold start told apart, and the
-//! cost report. A screenshot is saved to `target/dashboard.png` (CI keeps it). A wrong
+//! functions, charts with data, recent invocations with a cold start told apart, a trace
+//! waterfall of the cold start, and the cost report. A screenshot is saved to `target/dashboard.png` (CI keeps it). A wrong
 //! token gets the sign-in page and the reason.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,7 +21,7 @@ fn chromium(url: &str, shot: Option<&Path>) -> String {
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--virtual-time-budget=10000",
-        "--window-size=1280,1500",
+        "--window-size=1280,1900",
     ]);
     match shot {
         Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
@@ -83,13 +83,20 @@ fn the_dashboard_shows_functions_charts_invocations_and_cost_in_chromium() {
         assert!(points >= 1, "the {series} chart is empty: {dom}");
     }
     // Its recent invocations: six, one cold, one failed.
-    assert_eq!(dom.matches("data-id=").count(), 6, "{dom}");
+    let (recent, traces) = dom.split_once("id=\"traces\"").unwrap();
+    assert_eq!(recent.matches("data-id=").count(), 6, "{dom}");
     assert_eq!(
-        dom.matches("<span class=\"cold\">cold</span>").count(),
+        recent.matches("<span class=\"cold\">cold</span>").count(),
         1,
         "{dom}"
     );
-    assert!(dom.contains(">function_error"), "{dom}");
+    assert!(recent.contains(">function_error"), "{dom}");
+    // Its traces, the cold start's waterfall open: its instance start beside the run.
+    assert!(traces.contains("data-id="), "no traces: {traces}");
+    assert!(traces.contains("(cold start)"), "{traces}");
+    for span in [">instance start<", ">queue<", ">run<", ">route<"] {
+        assert!(traces.contains(span), "{span} is missing: {traces}");
+    }
     assert!(dom.contains("serverless total"), "{dom}");
 
     // A screenshot, kept by CI.

@@ -153,6 +153,28 @@ fn metrics_count_known_traffic_where_it_belongs() {
     );
     assert!(value(&text, http, &[("door", "admin"), ("class", "2xx")]).unwrap() >= 3.0);
 
+    // Every histogram's +Inf bucket is its count, and its buckets only grow.
+    let mut histograms = 0;
+    for line in text.lines().filter(|l| l.contains("_bucket{")) {
+        let (series, n) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = series.split_once('{').unwrap();
+        if !labels.starts_with("le=\"+Inf\"") {
+            continue;
+        }
+        histograms += 1;
+        let rest = labels.trim_start_matches("le=\"+Inf\",");
+        let count = format!("{}_count{{{rest} ", name.trim_end_matches("_bucket"));
+        let want = text.lines().find_map(|l| l.strip_prefix(&count)).unwrap();
+        assert_eq!(n, want, "{line}");
+    }
+    assert!(histograms >= 8, "{histograms}");
+    let iris = [("function", "iris"), ("le", "0.01")];
+    let fast = value(&text, "modelfn_function_run_seconds_bucket", &iris).unwrap();
+    assert!(
+        (1.0..=6.0).contains(&fast),
+        "at most the 6 calls of iris ran under 10 ms: {fast}"
+    );
+
     // promtool (Prometheus's own checker) reads the exposition without a complaint.
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])

@@ -184,3 +184,69 @@ fn the_cost_report_reproduces_seed_002s_worked_example() {
         "{out}"
     );
 }
+
+/// A record names the door, the alias and the key of a call, and a model's batch; the
+/// key's requests are counted on `/metrics`.
+#[test]
+fn records_name_the_door_the_alias_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.toml");
+    std::fs::write(&cfg, "invoke_auth = \"key\"\n").unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    s.deploy(&example("iris"));
+    let (ok, _, err) = s.cli(&["alias", "set", "iris", "prod", "1"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = s.cli(&["keys", "create", "caller", "--json"]);
+    let key = json(&out);
+    let (id, api_key) = (
+        key["access_key_id"].as_str().unwrap(),
+        key["api_key"].as_str().unwrap(),
+    );
+    let url = format!("{}/v1/functions/iris:prod/invoke", s.url);
+    let row = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
+    let (code, head) = curl(&[
+        "-s",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        &url,
+        "-H",
+        &format!("x-api-key: {api_key}"),
+        "-d",
+        row,
+    ]);
+    assert_eq!(code, 200, "{head}");
+    let request_id = header(&head.to_lowercase(), "x-modelfn-request-id")
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let got = records(&s, &["iris", "--request-id", &request_id]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let r = &got[0];
+    assert_eq!(
+        (r["door"].as_str(), r["alias"].as_str()),
+        (Some("native"), Some("prod")),
+        "{r}"
+    );
+    assert_eq!(r["key_id"].as_str(), Some(id), "{r}");
+    assert_eq!(r["batch_rows"], 1, "{r}");
+    let (_, text) = curl(&[
+        &format!("{}/metrics", s.url),
+        "-H",
+        &format!("Authorization: Bearer {}", s.token()),
+    ]);
+    let want = format!("modelfn_http_key_requests_total{{key=\"{id}\",class=\"2xx\"}} 1");
+    assert!(text.contains(&want), "{want} is missing:\n{text}");
+    assert!(
+        text.contains(
+            "modelfn_model_batch_rows_bucket{le=\"1.0\",function=\"iris\",version=\"1\"} 1"
+        ),
+        "{text}"
+    );
+}
