@@ -77,12 +77,13 @@ impl Client {
         archive: Vec<u8>,
         name: Option<&str>,
         validate: bool,
+        label: &str,
     ) -> Result<Value> {
         let mut req = self
             .http
             .post(self.url("/v1/functions"))
             .header("content-type", "application/gzip")
-            .body(archive);
+            .body(crate::progress::upload(archive, label));
         if let Some(n) = name {
             req = req.query(&[("name", n)]);
         }
@@ -144,7 +145,7 @@ impl Client {
             .http
             .put(self.url(path))
             .header("content-type", "application/octet-stream")
-            .body(body);
+            .body(crate::progress::upload(body, "the model"));
         self.admin_json(req).await
     }
 
@@ -163,7 +164,7 @@ impl Client {
             .post(self.url(&format!("/v1/layers/{name}")))
             .query(&[("description", description)])
             .header("content-type", "application/gzip")
-            .body(archive);
+            .body(crate::progress::upload(archive, &format!("layer {name}")));
         self.admin_json(req).await
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Builds and publishes each `examples/layers/<name>/requirements.txt` not published yet
 /// (the Python examples need them). Failures are reported, not fatal: the examples that
 /// need a missing layer are then not deployed.
-async fn publish_layers(running: &server::RunningServer, dir: &Path) {
+async fn publish_layers(running: &server::RunningServer, dir: &Path, verbose: bool) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -28,13 +28,20 @@ async fn publish_layers(running: &server::RunningServer, dir: &Path) {
             continue;
         }
         println!(
-            "building layer {name} from {} (once; pip downloads the packages)",
-            req.display()
+            "building layer {name} from {} (once; pip downloads the packages{})",
+            req.display(),
+            if verbose {
+                ""
+            } else {
+                "; --verbose shows pip's output"
+            }
         );
         let python = std::env::var("MODELFN_PYTHON").unwrap_or_else(|_| "python3".into());
         let req2 = req.clone();
-        let built =
-            tokio::task::spawn_blocking(move || crate::layer::build_with_pip(&python, &req2)).await;
+        let built = tokio::task::spawn_blocking(move || {
+            crate::layer::build_with_pip(&python, &req2, verbose)
+        })
+        .await;
         let archive = match built {
             Ok(Ok(layer)) => modelfn_registry::package::pack_dir(layer.path()),
             Ok(Err(e)) => {
@@ -118,7 +125,7 @@ fn examples_dir(given: Option<PathBuf>) -> Result<PathBuf> {
     bail!("no examples directory found: pass --examples DIR")
 }
 
-pub async fn run(cfg: ServeConfig, examples: Option<PathBuf>) -> Result<()> {
+pub async fn run(cfg: ServeConfig, examples: Option<PathBuf>, verbose: bool) -> Result<()> {
     let dir = examples_dir(examples)?;
     let running = server::start(cfg).await?;
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -129,7 +136,7 @@ pub async fn run(cfg: ServeConfig, examples: Option<PathBuf>) -> Result<()> {
     names.sort();
     let base = format!("http://{}", running.addr);
     println!();
-    publish_layers(&running, &dir.join("layers")).await;
+    publish_layers(&running, &dir.join("layers"), verbose).await;
     // A `provided` example needs its binary built first: deployed when it is there.
     names.retain(|p| !p.join("Cargo.toml").is_file() || p.join("bootstrap").is_file());
     for fdir in &names {

@@ -39,7 +39,12 @@ impl DeployCommand {
             .with_context(|| format!("packing {}", dir.display()))?;
         let out = conn
             .client()?
-            .deploy(archive, name.as_deref(), !no_validate)
+            .deploy(
+                archive,
+                name.as_deref(),
+                !no_validate,
+                &dir.display().to_string(),
+            )
             .await?;
         conn.show(out, table::deployed)
     }

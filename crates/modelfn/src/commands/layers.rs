@@ -22,6 +22,9 @@ pub enum LayerCommand {
         /// The Python whose pip builds the layer (it should match the functions' Python).
         #[arg(long, env = "MODELFN_PYTHON", default_value = "python3")]
         python: String,
+        /// Show pip's whole output (by default it is folded into one line).
+        #[arg(long)]
+        verbose: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -41,12 +44,13 @@ impl LayerCommand {
                 dir,
                 description,
                 python,
+                verbose,
                 conn,
             } => {
                 let client = conn.client()?;
                 let archive = match (requirements, dir) {
                     (Some(req), _) => {
-                        let built = crate::layer::build_with_pip(&python, &req)?;
+                        let built = crate::layer::build_with_pip(&python, &req, verbose)?;
                         modelfn_registry::package::pack_dir(built.path())?
                     }
                     (None, Some(d)) => modelfn_registry::package::pack_dir(&d)

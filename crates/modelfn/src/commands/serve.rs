@@ -13,13 +13,20 @@ pub struct DemoCommand {
     /// The examples directory (default: ./examples, or the one in the source tree).
     #[arg(long)]
     examples: Option<PathBuf>,
+    /// Show pip's whole output while layers build (by default one line per layer).
+    #[arg(long)]
+    verbose: bool,
 }
 
 impl DemoCommand {
     pub async fn run(self) -> Result<()> {
-        let DemoCommand { serve, examples } = self;
+        let DemoCommand {
+            serve,
+            examples,
+            verbose,
+        } = self;
         let cfg = ServeConfig::load(&serve)?;
         server::init_tracing(&cfg);
-        demo::run(cfg, examples).await
+        demo::run(cfg, examples, verbose).await
     }
 }
