@@ -367,6 +367,47 @@ fn the_cli_deploys_invokes_describes_and_deletes() {
     assert!(!ok && err.contains("404"), "{err}");
     let (ok, _, err) = Server::cli(&s, &["deploy", "/nonexistent"]);
     assert!(!ok && err.contains("has no modelfn.toml"), "{err}");
+
+    // An upload shows its progress on a terminal (`script` gives the CLI one), and only
+    // there: a pipe gets no redrawn lines.
+    let pkg = dir.path().join("big");
+    common::copy_dir(&example("iris"), &pkg);
+    // Bytes gzip cannot shrink (xorshift), so the package stays 3 MB.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(pkg.join("noise.bin"), noise).unwrap();
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} deploy {}", common::bin(), pkg.display()),
+            "/dev/null",
+        ])
+        .env("MODELFN_SERVER", &s.url)
+        .env("MODELFN_DATA_DIR", &s.data_dir)
+        .output()
+        .expect("script (util-linux) must be installed");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("uploading ") && tty.contains("% ") || tty.contains("%)"),
+        "{tty}"
+    );
+    assert!(
+        tty.contains("\r\x1b[2K") && tty.contains("uploaded ") && tty.contains("3.0 MB"),
+        "{tty}"
+    );
+    let (ok, out, err) = s.cli(&["deploy", pkg.to_str().unwrap()]);
+    assert!(
+        ok && !err.contains('\r') && !out.contains('\r'),
+        "{out}{err}"
+    );
 }
 
 #[test]
