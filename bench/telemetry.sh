@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What telemetry costs: native iris (S1's POST) at 64 and 1000 connections against two
-# servers of the same build, one with metrics and invocation records on (the default)
-# and one with `metrics = false` and `records = false`, warmed up, then measured in turns (on, off, on, off,
+# servers of the same build, one with metrics, invocation records and traces on (the
+# default) and one with `metrics = false`, `records = false` and `traces = false`, warmed up, then measured in turns (on, off, on, off,
 # ROUNDS=3 times) so that the machine's drift falls on both. Prints one table; paste it into BENCHMARKS.md.
 #
 #   bash bench/telemetry.sh            # DURATION=10s by default
@@ -17,7 +17,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 start() { # name port on|off
   mkdir -p "$work/$1"
-  printf 'metrics = %s\nrecords = %s\n' "$3" "$3" >"$work/$1/cfg.toml"
+  printf 'metrics = %s\nrecords = %s\ntraces = %s\n' "$3" "$3" "$3" >"$work/$1/cfg.toml"
   "$BIN" serve --listen "127.0.0.1:$2" --data-dir "$work/$1/data" --config "$work/$1/cfg.toml" >"$work/$1/log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$2/readyz" >/dev/null && break; sleep 0.1; done
@@ -53,5 +53,5 @@ for c in 64 1000; do
 done
 # The counted server's own view of the traffic: what it counted, recorded and dropped.
 curl -fs -H "Authorization: Bearer $(cat "$work/on/data/admin-token")" http://127.0.0.1:18081/metrics \
-  | grep -E '^modelfn_function_invocations_total\{.*outcome="success"|^modelfn_records_(written|dropped)_total' || true
+  | grep -E '^modelfn_function_invocations_total\{.*outcome="success"|^modelfn_records_(written|dropped)_total|^modelfn_traces_kept_total' || true
 du -sh "$work/on/data/records" | awk '{print "records on disk: " $1}'

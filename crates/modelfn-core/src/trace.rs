@@ -69,11 +69,18 @@ impl TraceIds {
         id.max(1).to_be_bytes()
     }
 
-    /// The low 8 bytes of the trace id, as OpenTelemetry's ratio sampler reads them.
+    /// The low 7 bytes of the trace id (56 bits), which W3C Trace Context Level 2 asks to
+    /// be random, for a sampler to compare with a ratio of 2^56. (The 8th byte from the
+    /// right is not random in ids made from a UUID: it holds the variant bits.)
     pub fn sample_key(&self) -> u64 {
         let mut low = [0u8; 8];
-        low.copy_from_slice(&self.trace_id[8..]);
+        low[1..].copy_from_slice(&self.trace_id[9..]);
         u64::from_be_bytes(low)
+    }
+
+    /// What [`TraceIds::sample_key`] is compared with to keep `ratio` (0 to 1) of traces.
+    pub fn sample_threshold(ratio: f64) -> u64 {
+        (ratio.clamp(0.0, 1.0) * (1u64 << 56) as f64) as u64
     }
 
     pub fn trace_hex(&self) -> String {
@@ -173,6 +180,21 @@ fn parse(trace: &str, seed: u64) -> Option<TraceIds> {
 mod tests {
     use super::*;
 
+    /// A version-4 UUID's text, from `i` (its variant and version bits as UUIDs have them).
+    fn uuid_like(i: u32) -> String {
+        let h = splitmix64(u64::from(i));
+        let g = splitmix64(h);
+        let t = format!("{h:016x}{g:016x}");
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &t[..8],
+            &t[8..12],
+            &t[13..16],
+            &t[17..20],
+            &t[20..32]
+        )
+    }
+
     #[test]
     fn a_callers_trace_is_kept_and_a_request_id_makes_one() {
         let t = TraceIds::of(
@@ -195,6 +217,15 @@ mod tests {
         assert_ne!(t.span_id(0), t.span_id(1));
         let short = TraceIds::of(Some("garbage"), "test-event");
         assert_ne!(short.trace_id, [0; 16]);
+        // A ratio keeps that share of request ids' traces.
+        let tenth = TraceIds::sample_threshold(0.1);
+        let kept = (0..20_000u32)
+            .filter(|i| {
+                let id = uuid_like(*i);
+                TraceIds::of(None, &id).sample_key() < tenth
+            })
+            .count();
+        assert!((1700..=2300).contains(&kept), "{kept} of 20000");
         assert!(t
             .lambda_header(t.span_id(0), true)
             .starts_with("Root=1-0b7f4d7e-9a354a3c9f7e2c1d6f0e8a11;Parent="));

@@ -247,25 +247,21 @@ impl Collector for SchedulerCollector {
     }
 }
 
-/// The invocation records' own health.
-#[derive(Debug)]
-struct RecordsCollector(Arc<modelfn_telemetry::records::RecordCounters>);
+/// Counters read at every scrape: `(name, help, value)`.
+type CounterRows = Box<dyn Fn() -> Vec<(&'static str, &'static str, u64)> + Send + Sync>;
 
-impl Collector for RecordsCollector {
+/// The records' and the tracer's own health: plain counters without labels.
+struct Counters(CounterRows);
+
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counters")
+    }
+}
+
+impl Collector for Counters {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), Error> {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        for (name, help, value) in [
-            (
-                "modelfn_records_written",
-                "Invocation records written.",
-                load(&self.0.written),
-            ),
-            (
-                "modelfn_records_dropped",
-                "Invocation records dropped because the writer's queue was full.",
-                load(&self.0.dropped),
-            ),
-        ] {
+        for (name, help, value) in (self.0)() {
             let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
             counter(&mut m, &value)?;
         }
@@ -273,41 +269,8 @@ impl Collector for RecordsCollector {
     }
 }
 
-/// The tracer's own health.
-#[derive(Debug)]
-struct TracesCollector(Arc<modelfn_telemetry::traces::TraceCounters>);
-
-impl Collector for TracesCollector {
-    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), Error> {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        let c = &self.0;
-        for (name, help, value) in [
-            (
-                "modelfn_traces_kept",
-                "Invocations traced (kept in memory, and exported when OTLP is on).",
-                load(&c.kept),
-            ),
-            (
-                "modelfn_traces_exported_spans",
-                "Spans the OTLP collector accepted.",
-                load(&c.spans_exported),
-            ),
-            (
-                "modelfn_traces_export_dropped",
-                "Traces not exported because the export queue was full.",
-                load(&c.export_dropped),
-            ),
-            (
-                "modelfn_traces_export_failures",
-                "OTLP export requests that failed.",
-                load(&c.export_failed),
-            ),
-        ] {
-            let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-            counter(&mut m, &value)?;
-        }
-        Ok(())
-    }
+fn load(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The registry a scrape encodes: the scheduler's collector, the records' and the
@@ -316,10 +279,48 @@ fn registry(state: &AppState) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(SchedulerCollector(state.scheduler.clone())));
     if let Some(records) = &state.records {
-        r.register_collector(Box::new(RecordsCollector(records.counters.clone())));
+        let c = records.counters.clone();
+        r.register_collector(Box::new(Counters(Box::new(move || {
+            vec![
+                (
+                    "modelfn_records_written",
+                    "Invocation records written.",
+                    load(&c.written),
+                ),
+                (
+                    "modelfn_records_dropped",
+                    "Invocation records dropped because the writer's queue was full.",
+                    load(&c.dropped),
+                ),
+            ]
+        }))));
     }
     if let Some(t) = &state.tracer {
-        r.register_collector(Box::new(TracesCollector(t.counters.clone())));
+        let c = t.counters.clone();
+        r.register_collector(Box::new(Counters(Box::new(move || {
+            vec![
+                (
+                    "modelfn_traces_kept",
+                    "Invocations traced (kept in memory, and exported when OTLP is on).",
+                    load(&c.kept),
+                ),
+                (
+                    "modelfn_traces_exported_spans",
+                    "Spans the OTLP collector accepted.",
+                    load(&c.spans_exported),
+                ),
+                (
+                    "modelfn_traces_export_dropped",
+                    "Traces not exported because the export queue was full.",
+                    load(&c.export_dropped),
+                ),
+                (
+                    "modelfn_traces_export_failures",
+                    "OTLP export requests that failed.",
+                    load(&c.export_failed),
+                ),
+            ]
+        }))));
     }
     r
 }

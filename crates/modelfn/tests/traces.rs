@@ -126,6 +126,11 @@ fn the_function_runs_under_modelfns_run_span() {
         Some(tp),
     );
     let seen = json(&body)["trace"].as_str().unwrap().to_string();
+    assert_eq!(
+        curl(&[&format!("{}/v1/traces/{id}", s.url)]).0,
+        401,
+        "traces need the token"
+    );
     let t = trace_of(&s, &id);
     let run = span(&t, "run").unwrap()["span_id"]
         .as_str()

@@ -10,8 +10,9 @@
 //! - when the caller sent a trace with a sampled flag, that flag (parent-based);
 //! - every cold start;
 //! - the first [`TraceConfig::per_second`] each second on each thread (errors have an
-//!   allowance of their own), then [`TraceConfig::ratio`] of the rest, by trace id, as
-//!   OpenTelemetry's ratio sampler reads it.
+//!   allowance of their own), then [`TraceConfig::ratio`] of the rest, by the random low
+//!   56 bits of the trace id (as W3C Trace Context Level 2 and OpenTelemetry's newer
+//!   samplers read them).
 
 mod otlp;
 mod spans;
@@ -124,7 +125,7 @@ pub struct Tracer {
     ring: Mutex<VecDeque<Arc<Timeline>>>,
     keep: usize,
     per_second: u32,
-    /// Trace ids whose low 8 bytes are below this are kept.
+    /// Trace ids whose sample key is below this are kept.
     threshold: u64,
     export: Option<SyncSender<Arc<Timeline>>>,
     exporter: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -169,16 +170,11 @@ impl Tracer {
             }
             None => (None, None),
         };
-        let ratio = config.ratio.clamp(0.0, 1.0);
         Ok(Arc::new(Tracer {
             ring: Mutex::new(VecDeque::with_capacity(config.keep.min(100_000))),
             keep: config.keep.max(1),
             per_second: config.per_second,
-            threshold: if ratio >= 1.0 {
-                u64::MAX
-            } else {
-                (ratio * u64::MAX as f64) as u64
-            },
+            threshold: TraceIds::sample_threshold(config.ratio),
             export,
             exporter: Mutex::new(exporter),
             counters,
@@ -214,7 +210,7 @@ impl Tracer {
             a.set((second, kept, errors));
             take
         });
-        allowed || (self.threshold > 0 && ids.sample_key() <= self.threshold)
+        allowed || ids.sample_key() < self.threshold
     }
 
     fn keep(&self, t: Timeline) {

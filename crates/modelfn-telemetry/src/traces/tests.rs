@@ -184,3 +184,31 @@ fn the_allowance_keeps_a_few_each_second_and_the_ring_the_newest() {
     assert_eq!(t.outcome, Outcome::Throttled);
     assert_eq!(names(&t), ["invoke iris", "route"]);
 }
+
+#[test]
+fn a_ratio_keeps_that_share_of_request_ids() {
+    let tracer = Tracer::new(&TraceConfig {
+        keep: 10_000,
+        per_second: 0,
+        ratio: 0.25,
+        otlp: None,
+    })
+    .unwrap();
+    for i in 0..4000u32 {
+        // Request ids as the gateway makes them: version-4 UUIDs of random bits.
+        use std::hash::BuildHasher;
+        let r = std::collections::hash_map::RandomState::new();
+        let t = format!("{:016x}{:016x}", r.hash_one(i), r.hash_one(i + 1));
+        let id = format!(
+            "{}-{}-4{}-a{}-{}",
+            &t[..8],
+            &t[8..12],
+            &t[13..16],
+            &t[17..20],
+            &t[20..]
+        );
+        invoke(&tracer, &id, None, false, None);
+    }
+    let kept = tracer.recent(None, 10_000).len();
+    assert!((800..=1200).contains(&kept), "{kept} of 4000");
+}
