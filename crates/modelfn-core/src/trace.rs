@@ -4,8 +4,6 @@
 //! spans modelfn makes are derived the same way, so a trace reads the same whenever it is
 //! built, and a code function's `_X_AMZN_TRACE_ID` names the span that ran it.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-
 /// The numbers of modelfn's spans in an invocation's trace (see [`TraceIds::span_id`]).
 pub mod span {
     pub const ROOT: u64 = 0;
@@ -78,6 +76,28 @@ impl TraceIds {
         u64::from_be_bytes(low)
     }
 
+    /// [`TraceIds::sample_key`] of a call without a caller's trace, read straight from
+    /// the request id's last 14 hex digits (what [`TraceIds::of`] would put there) without
+    /// making the rest: it runs for every invocation a sampler looks at.
+    pub fn sample_key_of_request(request_id: &str) -> u64 {
+        let mut key: u64 = 0;
+        let mut n = 0;
+        for b in request_id
+            .bytes()
+            .rev()
+            .filter(u8::is_ascii_hexdigit)
+            .take(14)
+        {
+            key |= u64::from(nibble(b)) << (4 * n);
+            n += 1;
+        }
+        if n == 14 && request_id.bytes().filter(u8::is_ascii_hexdigit).count() >= 32 {
+            key
+        } else {
+            TraceIds::of(None, request_id).sample_key()
+        }
+    }
+
     /// What [`TraceIds::sample_key`] is compared with to keep `ratio` (0 to 1) of traces.
     pub fn sample_threshold(ratio: f64) -> u64 {
         (ratio.clamp(0.0, 1.0) * (1u64 << 56) as f64) as u64
@@ -120,12 +140,15 @@ fn nibble(h: u8) -> u8 {
     }
 }
 
+/// FNV-1a over `s`, mixed: the same on every node and run, and cheap (it runs for every
+/// invocation an observer looks at).
 fn hash(s: &str, salt: u64) -> u64 {
-    // SipHash with fixed keys: the same on every node and run.
-    let mut h = DefaultHasher::new();
-    salt.hash(&mut h);
-    s.hash(&mut h);
-    h.finish()
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    splitmix64(h)
 }
 
 fn splitmix64(mut z: u64) -> u64 {
@@ -217,6 +240,16 @@ mod tests {
         assert_ne!(t.span_id(0), t.span_id(1));
         let short = TraceIds::of(Some("garbage"), "test-event");
         assert_ne!(short.trace_id, [0; 16]);
+        // The short way to a request id's sample key is the long way's.
+        for i in 0..100 {
+            let id = uuid_like(i);
+            let key = TraceIds::of(None, &id).sample_key();
+            assert_eq!(TraceIds::sample_key_of_request(&id), key, "{id}");
+        }
+        assert_eq!(
+            TraceIds::sample_key_of_request("test-event"),
+            TraceIds::of(None, "test-event").sample_key()
+        );
         // A ratio keeps that share of request ids' traces.
         let tenth = TraceIds::sample_threshold(0.1);
         let kept = (0..20_000u32)

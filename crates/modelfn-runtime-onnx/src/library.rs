@@ -178,16 +178,17 @@ fn install_with_pip(python: &str, cache: &Path) -> Result<PathBuf, String> {
     );
     std::fs::create_dir_all(cache)
         .map_err(|e| missing(&format!("cannot create {}: {e}", cache.display())))?;
+    // On a terminal pip draws its download bar (the wheel is about 17 MB); in a log it is
+    // quiet.
+    let shown: &[&str] = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        &["--progress-bar", "on"]
+    } else {
+        &["--quiet"]
+    };
     let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--target",
-        ])
+        .args(["-m", "pip", "install"])
+        .args(shown)
+        .args(["--disable-pip-version-check", "--no-deps", "--target"])
         .arg(&staging)
         .arg(format!("onnxruntime=={ORT_VERSION}"))
         .status()

@@ -6,7 +6,6 @@ use super::{InvocationRecord, RecordStore, MAX_ERROR};
 use crate::text::Text;
 use crate::time::now_ms;
 use modelfn_core::{InvocationObserver, InvokeError, Observed, Outcome, Phase};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,52 +55,99 @@ pub(super) struct Pending {
 
 impl Pending {
     /// The record as one JSON line, numbered `seq`: what [`InvocationRecord`] reads,
-    /// written field by field (no intermediate strings; milliseconds to the microsecond).
+    /// written field by field with `itoa` (no formatting machinery, no intermediate
+    /// strings; milliseconds to the microsecond). It runs on the writer thread for every
+    /// invocation.
     pub(super) fn encode(&self, seq: u64, out: &mut Vec<u8>) {
-        let ms = |out: &mut Vec<u8>, d: Duration| {
-            let us = d.as_micros();
-            let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
-        };
-        let text = |out: &mut Vec<u8>, key: &str, s: &str| {
-            let _ = write!(out, ",\"{key}\":");
-            let _ = serde_json::to_writer(&mut *out, s);
-        };
-        let _ = write!(out, "{{\"seq\":{seq}");
-        text(out, "request_id", self.request_id.as_str());
-        text(out, "function", self.function.as_str());
-        let _ = write!(out, ",\"version\":{}", self.version);
-        text(out, "door", self.door.as_str());
+        let mut line = Line { out };
+        line.raw(b"{\"seq\":");
+        line.int(seq);
+        line.text("request_id", self.request_id.as_str());
+        line.text("function", self.function.as_str());
+        line.key("version");
+        line.int(self.version);
+        line.text("door", self.door.as_str());
         if let Some(a) = &self.alias {
-            text(out, "alias", a);
+            line.text("alias", a);
         }
         if let Some(k) = &self.key_id {
-            text(out, "key_id", k);
+            line.text("key_id", k);
         }
-        let _ = write!(out, ",\"start_ms\":{},\"queue_wait_ms\":", self.start_ms);
-        ms(out, self.queue_wait);
+        line.key("start_ms");
+        line.int(self.start_ms);
+        line.ms("queue_wait_ms", self.queue_wait);
         if let Some(init) = self.init {
-            out.extend_from_slice(b",\"init_ms\":");
-            ms(out, init);
+            line.ms("init_ms", init);
         }
-        out.extend_from_slice(b",\"duration_ms\":");
-        ms(out, self.run);
-        let _ = write!(
-            out,
-            ",\"billed_ms\":{},\"memory_mb\":{}",
-            self.billed_ms, self.memory_mb
-        );
+        line.ms("duration_ms", self.run);
+        line.key("billed_ms");
+        line.int(self.billed_ms);
+        line.key("memory_mb");
+        line.int(self.memory_mb);
         if let Some(m) = self.max_memory_used_mb {
-            let _ = write!(out, ",\"max_memory_used_mb\":{m}");
+            line.key("max_memory_used_mb");
+            line.int(m);
         }
-        let _ = write!(out, ",\"cold\":{}", self.cold);
+        line.key("cold");
+        line.raw(if self.cold { b"true" } else { b"false" });
         if let Some(rows) = self.batch_rows {
-            let _ = write!(out, ",\"batch_rows\":{rows}");
+            line.key("batch_rows");
+            line.int(rows);
         }
-        let _ = write!(out, ",\"outcome\":\"{}\"", self.outcome.as_str());
+        line.text("outcome", self.outcome.as_str());
         if let Some(e) = &self.error {
-            text(out, "error", e);
+            line.text("error", e);
         }
-        out.extend_from_slice(b"}\n");
+        line.raw(b"}\n");
+    }
+}
+
+/// A JSON line being written.
+struct Line<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Line<'_> {
+    fn raw(&mut self, b: &[u8]) {
+        self.out.extend_from_slice(b);
+    }
+
+    fn key(&mut self, key: &str) {
+        self.raw(b",\"");
+        self.raw(key.as_bytes());
+        self.raw(b"\":");
+    }
+
+    fn int(&mut self, n: impl itoa::Integer) {
+        self.raw(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// `d` in milliseconds with three decimals (microseconds).
+    fn ms(&mut self, key: &str, d: Duration) {
+        self.key(key);
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.int(us / 1000);
+        let frac = us % 1000;
+        self.raw(&[
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ]);
+    }
+
+    /// A string: as it is when it needs no escaping (ids, names), else through serde_json.
+    fn text(&mut self, key: &str, s: &str) {
+        self.key(key);
+        if s.bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            self.raw(b"\"");
+            self.raw(s.as_bytes());
+            self.raw(b"\"");
+        } else {
+            let _ = serde_json::to_writer(&mut *self.out, s);
+        }
     }
 }
 

@@ -181,16 +181,30 @@ impl Tracer {
         }))
     }
 
-    /// Whether to keep an invocation that ended at `t`.
-    fn keeps(&self, ids: &TraceIds, cold: bool, failed: bool, t: Instant) -> bool {
-        if let Some(sampled) = ids.caller_sampled {
-            return sampled;
+    /// Whether to keep an invocation that ended at `t`; its trace ids when it is kept.
+    /// Most calls are not kept, and cost a thread-local counter and 14 hex digits read.
+    fn keeps(&self, who: &Observed<'_>, cold: bool, failed: bool, t: Instant) -> Option<TraceIds> {
+        let ids = || TraceIds::of(who.trace, who.request_id);
+        if who.trace.is_some() {
+            let ids = ids();
+            if let Some(sampled) = ids.caller_sampled {
+                return sampled.then_some(ids);
+            }
         }
-        if cold {
-            return true;
+        if cold || self.allowed(failed, t) {
+            return Some(ids());
         }
+        let key = match who.trace {
+            Some(_) => ids().sample_key(),
+            None => TraceIds::sample_key_of_request(who.request_id),
+        };
+        (key < self.threshold).then(ids)
+    }
+
+    /// Whether this thread's allowance this second has room (errors have their own).
+    fn allowed(&self, failed: bool, t: Instant) -> bool {
         let second = second_of(t);
-        let allowed = ALLOWANCE.with(|a| {
+        ALLOWANCE.with(|a| {
             let (s, mut kept, mut errors) = a.get();
             if s != second {
                 (kept, errors) = (0, 0);
@@ -209,8 +223,7 @@ impl Tracer {
             }
             a.set((second, kept, errors));
             take
-        });
-        allowed || ids.sample_key() < self.threshold
+        })
     }
 
     fn keep(&self, t: Timeline) {
@@ -283,11 +296,10 @@ impl InvocationObserver for Tracer {
                 error,
             ),
         };
-        let ids = TraceIds::of(who.trace, who.request_id);
         let cold = ran.as_ref().is_some_and(|r| r.init.is_some());
-        if !self.keeps(&ids, cold, failed, end) {
+        let Some(ids) = self.keeps(who, cold, failed, end) else {
             return;
-        }
+        };
         let arrived = match (&ran, phase) {
             (Some(r), Phase::Ran { report, .. }) => {
                 r.at.checked_sub(r.init.unwrap_or_default() + report.queue_wait)
