@@ -91,7 +91,7 @@ impl TraceIds {
             key |= u64::from(nibble(b)) << (4 * n);
             n += 1;
         }
-        if n == 14 && request_id.bytes().filter(u8::is_ascii_hexdigit).count() >= 32 {
+        if n == 14 && request_id.bytes().filter(u8::is_ascii_hexdigit).count() == 32 {
             key
         } else {
             TraceIds::of(None, request_id).sample_key()
@@ -246,10 +246,13 @@ mod tests {
             let key = TraceIds::of(None, &id).sample_key();
             assert_eq!(TraceIds::sample_key_of_request(&id), key, "{id}");
         }
-        assert_eq!(
-            TraceIds::sample_key_of_request("test-event"),
-            TraceIds::of(None, "test-event").sample_key()
-        );
+        for odd in ["test-event", "0b7f4d7e-9a35-4a3c-9f7e-2c1d6f0e8a11-shadow"] {
+            assert_eq!(
+                TraceIds::sample_key_of_request(odd),
+                TraceIds::of(None, odd).sample_key(),
+                "{odd}"
+            );
+        }
         // A ratio keeps that share of request ids' traces.
         let tenth = TraceIds::sample_threshold(0.1);
         let kept = (0..20_000u32)

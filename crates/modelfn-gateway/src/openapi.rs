@@ -112,6 +112,17 @@ pub fn document() -> Value {
                                        {"name": "server_per_month", "in": "query", "schema": {"type": "number", "minimum": 0}}],
                         "responses": responses(&[("200", "the report", Some(any_json()))], ADMIN_ERRORS)}
             },
+            "/v1/traces": {
+                "get": {"summary": "the newest kept traces, with their spans", "security": [{"admin": []}],
+                        "parameters": [{"name": "function", "in": "query", "schema": {"type": "string"}},
+                                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                        "responses": responses(&[("200", "traces", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/traces/{request_id}": {
+                "parameters": [{"name": "request_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "a request's trace, when it was kept", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "the trace", Some(any_json()))], ADMIN_ERRORS)}
+            },
             "/v1/stats": {
                 "get": {"summary": "every served version's counters and histograms (what modelfn top reads)", "security": [{"admin": []}],
                         "responses": responses(&[("200", "stats", Some(any_json()))], ADMIN_ERRORS)}
