@@ -1,0 +1,153 @@
+use super::*;
+
+fn event(id: &str, function: &str) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        function: function.into(),
+        qualifier: "$LATEST".into(),
+        payload: Bytes::from_static(b"{\"n\": 1}"),
+        content_type: Some("application/json".into()),
+        trace: None,
+        key_id: Some("AKID".into()),
+        max_attempts: 3,
+        max_age: Duration::from_secs(3600),
+    }
+}
+
+async fn queue() -> (tempfile::TempDir, SqliteQueue) {
+    let dir = tempfile::tempdir().unwrap();
+    let q = SqliteQueue::open(&dir.path().join("queue.db"))
+        .await
+        .unwrap();
+    (dir, q)
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn events_are_leased_once_oldest_first_and_settled() {
+    let (_d, q) = queue().await;
+    for i in 0..5 {
+        q.enqueue(event(&format!("e{i}"), "f")).await.unwrap();
+    }
+    assert!(matches!(
+        q.enqueue(event("e0", "f")).await,
+        Err(QueueError::Duplicate(_))
+    ));
+    let first = q.lease(3, LEASE, &[]).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(first
+        .iter()
+        .all(|l| l.attempt == 1 && l.key_id.as_deref() == Some("AKID")));
+    let second = q.lease(10, LEASE, &[]).await.unwrap();
+    assert_eq!(second.len(), 2, "a leased event is not leased again");
+    q.ack(&first[0].id, 4, Bytes::from_static(b"42"))
+        .await
+        .unwrap();
+    let s = q.status(&first[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (s.state, s.version, s.payload_bytes),
+        (EventState::Succeeded, Some(4), 0)
+    );
+    assert_eq!(s.result.as_deref(), Some(&b"42"[..]));
+    // Tried again later: not before its delay; a throttle gives its attempt back.
+    q.nack(&first[1].id, "boom", Duration::from_secs(3600), true)
+        .await
+        .unwrap();
+    q.nack(&first[2].id, "busy", Duration::ZERO, false)
+        .await
+        .unwrap();
+    let again = q.lease(10, LEASE, &[]).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].id.as_str(), again[0].attempt),
+        (first[2].id.as_str(), 1)
+    );
+    let s = q.status(&first[1].id).await.unwrap().unwrap();
+    assert_eq!((s.state, s.attempts), (EventState::Queued, 1));
+    assert_eq!(s.last_error.as_deref(), Some("boom"));
+}
+
+#[tokio::test]
+async fn busy_functions_are_skipped_and_a_restart_gives_leases_back() {
+    let (_d, q) = queue().await;
+    q.enqueue(event("a1", "a")).await.unwrap();
+    q.enqueue(event("b1", "b")).await.unwrap();
+    let got = q.lease(10, LEASE, &["a".to_string()]).await.unwrap();
+    assert_eq!(
+        got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        ["b1"]
+    );
+    // The process that leased b1 is gone: it runs again, as a second attempt.
+    assert_eq!(q.recover().await.unwrap(), 1);
+    let got = q.lease(10, LEASE, &[]).await.unwrap();
+    let b = got.iter().find(|l| l.id == "b1").unwrap();
+    assert_eq!(b.attempt, 2);
+    // An expired lease is taken again too.
+    let (_d2, q2) = queue().await;
+    q2.enqueue(event("c1", "c")).await.unwrap();
+    assert_eq!(q2.lease(1, Duration::ZERO, &[]).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q2.lease(1, LEASE, &[]).await.unwrap()[0].attempt, 2);
+}
+
+#[tokio::test]
+async fn dead_letters_are_read_redriven_and_dropped() {
+    let (_d, q) = queue().await;
+    for id in ["d1", "d2", "k1"] {
+        q.enqueue(event(id, if id.starts_with('d') { "d" } else { "k" }))
+            .await
+            .unwrap();
+    }
+    for l in q.lease(10, LEASE, &[]).await.unwrap() {
+        if l.function == "d" {
+            q.dead_letter(&l.id, "ValueError: no").await.unwrap();
+        }
+    }
+    let dead = q
+        .dead(&DeadQuery {
+            function: Some("d".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0].payload.as_deref(), Some(&b"{\"n\": 1}"[..]));
+    assert_eq!(dead[0].last_error.as_deref(), Some("ValueError: no"));
+    let depth = q.depths().await.unwrap();
+    let d = depth.iter().find(|d| d.function == "d").unwrap();
+    assert_eq!((d.dead, d.queued), (2, 0));
+    let one = DeadQuery {
+        id: Some("d1".into()),
+        ..Default::default()
+    };
+    assert_eq!(q.redrive(&one, LEASE).await.unwrap(), 1);
+    let again = q.lease(10, LEASE, &[]).await.unwrap();
+    assert_eq!((again.len(), again[0].attempt), (1, 1));
+    // A deleted function's waiting events go, or go to the dead letters.
+    q.enqueue(event("k2", "k")).await.unwrap();
+    assert_eq!(
+        q.drop_function("k", Some("function deleted"))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        q.dead(&DeadQuery {
+            function: Some("k".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len(),
+        2
+    );
+    q.enqueue(event("k3", "k")).await.unwrap();
+    assert_eq!(q.drop_function("k", None).await.unwrap(), 1);
+    assert!(q.status("k3").await.unwrap().is_none());
+    assert_eq!(
+        q.purge(i64::MAX, i64::MAX).await.unwrap(),
+        3,
+        "the dead go past their age"
+    );
+}
