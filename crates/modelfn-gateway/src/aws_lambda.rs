@@ -232,32 +232,28 @@ pub async fn invoke(
             )
         }
         "Event" => {
-            match state
-                .events
-                .submit(state.scheduler.clone(), target.clone(), inv)
-            {
+            let mut inv = inv;
+            inv.origin = crate::request::origin();
+            let qualifier = reference.qualifier.to_string();
+            match state.events.submit(&reference.name, &qualifier, inv).await {
                 Ok(()) => {}
-                Err(crate::events::Refused::TooLarge) => {
+                Err(crate::events::Refused::TooLarge(limit)) => {
                     return error(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "RequestTooLargeException",
                         &format!(
-                            "Request must be smaller than {} bytes for the Event invocation type",
-                            crate::events::MAX_EVENT_BYTES
-                        ),
+                        "Request must be smaller than {limit} bytes for the Event invocation type"
+                    ),
                         &request_id,
                     )
                 }
-                Err(crate::events::Refused::Full) => {
-                    let mut r = error(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "TooManyRequestsException",
-                        "too many Event invocations are queued on this server: retry later",
+                Err(crate::events::Refused::Storage(why)) => {
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceException",
+                        &format!("the event could not be stored: {why}"),
                         &request_id,
-                    );
-                    r.headers_mut()
-                        .insert("retry-after", HeaderValue::from_static("1"));
-                    return r;
+                    )
                 }
             }
             return with_ids(

@@ -122,8 +122,8 @@ pub struct AppContext {
     pub apis: Arc<apis::CompiledApis>,
     /// Set once the registry has been restored and the server takes traffic.
     pub ready: Arc<AtomicBool>,
-    /// `Event` invocations waiting or running.
-    pub events: Arc<events::EventQueue>,
+    /// Asynchronous invocations: the durable queue and its workers' state.
+    pub events: Arc<events::AsyncEvents>,
 }
 
 /// The whole HTTP API.
@@ -146,6 +146,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::invocations::list),
         )
         .route("/v1/cost", get(admin::invocations::cost))
+        .route("/v1/async", get(admin::async_events::depths))
+        .route("/v1/async/{request_id}", get(admin::async_events::status))
+        .route("/v1/dlq", get(admin::async_events::dead))
+        .route("/v1/dlq/redrive", post(admin::async_events::redrive))
         .route("/v1/traces", get(admin::traces::list))
         .route("/v1/traces/{request_id}", get(admin::traces::show))
         .route("/v1/dashboard/series", get(dashboard::series))
@@ -218,6 +222,14 @@ pub fn router(state: AppState) -> Router {
             post(invoke::invoke_post).get(invoke::invoke_get),
         )
         .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+    let invoke_async = Router::new()
+        .route(
+            "/v1/functions/{name}/invoke-async",
+            post(admin::async_events::invoke_async),
+        )
+        .layer(DefaultBodyLimit::max(
+            state.events.settings.max_payload_bytes,
+        ));
     let lambda = Router::new()
         .route(
             "/2015-03-31/functions/{name}/invocations",
@@ -327,6 +339,7 @@ pub fn router(state: AppState) -> Router {
         .merge(keys)
         .merge(layers)
         .merge(invoke)
+        .merge(invoke_async)
         .route("/healthz", get(health::healthz))
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::serve))

@@ -95,7 +95,14 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         tracer: None,
         apis: Default::default(),
         ready: Arc::new(AtomicBool::new(true)),
-        events: Default::default(),
+        events: modelfn_gateway::events::AsyncEvents::new(
+            Arc::new(
+                modelfn_queue::SqliteQueue::open(&dir.join("queue.db"))
+                    .await
+                    .unwrap(),
+            ),
+            Default::default(),
+        ),
     }))
 }
 

@@ -137,6 +137,8 @@ pub struct QueueDepth {
     pub queued: u64,
     pub running: u64,
     pub succeeded: u64,
+    /// Succeeded events that ran more than once (a retry, or a restart mid-run).
+    pub reran: u64,
     pub dead: u64,
     /// Payload bytes waiting (queued and running).
     pub waiting_bytes: u64,

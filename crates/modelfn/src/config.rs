@@ -52,6 +52,12 @@ struct FileConfig {
     traces_per_second: Option<u32>,
     traces_ratio: Option<f64>,
     otlp_endpoint: Option<String>,
+    async_max_payload_kb: Option<usize>,
+    async_max_attempts: Option<u32>,
+    async_max_age: Option<String>,
+    async_backoff: Option<String>,
+    async_max_in_flight: Option<usize>,
+    async_dead_letter_on_delete: Option<bool>,
     function_python: Option<String>,
     function_uid_base: Option<u32>,
     max_connections: Option<usize>,
@@ -115,6 +121,8 @@ pub struct ServeConfig {
     pub records_retention: modelfn_telemetry::Retention,
     /// Which invocations are traced and where spans go (`None`: `traces = false`).
     pub traces: Option<modelfn_telemetry::TraceConfig>,
+    /// Asynchronous invocations: payload limit, attempts, age, backoff, concurrency.
+    pub async_events: modelfn_gateway::events::AsyncSettings,
     pub ort_library: Option<PathBuf>,
     /// Whether a missing ONNX Runtime may be installed with pip.
     pub install_onnxruntime: bool,
@@ -161,6 +169,7 @@ impl ServeConfig {
             metrics: true,
             records: true,
             records_retention: modelfn_telemetry::Retention::default(),
+            async_events: Default::default(),
             traces: Some(modelfn_telemetry::TraceConfig {
                 otlp: otlp_from_env(),
                 ..Default::default()
@@ -186,6 +195,7 @@ impl ServeConfig {
         let mut listen = None;
         if let Some(f) = file {
             traces_from_file(&mut c, &f)?;
+            async_from_file(&mut c.async_events, &f)?;
             listen = f.listen;
             if let Some(v) = f.data_dir {
                 c.data_dir = v;
@@ -312,6 +322,42 @@ fn service_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "modelfn".into())
+}
+
+/// `async_*` of the file.
+fn async_from_file(a: &mut modelfn_gateway::events::AsyncSettings, f: &FileConfig) -> Result<()> {
+    let duration = |key: &str, v: &str| {
+        modelfn_core::duration::parse_duration(v)
+            .with_context(|| format!("{key} = {v:?} is not a duration like 30s, 10m or 6h"))
+    };
+    if let Some(kb) = f.async_max_payload_kb {
+        if !(1..=6 * 1024).contains(&kb) {
+            bail!("async_max_payload_kb = {kb} is not between 1 and 6144 (6 MB)");
+        }
+        a.max_payload_bytes = kb * 1024;
+    }
+    if let Some(n) = f.async_max_attempts {
+        if !(1..=100).contains(&n) {
+            bail!("async_max_attempts = {n} is not between 1 and 100");
+        }
+        a.max_attempts = n;
+    }
+    if let Some(v) = &f.async_max_age {
+        a.max_age = duration("async_max_age", v)?;
+    }
+    if let Some(v) = &f.async_backoff {
+        a.backoff = duration("async_backoff", v)?;
+    }
+    if let Some(n) = f.async_max_in_flight {
+        if n == 0 {
+            bail!("async_max_in_flight must be more than 0");
+        }
+        a.max_in_flight = n;
+    }
+    if let Some(v) = f.async_dead_letter_on_delete {
+        a.dead_letter_on_delete = v;
+    }
+    Ok(())
 }
 
 /// `traces*` and `otlp_endpoint` of the file.

@@ -8,7 +8,7 @@ use modelfn_control::secrets::Sealer;
 use modelfn_control::{spawn_reconciler, ControlPlane, Limits};
 use modelfn_core::{DoorAuth, Runtime, RuntimeKind};
 use modelfn_gateway::apis::CompiledApis;
-use modelfn_gateway::events::EventQueue;
+use modelfn_gateway::events::AsyncEvents;
 use modelfn_gateway::serve::{self, FrontDoor};
 use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
 use modelfn_registry::{CodeCache, LocalBlobStore, PackageLimits, SqliteMetadataStore};
@@ -269,10 +269,14 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         DoorAuth::Key
     });
     let ready = Arc::new(AtomicBool::new(false));
-    let events: Arc<EventQueue> = Default::default();
+    let queue_path = data.join("queue.db");
+    let queue = modelfn_queue::SqliteQueue::open(&queue_path)
+        .await
+        .with_context(|| format!("opening the asynchronous queue {}", queue_path.display()))?;
+    let events = AsyncEvents::new(Arc::new(queue), cfg.async_events.clone());
     let state = AppState::new(AppContext {
         control: control.clone(),
-        scheduler,
+        scheduler: scheduler.clone(),
         config: Arc::new(gw),
         logs,
         records,
@@ -281,6 +285,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         ready: ready.clone(),
         events: events.clone(),
     });
+    let workers = modelfn_gateway::events::spawn_workers(events.clone(), scheduler.clone());
     let app = router(state);
     // Sandboxes reach this modelfn through a listener inside their own network namespace.
     let inner = app.clone();
@@ -333,10 +338,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
             .await;
         if dropped > 0 {
             tracing::warn!(
-                dropped,
-                "Event invocations still queued at the shutdown deadline were dropped"
+                running = dropped,
+                "asynchronous events still running at the shutdown deadline will run again after a restart"
             );
         }
+        workers.abort();
         reaper.abort();
         reconciler.abort();
         served

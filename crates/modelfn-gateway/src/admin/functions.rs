@@ -98,7 +98,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.control.delete(&name).await?;
-    let dropped = state.events.drop_function(&name);
+    let dropped = state.events.drop_function(&name).await;
     if dropped > 0 {
         tracing::info!(function = %name, dropped, "dropped the deleted function's queued events");
     }

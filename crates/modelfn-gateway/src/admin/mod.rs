@@ -3,6 +3,7 @@
 
 pub mod aliases;
 pub mod apis;
+pub mod async_events;
 pub mod auth;
 pub mod config;
 pub mod events;

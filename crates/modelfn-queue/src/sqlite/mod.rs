@@ -296,6 +296,7 @@ impl InvocationQueue for SqliteQueue {
             "SELECT function,
                     sum(state = 'queued') AS queued, sum(state = 'leased') AS running,
                     sum(state = 'succeeded') AS succeeded, sum(state = 'dead') AS dead,
+                    sum(state = 'succeeded' AND attempts > 1) AS reran,
                     sum(CASE WHEN state IN ('queued', 'leased') THEN length(payload) ELSE 0 END) AS bytes,
                     min(CASE WHEN state IN ('queued', 'leased') THEN enqueued_ms END) AS oldest
              FROM events GROUP BY function ORDER BY function",
@@ -313,6 +314,7 @@ impl InvocationQueue for SqliteQueue {
                     queued: n(r, "queued")?,
                     running: n(r, "running")?,
                     succeeded: n(r, "succeeded")?,
+                    reran: n(r, "reran")?,
                     dead: n(r, "dead")?,
                     waiting_bytes: n(r, "bytes")?,
                     oldest_ms: r.try_get("oldest")?,

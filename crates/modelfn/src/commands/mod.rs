@@ -3,6 +3,7 @@
 //! are flattened into each.
 
 mod aliases;
+mod dlq;
 mod edge;
 mod functions;
 mod layers;
@@ -12,6 +13,7 @@ mod serve;
 mod top;
 
 pub use aliases::{AliasCommand, ProvisionedCommand, VersionsCommand};
+pub use dlq::{AsyncCommand, DlqCommand};
 pub use edge::{ApiCommand, KeysCommand, PlansCommand, UrlCommand};
 pub use functions::{
     ConfigCommand, DeleteCommand, DeployCommand, DescribeCommand, InvokeCommand, ListCommand,
@@ -93,6 +95,12 @@ pub enum Command {
     /// The model store: put revisions of named models, list them, roll back.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// The dead-letter store of asynchronous invocations: list, show, redrive.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Asynchronous invocations: an event's status and answer, each function's queue.
+    #[command(subcommand)]
+    Async(AsyncCommand),
 }
 
 /// How the CLI reaches a server.
@@ -192,5 +200,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Layer(c) => c.run().await,
         Command::Events(c) => c.run().await,
         Command::Model(c) => c.run().await,
+        Command::Dlq(c) => c.run().await,
+        Command::Async(c) => c.run().await,
     }
 }

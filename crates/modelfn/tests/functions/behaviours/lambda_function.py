@@ -45,6 +45,11 @@ def lambda_handler(event, context):
         return "slept"
     if action == "raise":
         raise ValueError("boom: on purpose")
+    if action == "needs":
+        # Fails until the function is deployed with the GREETING the event wants.
+        if os.environ.get("GREETING") != event["greeting"]:
+            raise ValueError("not yet: GREETING is %s" % os.environ.get("GREETING"))
+        return "fixed"
     if action == "alloc":
         hog = "x" * (int(event["mb"]) * 1024 * 1024)
         return len(hog)

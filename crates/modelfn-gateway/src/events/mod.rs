@@ -1,0 +1,158 @@
+//! Asynchronous invocations (Lambda's `Event` type, and `invoke-async`), durable: an event
+//! is answered 202 once the [`InvocationQueue`] has stored it, and runs at least once,
+//! across restarts and `kill -9`. Workers ([`worker`]) lease due events and run them
+//! through the scheduler, under the same admission and concurrency limits as synchronous
+//! calls, at most [`AsyncSettings::max_in_flight`] at once and, per function, no more
+//! than its reserved concurrency: an event waits on disk, not in memory. A failure is
+//! tried again after a backoff (doubling) until `max_attempts` or `max_age`, then goes to
+//! the dead-letter store, readable and re-drivable (`modelfn dlq`).
+
+mod worker;
+
+use modelfn_core::Invocation;
+use modelfn_queue::{InvocationQueue, NewEvent, QueueError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How asynchronous invocations are kept and tried.
+#[derive(Debug, Clone)]
+pub struct AsyncSettings {
+    /// Largest payload (Lambda's 256 KB by default).
+    pub max_payload_bytes: usize,
+    /// Attempts at most: the first and the retries (Lambda: 3).
+    pub max_attempts: u32,
+    /// Past this age no attempt starts (Lambda: 6 hours).
+    pub max_age: Duration,
+    /// The wait before the first retry; it doubles for each next one (Lambda: about 1
+    /// minute, then 2).
+    pub backoff: Duration,
+    /// Events running at once on this server, over all functions.
+    pub max_in_flight: usize,
+    /// What a deleted function's waiting events become: dropped (`false`) or dead letters.
+    pub dead_letter_on_delete: bool,
+}
+
+impl Default for AsyncSettings {
+    fn default() -> Self {
+        AsyncSettings {
+            max_payload_bytes: 256 * 1024,
+            max_attempts: 3,
+            max_age: Duration::from_secs(6 * 3600),
+            backoff: Duration::from_secs(60),
+            max_in_flight: 64,
+            dead_letter_on_delete: false,
+        }
+    }
+}
+
+/// Why an event was not accepted.
+#[derive(Debug)]
+pub enum Refused {
+    TooLarge(usize),
+    Storage(String),
+}
+
+/// The queue, its workers' shared state, and the settings.
+pub struct AsyncEvents {
+    pub queue: Arc<dyn InvocationQueue>,
+    pub settings: AsyncSettings,
+    /// Rings when an event is queued or finishes, so that a worker looks again at once.
+    wake: Notify,
+    /// Events running now, per function.
+    running: Mutex<HashMap<String, usize>>,
+    stopping: AtomicBool,
+}
+
+impl AsyncEvents {
+    pub fn new(queue: Arc<dyn InvocationQueue>, settings: AsyncSettings) -> Arc<AsyncEvents> {
+        Arc::new(AsyncEvents {
+            queue,
+            settings,
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Stores `inv` for `function` (as the caller qualified it); once this answers Ok, the
+    /// event is accepted.
+    pub async fn submit(
+        &self,
+        function: &str,
+        qualifier: &str,
+        inv: Invocation,
+    ) -> Result<(), Refused> {
+        if inv.body.len() > self.settings.max_payload_bytes {
+            return Err(Refused::TooLarge(self.settings.max_payload_bytes));
+        }
+        let event = NewEvent {
+            id: inv.request_id,
+            function: function.to_string(),
+            qualifier: qualifier.to_string(),
+            payload: inv.body,
+            content_type: inv.content_type,
+            trace: inv.trace,
+            key_id: inv.origin.key_id.map(|k| k.to_string()),
+            max_attempts: self.settings.max_attempts,
+            max_age: self.settings.max_age,
+        };
+        match self.queue.enqueue(event).await {
+            Ok(()) => {
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(e @ (QueueError::Duplicate(_) | QueueError::Storage(_))) => {
+                Err(Refused::Storage(e.to_string()))
+            }
+        }
+    }
+
+    /// A deleted function's waiting events: dropped, or dead-lettered (by the setting).
+    pub async fn drop_function(&self, function: &str) -> u64 {
+        let why = self
+            .settings
+            .dead_letter_on_delete
+            .then_some("the function was deleted before the event ran");
+        match self.queue.drop_function(function, why).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(function, error = %e, "could not drop a deleted function's events");
+                0
+            }
+        }
+    }
+
+    /// Makes the workers look at the queue now (after a redrive).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Events running now.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.running).values().sum()
+    }
+
+    /// At shutdown: no new event starts; waits up to `within` for those running. Answers
+    /// how many were still running (they run again after the restart).
+    pub async fn drain(&self, within: Duration) -> usize {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_waiters();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let live = self.in_flight();
+            if live == 0 || tokio::time::Instant::now() >= deadline {
+                return live;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub use worker::spawn_workers;

@@ -1,0 +1,208 @@
+//! The workers: one dispatcher leases due events (never more than the server's and each
+//! function's room allows) and runs each in a task through the scheduler; each ends in an
+//! ack with the answer, a retry after a backoff, or a dead letter.
+
+use super::{lock, AsyncEvents};
+use modelfn_core::{Fault, FunctionRef, Invocation, InvokeError, Origin};
+use modelfn_queue::{now_ms, Leased};
+use modelfn_scheduler::Scheduler;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the dispatcher looks when nothing woke it (a retry coming due).
+const POLL: Duration = Duration::from_millis(250);
+/// Answers kept for their callers to read, at most.
+const MAX_RESULT: usize = 256 * 1024;
+/// Succeeded events are kept this long (their answers), dead ones this long.
+const KEEP_SUCCEEDED: Duration = Duration::from_secs(24 * 3600);
+const KEEP_DEAD: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Starts the dispatcher. Leases a process left behind are given back first: they run
+/// again (at least once).
+pub fn spawn_workers(
+    events: Arc<AsyncEvents>,
+    scheduler: Arc<Scheduler>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match events.queue.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                events = n,
+                "asynchronous events that were running when the server stopped run again"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not recover the asynchronous queue"),
+        }
+        let mut purged = tokio::time::Instant::now();
+        loop {
+            if events.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            let started = dispatch(&events, &scheduler).await;
+            if purged.elapsed() > Duration::from_secs(600) {
+                purged = tokio::time::Instant::now();
+                let now = now_ms();
+                let ms = |d: Duration| d.as_millis() as i64;
+                let _ = events
+                    .queue
+                    .purge(now - ms(KEEP_SUCCEEDED), now - ms(KEEP_DEAD))
+                    .await;
+            }
+            if started == 0 {
+                let _ = tokio::time::timeout(POLL, events.wake.notified()).await;
+            }
+        }
+    })
+}
+
+/// One look at the queue: leases what there is room for and starts it; answers how many.
+async fn dispatch(events: &Arc<AsyncEvents>, scheduler: &Arc<Scheduler>) -> usize {
+    let room = events
+        .settings
+        .max_in_flight
+        .saturating_sub(events.in_flight());
+    if room == 0 {
+        return 0;
+    }
+    // A function running as many events as it may run calls at once takes no more.
+    let busy: Vec<String> = {
+        let running = lock(&events.running);
+        running
+            .iter()
+            .filter(|(f, n)| **n >= limit(scheduler, f, events.settings.max_in_flight))
+            .map(|(f, _)| f.clone())
+            .collect()
+    };
+    let leased = match events.queue.lease(room, lease_for(), &busy).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not lease asynchronous events");
+            return 0;
+        }
+    };
+    let mut started = 0;
+    for l in leased {
+        // Leased past a function's room (several of one function in one lease): back to
+        // the queue at once, its attempt given back.
+        let over = {
+            let mut running = lock(&events.running);
+            let n = running.entry(l.function.clone()).or_insert(0);
+            if *n >= limit(scheduler, &l.function, events.settings.max_in_flight) {
+                true
+            } else {
+                *n += 1;
+                false
+            }
+        };
+        if over {
+            let _ = events
+                .queue
+                .nack(
+                    &l.id,
+                    "waiting for the function's room",
+                    Duration::ZERO,
+                    false,
+                )
+                .await;
+            continue;
+        }
+        started += 1;
+        let (events, scheduler) = (events.clone(), scheduler.clone());
+        tokio::spawn(async move {
+            let function = l.function.clone();
+            run(&events, &scheduler, l).await;
+            if let Some(n) = lock(&events.running).get_mut(&function) {
+                *n = n.saturating_sub(1);
+            }
+            events.wake.notify_one();
+        });
+    }
+    started
+}
+
+/// A function's events at once at most: its reserved concurrency, else the server's.
+fn limit(scheduler: &Scheduler, function: &str, server: usize) -> usize {
+    scheduler
+        .spec(function)
+        .and_then(|s| s.manifest.scaling.reserved_concurrency)
+        .map_or(server, |r| (r as usize).clamp(1, server))
+}
+
+/// Longer than any function may run (Lambda's 15 minutes) and its start: a lease that
+/// outlives it belongs to a node that is gone.
+fn lease_for() -> Duration {
+    Duration::from_secs(20 * 60)
+}
+
+/// Runs one leased event and settles it.
+async fn run(events: &AsyncEvents, scheduler: &Arc<Scheduler>, l: Leased) {
+    let q = &events.queue;
+    let settle = |r: Result<(), modelfn_queue::QueueError>| {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "could not settle an asynchronous event (it will run again)");
+        }
+    };
+    if now_ms() > l.expires_ms {
+        settle(
+            q.dead_letter(&l.id, "the event is older than max_age")
+                .await,
+        );
+        return;
+    }
+    let r = FunctionRef::new(l.function.clone(), Some(l.qualifier.as_str()));
+    let target = match scheduler.resolve_ref(&r) {
+        Ok(t) => t,
+        Err(why) => {
+            settle(q.dead_letter(&l.id, &why.message(&r)).await);
+            return;
+        }
+    };
+    let mut inv =
+        Invocation::new(l.id.clone(), l.payload, l.content_type.as_deref()).with_trace(l.trace);
+    inv.origin = Origin {
+        door: "event",
+        key_id: l.key_id.map(Arc::from),
+        ..Origin::default()
+    };
+    match scheduler.invoke_resolved(&target, inv).await {
+        Ok((out, report)) => {
+            let mut body = out.body;
+            body.truncate(MAX_RESULT);
+            settle(q.ack(&l.id, report.version, body).await);
+        }
+        // Not run: waits, and the attempt does not count (as Lambda retries throttles).
+        Err(InvokeError::Throttled { retry_after, .. }) => {
+            let wait = retry_after.clamp(Duration::from_millis(100), Duration::from_secs(60));
+            settle(q.nack(&l.id, "throttled", wait, false).await);
+        }
+        // The event itself is refused (bad input, no such function): no retry helps.
+        Err(e) if e.fault() == Fault::Client => {
+            settle(q.dead_letter(&l.id, &e.to_string()).await);
+        }
+        Err(e) if l.attempt >= l.max_attempts => {
+            let why = format!("{e} (attempt {} of {})", l.attempt, l.max_attempts);
+            settle(q.dead_letter(&l.id, &why).await);
+        }
+        Err(e) => {
+            let wait = backoff(events.settings.backoff, l.attempt);
+            settle(q.nack(&l.id, &e.to_string(), wait, true).await);
+        }
+    }
+}
+
+/// The wait after attempt `n` failed: `base`, then twice that, and so on (at most an hour).
+fn backoff(base: Duration, n: u32) -> Duration {
+    base.saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(Duration::from_secs(3600))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retries_wait_longer_each_time() {
+        let s = std::time::Duration::from_secs;
+        assert_eq!(super::backoff(s(60), 1), s(60));
+        assert_eq!(super::backoff(s(60), 2), s(120));
+        assert_eq!(super::backoff(s(60), 30), s(3600));
+    }
+}
