@@ -235,7 +235,11 @@ pub async fn invoke(
             let mut inv = inv;
             inv.origin = crate::request::origin();
             let qualifier = reference.qualifier.to_string();
-            match state.events.submit(&reference.name, &qualifier, inv).await {
+            match state
+                .events
+                .submit(&reference.name, &qualifier, inv, None)
+                .await
+            {
                 Ok(()) => {}
                 Err(crate::events::Refused::TooLarge(limit)) => {
                     return error(

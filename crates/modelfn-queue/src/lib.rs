@@ -162,12 +162,13 @@ pub trait InvocationQueue: Send + Sync + 'static {
     async fn enqueue(&self, event: NewEvent) -> Result<(), QueueError>;
 
     /// Leases up to `n` events that are due, oldest first, for `lease_for` (past it, the
-    /// event may be leased again), skipping the functions in `busy`.
+    /// event may be leased again), and at most `room(function)` of each function: the
+    /// payloads of events a function has no room for are not read.
     async fn lease(
         &self,
         n: usize,
         lease_for: Duration,
-        busy: &[String],
+        room: &(dyn for<'a> Fn(&'a str) -> usize + Send + Sync),
     ) -> Result<Vec<Leased>, QueueError>;
 
     /// The event ran to `result` on `version`.

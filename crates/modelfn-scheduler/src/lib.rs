@@ -402,6 +402,12 @@ impl Scheduler {
         self.slot(name).map(|s| s.scaling())
     }
 
+    /// How many calls of `name` (its latest) may run at once, as settings are now.
+    pub fn concurrency_limit(&self, name: &str) -> Option<usize> {
+        self.slot(name)
+            .map(|s| self.function_limit(&s.scaling(), s.kind))
+    }
+
     /// Counters of `name`.
     pub fn stats(&self, name: &str) -> Option<FunctionStats> {
         let slot = self.slot(name)?;

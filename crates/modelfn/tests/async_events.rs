@@ -255,3 +255,69 @@ fn accepted_events_survive_two_kill_9s() {
     assert!(reran <= 2 * IN_FLIGHT, "{reran} ran twice: {done}");
     println!("{N} events, 2 kills: {reran} ran more than once");
 }
+
+/// Accepts `n` copies of the event in `file` for `url`, `parallel` at a time, with curl;
+/// answers how many were accepted (202).
+fn submit_many(dir: &Path, url: &str, file: &Path, n: usize, parallel: usize) -> usize {
+    let one = format!(
+        "url = \"{url}\"\nrequest = \"POST\"\ndata-binary = \"@{}\"\noutput = \"/dev/null\"\nwrite-out = \"%{{http_code}}\\n\"\n",
+        file.display()
+    );
+    let list = dir.join("many.cfg");
+    std::fs::write(&list, vec![one; n].join("next\n")).unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-Z", "--parallel-max", &parallel.to_string(), "-K"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    let codes = String::from_utf8_lossy(&out.stdout);
+    let accepted = codes.lines().filter(|c| *c == "202").count();
+    if accepted != n {
+        eprintln!(
+            "not 202: {:?}",
+            codes.lines().filter(|c| *c != "202").collect::<Vec<_>>()
+        );
+    }
+    accepted
+}
+
+/// 200 events of 5 MB for a function that runs one at a time: every one is accepted and
+/// runs, and the server's memory does not grow with them (they wait on disk).
+#[test]
+fn large_events_wait_on_disk_not_in_memory() {
+    const N: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "async_max_payload_kb = 6144\n");
+    s.deploy(&behaviours());
+    let (ok, _, err) = s.cli(&["config", "behaviours", "--reserved-concurrency", "1"]);
+    assert!(ok, "{err}");
+    let event = dir.path().join("five-mb.json");
+    let pad = "x".repeat(5 * 1024 * 1024);
+    std::fs::write(
+        &event,
+        format!("{{\"action\": \"sleep\", \"seconds\": 0, \"pad\": \"{pad}\"}}"),
+    )
+    .unwrap();
+    let url = format!("{}/v1/functions/behaviours/invoke-async", s.url);
+    // Warm: one accepted and run, so that the baseline holds a run's memory.
+    assert_eq!(submit_many(dir.path(), &url, &event, 1, 1), 1);
+    let until = Instant::now() + Duration::from_secs(60);
+    while depth(&s, "behaviours")["succeeded"] != 1 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = s.child.id();
+    let before = common::peak_rss_kb(pid);
+    assert_eq!(submit_many(dir.path(), &url, &event, N, 2), N);
+    let until = Instant::now() + Duration::from_secs(300);
+    let done = loop {
+        let d = depth(&s, "behaviours");
+        if d["succeeded"].as_u64() == Some(N as u64 + 1) || Instant::now() > until {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(done["succeeded"].as_u64(), Some(N as u64 + 1), "{done}");
+    let grew_mb = common::peak_rss_kb(pid).saturating_sub(before) / 1024;
+    println!("{N} events of 5 MB: the server's peak RSS grew by {grew_mb} MB");
+    assert!(grew_mb < 100, "the peak RSS grew by {grew_mb} MB");
+}

@@ -34,6 +34,16 @@ pub async fn invoke_async(
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
     let trace = crate::request::trace(&parts.headers);
     let limit = state.events.settings.max_payload_bytes;
+    // Room for the body before it is read, when its length is given.
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let reserved = match length {
+        Some(n) => Some(state.events.reserve(n).await.map_err(refused)?),
+        None => None,
+    };
     let body = Bytes::from_request(Request::from_parts(parts, body), &state)
         .await
         .map_err(|e| crate::error::body_rejection(e, limit))?;
@@ -43,23 +53,11 @@ pub async fn invoke_async(
     let mut inv = Invocation::new(id.clone(), body, content_type).with_trace(trace);
     inv.origin = crate::request::origin();
     let qualifier = target.qualifier.to_string();
-    match state.events.submit(&target.name, &qualifier, inv).await {
-        Ok(()) => {}
-        Err(Refused::TooLarge(limit)) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestTooLarge",
-                format!("an asynchronous event is at most {limit} bytes (async_max_payload_kb)"),
-            ))
-        }
-        Err(Refused::Storage(why)) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                format!("the event could not be stored: {why}"),
-            ))
-        }
-    }
+    state
+        .events
+        .submit(&target.name, &qualifier, inv, reserved)
+        .await
+        .map_err(refused)?;
     let mut resp = (
         StatusCode::ACCEPTED,
         Json(json!({ "request_id": id, "status": format!("/v1/async/{id}") })),
@@ -69,6 +67,21 @@ pub async fn invoke_async(
         resp.headers_mut().insert("x-modelfn-request-id", v);
     }
     Ok(resp)
+}
+
+fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::TooLarge(limit) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLarge",
+            format!("an asynchronous event is at most {limit} bytes (async_max_payload_kb)"),
+        ),
+        Refused::Storage(why) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            format!("the event could not be stored: {why}"),
+        ),
+    }
 }
 
 /// A body as JSON when it is JSON, else as text (lossy), for status answers.

@@ -64,7 +64,16 @@ pub struct AsyncEvents {
     /// Events running now, per function.
     running: Mutex<HashMap<String, usize>>,
     stopping: AtomicBool,
+    /// Payload kilobytes being stored at once, at most [`STORING_KB`]: large events are
+    /// written one after another, not all in memory together.
+    storing: tokio::sync::Semaphore,
 }
+
+/// Room taken for one event's payload until it is stored.
+pub struct Reserved<'a>(#[allow(dead_code)] tokio::sync::SemaphorePermit<'a>);
+
+/// Kilobytes of payloads being read or written to the queue at once, at most.
+const STORING_KB: usize = 8 * 1024;
 
 impl AsyncEvents {
     pub fn new(queue: Arc<dyn InvocationQueue>, settings: AsyncSettings) -> Arc<AsyncEvents> {
@@ -74,20 +83,42 @@ impl AsyncEvents {
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            storing: tokio::sync::Semaphore::new(STORING_KB),
         })
     }
 
+    /// Room to hold and store an event of `bytes` (taken before its body is read, when
+    /// its length is known): large events wait for each other instead of all being in
+    /// memory at once.
+    pub async fn reserve(&self, bytes: usize) -> Result<Reserved<'_>, Refused> {
+        if bytes > self.settings.max_payload_bytes {
+            return Err(Refused::TooLarge(self.settings.max_payload_bytes));
+        }
+        let kb = (bytes / 1024 + 1).min(STORING_KB);
+        self.storing
+            .acquire_many(u32::try_from(kb).unwrap_or(u32::MAX))
+            .await
+            .map(Reserved)
+            .map_err(|_| Refused::Storage("the queue is closed".into()))
+    }
+
     /// Stores `inv` for `function` (as the caller qualified it); once this answers Ok, the
-    /// event is accepted.
+    /// event is accepted. `reserved` is the room taken for it before its body was read, if
+    /// it was.
     pub async fn submit(
         &self,
         function: &str,
         qualifier: &str,
         inv: Invocation,
+        reserved: Option<Reserved<'_>>,
     ) -> Result<(), Refused> {
         if inv.body.len() > self.settings.max_payload_bytes {
             return Err(Refused::TooLarge(self.settings.max_payload_bytes));
         }
+        let _room = match reserved {
+            Some(r) => r,
+            None => self.reserve(inv.body.len()).await?,
+        };
         let event = NewEvent {
             id: inv.request_id,
             function: function.to_string(),
@@ -105,6 +136,7 @@ impl AsyncEvents {
                 Ok(())
             }
             Err(e @ (QueueError::Duplicate(_) | QueueError::Storage(_))) => {
+                tracing::warn!(function, error = %e, "an asynchronous event was not stored");
                 Err(Refused::Storage(e.to_string()))
             }
         }

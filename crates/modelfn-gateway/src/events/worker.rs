@@ -57,23 +57,21 @@ pub fn spawn_workers(
 
 /// One look at the queue: leases what there is room for and starts it; answers how many.
 async fn dispatch(events: &Arc<AsyncEvents>, scheduler: &Arc<Scheduler>) -> usize {
-    let room = events
+    let room_total = events
         .settings
         .max_in_flight
         .saturating_sub(events.in_flight());
-    if room == 0 {
+    if room_total == 0 {
         return 0;
     }
-    // A function running as many events as it may run calls at once takes no more.
-    let busy: Vec<String> = {
-        let running = lock(&events.running);
-        running
-            .iter()
-            .filter(|(f, n)| **n >= limit(scheduler, f, events.settings.max_in_flight))
-            .map(|(f, _)| f.clone())
-            .collect()
+    // A function takes no more events than it may run calls at once, less those running.
+    let running: std::collections::HashMap<String, usize> = lock(&events.running).clone();
+    let server = events.settings.max_in_flight;
+    let sched = scheduler.clone();
+    let room = move |f: &str| {
+        limit(&sched, f, server).saturating_sub(running.get(f).copied().unwrap_or(0))
     };
-    let leased = match events.queue.lease(room, lease_for(), &busy).await {
+    let leased = match events.queue.lease(room_total, lease_for(), &room).await {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "could not lease asynchronous events");
@@ -82,30 +80,7 @@ async fn dispatch(events: &Arc<AsyncEvents>, scheduler: &Arc<Scheduler>) -> usiz
     };
     let mut started = 0;
     for l in leased {
-        // Leased past a function's room (several of one function in one lease): back to
-        // the queue at once, its attempt given back.
-        let over = {
-            let mut running = lock(&events.running);
-            let n = running.entry(l.function.clone()).or_insert(0);
-            if *n >= limit(scheduler, &l.function, events.settings.max_in_flight) {
-                true
-            } else {
-                *n += 1;
-                false
-            }
-        };
-        if over {
-            let _ = events
-                .queue
-                .nack(
-                    &l.id,
-                    "waiting for the function's room",
-                    Duration::ZERO,
-                    false,
-                )
-                .await;
-            continue;
-        }
+        *lock(&events.running).entry(l.function.clone()).or_insert(0) += 1;
         started += 1;
         let (events, scheduler) = (events.clone(), scheduler.clone());
         tokio::spawn(async move {
@@ -120,12 +95,13 @@ async fn dispatch(events: &Arc<AsyncEvents>, scheduler: &Arc<Scheduler>) -> usiz
     started
 }
 
-/// A function's events at once at most: its reserved concurrency, else the server's.
+/// A function's events at once at most: what it may run at once (its reserved
+/// concurrency, or the default for its kind), within the server's room for events. A
+/// function not serving gets one, to be dead-lettered with the reason.
 fn limit(scheduler: &Scheduler, function: &str, server: usize) -> usize {
     scheduler
-        .spec(function)
-        .and_then(|s| s.manifest.scaling.reserved_concurrency)
-        .map_or(server, |r| (r as usize).clamp(1, server))
+        .concurrency_limit(function)
+        .map_or(1, |n| n.clamp(1, server))
 }
 
 /// Longer than any function may run (Lambda's 15 minutes) and its start: a lease that

@@ -40,8 +40,10 @@ impl SqliteQueue {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
+        // Two connections: SQLite writes one at a time anyway, and each connection's
+        // thread keeps its own allocator cache of the large payloads it copied.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(2)
             .connect_with(opts)
             .await?;
         MIGRATOR
@@ -96,7 +98,9 @@ impl InvocationQueue for SqliteQueue {
         .bind(&e.id)
         .bind(&e.function)
         .bind(&e.qualifier)
-        .bind(e.payload.as_ref())
+        // By value: the payload's own buffer when it has the only reference (sqlx would
+        // copy a slice).
+        .bind(Vec::<u8>::from(e.payload))
         .bind(&e.content_type)
         .bind(&e.trace)
         .bind(&e.key_id)
@@ -116,28 +120,53 @@ impl InvocationQueue for SqliteQueue {
         &self,
         n: usize,
         lease_for: Duration,
-        busy: &[String],
+        room: &(dyn for<'a> Fn(&'a str) -> usize + Send + Sync),
     ) -> Result<Vec<Leased>, QueueError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         let now = now_ms();
-        // Function names hold no commas: the busy ones as one `,a,b,` text.
-        let busy = format!(",{},", busy.join(","));
-        let rows = sqlx::query(
-            "UPDATE events SET state = 'leased', attempts = attempts + 1, lease_until_ms = ?1 + ?2
-             WHERE id IN (
-                 SELECT id FROM events
-                 WHERE ((state = 'queued' AND not_before_ms <= ?1)
-                        OR (state = 'leased' AND lease_until_ms < ?1))
-                   AND instr(?3, ',' || function || ',') = 0
-                 ORDER BY not_before_ms LIMIT ?4)
-             RETURNING id, function, qualifier, payload, content_type, trace, key_id, attempts,
-                       max_attempts, enqueued_ms, expires_ms",
-        )
+        // Plain `?` only (sqlx binds in order): `now` is bound twice for it.
+        let due = "((state = 'queued' AND not_before_ms <= ?)
+                    OR (state = 'leased' AND lease_until_ms < ?))";
+        // First the candidates, without their payloads; then the ones there is room for.
+        let candidates = sqlx::query(&format!(
+            "SELECT id, function FROM events WHERE {due} ORDER BY not_before_ms LIMIT ?"
+        ))
         .bind(now)
-        .bind(ms(lease_for))
-        .bind(busy)
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(now)
+        .bind(i64::try_from(n.saturating_mul(4).max(64)).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
+        let mut taken: std::collections::HashMap<String, usize> = Default::default();
+        let mut ids: Vec<String> = Vec::new();
+        for r in &candidates {
+            let function: String = r.try_get("function")?;
+            let k = taken.entry(function.clone()).or_insert(0);
+            if *k < room(&function) && ids.len() < n {
+                *k += 1;
+                ids.push(r.try_get("id")?);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Due is checked again: another worker (or node) may have leased one meanwhile.
+        let marks = vec!["?"; ids.len()].join(",");
+        let sql = format!(
+            "UPDATE events SET state = 'leased', attempts = attempts + 1, lease_until_ms = ?
+             WHERE {due} AND id IN ({marks})
+             RETURNING id, function, qualifier, payload, content_type, trace, key_id, attempts,
+                       max_attempts, enqueued_ms, expires_ms"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(now.saturating_add(ms(lease_for)))
+            .bind(now)
+            .bind(now);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         let mut out = rows
             .iter()
             .map(|r| {

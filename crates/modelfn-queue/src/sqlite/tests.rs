@@ -24,6 +24,11 @@ async fn queue() -> (tempfile::TempDir, SqliteQueue) {
 
 const LEASE: Duration = Duration::from_secs(60);
 
+/// Room for any number of every function's events.
+fn any(_: &str) -> usize {
+    usize::MAX
+}
+
 #[tokio::test]
 async fn events_are_leased_once_oldest_first_and_settled() {
     let (_d, q) = queue().await;
@@ -34,12 +39,12 @@ async fn events_are_leased_once_oldest_first_and_settled() {
         q.enqueue(event("e0", "f")).await,
         Err(QueueError::Duplicate(_))
     ));
-    let first = q.lease(3, LEASE, &[]).await.unwrap();
+    let first = q.lease(3, LEASE, &any).await.unwrap();
     assert_eq!(first.len(), 3);
     assert!(first
         .iter()
         .all(|l| l.attempt == 1 && l.key_id.as_deref() == Some("AKID")));
-    let second = q.lease(10, LEASE, &[]).await.unwrap();
+    let second = q.lease(10, LEASE, &any).await.unwrap();
     assert_eq!(second.len(), 2, "a leased event is not leased again");
     q.ack(&first[0].id, 4, Bytes::from_static(b"42"))
         .await
@@ -57,7 +62,7 @@ async fn events_are_leased_once_oldest_first_and_settled() {
     q.nack(&first[2].id, "busy", Duration::ZERO, false)
         .await
         .unwrap();
-    let again = q.lease(10, LEASE, &[]).await.unwrap();
+    let again = q.lease(10, LEASE, &any).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(
         (again[0].id.as_str(), again[0].attempt),
@@ -69,26 +74,30 @@ async fn events_are_leased_once_oldest_first_and_settled() {
 }
 
 #[tokio::test]
-async fn busy_functions_are_skipped_and_a_restart_gives_leases_back() {
+async fn a_function_gets_no_more_than_its_room_and_a_restart_gives_leases_back() {
     let (_d, q) = queue().await;
     q.enqueue(event("a1", "a")).await.unwrap();
     q.enqueue(event("b1", "b")).await.unwrap();
-    let got = q.lease(10, LEASE, &["a".to_string()]).await.unwrap();
+    q.enqueue(event("b2", "b")).await.unwrap();
+    // No room for a, room for one of b.
+    let room = |f: &str| if f == "a" { 0 } else { 1 };
+    let got = q.lease(10, LEASE, &room).await.unwrap();
     assert_eq!(
         got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
         ["b1"]
     );
     // The process that leased b1 is gone: it runs again, as a second attempt.
     assert_eq!(q.recover().await.unwrap(), 1);
-    let got = q.lease(10, LEASE, &[]).await.unwrap();
+    let got = q.lease(10, LEASE, &any).await.unwrap();
     let b = got.iter().find(|l| l.id == "b1").unwrap();
+    assert_eq!(got.len(), 3, "a1, b1 again and b2");
     assert_eq!(b.attempt, 2);
     // An expired lease is taken again too.
     let (_d2, q2) = queue().await;
     q2.enqueue(event("c1", "c")).await.unwrap();
-    assert_eq!(q2.lease(1, Duration::ZERO, &[]).await.unwrap().len(), 1);
+    assert_eq!(q2.lease(1, Duration::ZERO, &any).await.unwrap().len(), 1);
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(q2.lease(1, LEASE, &[]).await.unwrap()[0].attempt, 2);
+    assert_eq!(q2.lease(1, LEASE, &any).await.unwrap()[0].attempt, 2);
 }
 
 #[tokio::test]
@@ -99,7 +108,7 @@ async fn dead_letters_are_read_redriven_and_dropped() {
             .await
             .unwrap();
     }
-    for l in q.lease(10, LEASE, &[]).await.unwrap() {
+    for l in q.lease(10, LEASE, &any).await.unwrap() {
         if l.function == "d" {
             q.dead_letter(&l.id, "ValueError: no").await.unwrap();
         }
@@ -122,7 +131,7 @@ async fn dead_letters_are_read_redriven_and_dropped() {
         ..Default::default()
     };
     assert_eq!(q.redrive(&one, LEASE).await.unwrap(), 1);
-    let again = q.lease(10, LEASE, &[]).await.unwrap();
+    let again = q.lease(10, LEASE, &any).await.unwrap();
     assert_eq!((again.len(), again[0].attempt), (1, 1));
     // A deleted function's waiting events go, or go to the dead letters.
     q.enqueue(event("k2", "k")).await.unwrap();
