@@ -63,7 +63,7 @@ fn counter(m: &mut MetricEncoder<'_>, v: &u64) -> Result<(), Error> {
     m.encode_counter::<NoLabelSet, u64, u64>(v, None)
 }
 
-fn gauge(m: &mut MetricEncoder<'_>, v: &u64) -> Result<(), Error> {
+pub(crate) fn gauge(m: &mut MetricEncoder<'_>, v: &u64) -> Result<(), Error> {
     m.encode_gauge(v)
 }
 
@@ -360,7 +360,14 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Respons
         )
         .into_response();
     }
-    let registry = registry(&state);
+    let mut registry = registry(&state);
+    // The queue is read here, before encoding (a collector cannot wait on the database).
+    match state.events.queue.depths().await {
+        Ok(depths) => {
+            registry.register_collector(Box::new(crate::events::metrics::AsyncCollector(depths)))
+        }
+        Err(e) => tracing::warn!(error = %e, "/metrics: could not read the asynchronous queue"),
+    }
     let mut text = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         return (

@@ -173,6 +173,16 @@ fn events_run_fail_into_the_dead_letters_and_are_redriven() {
         ok && out.contains("behaviours") && out.contains("iris"),
         "{out}"
     );
+    // And on /metrics: by state, and the age of the oldest waiting.
+    let auth = format!("Authorization: Bearer {}", s.token());
+    let (_, text) = curl(&["-H", &auth, &format!("{}/metrics", s.url)]);
+    for want in [
+        "modelfn_async_events{function=\"iris\",state=\"succeeded\"} 1",
+        "modelfn_async_events{function=\"behaviours\",state=\"dead\"} 0",
+        "modelfn_async_oldest_age_seconds{function=\"iris\"} 0",
+    ] {
+        assert!(text.contains(want), "{want} is missing:\n{text}");
+    }
 }
 
 /// Every function's queue, by name.

@@ -7,6 +7,7 @@
 //! tried again after a backoff (doubling) until `max_attempts` or `max_age`, then goes to
 //! the dead-letter store, readable and re-drivable (`modelfn dlq`).
 
+pub(crate) mod metrics;
 mod worker;
 
 use modelfn_core::Invocation;
