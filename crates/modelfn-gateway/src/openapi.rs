@@ -72,6 +72,32 @@ pub fn document() -> Value {
                 "get": {"summary": "invoke a function with the query string as its event",
                         "responses": responses(&[("200", "the function's answer", Some(invoke_ok))], INVOKE_ERRORS)}
             },
+            "/v1/functions/{name}/invoke-async": {
+                "parameters": [name_param("name")],
+                "post": {"summary": "store an event for an asynchronous invocation (202 once stored)",
+                         "requestBody": {"content": {"application/json": {"schema": {}}}},
+                         "responses": responses(&[("202", "the event's request id", Some(any_json()))], INVOKE_ERRORS)}
+            },
+            "/v1/async": {
+                "get": {"summary": "every function's asynchronous queue", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "queues", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/async/{request_id}": {
+                "parameters": [{"name": "request_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "an asynchronous event's state, attempts, error and answer", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "the event", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/dlq": {
+                "get": {"summary": "dead letters, newest first, with their events", "security": [{"admin": []}],
+                        "parameters": [{"name": "function", "in": "query", "schema": {"type": "string"}}, {"name": "id", "in": "query", "schema": {"type": "string"}},
+                                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                        "responses": responses(&[("200", "dead letters", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/dlq/redrive": {
+                "post": {"summary": "dead letters back to the queue with fresh attempts (a function's, one by id, or both)", "security": [{"admin": []}],
+                         "parameters": [{"name": "function", "in": "query", "schema": {"type": "string"}}, {"name": "id", "in": "query", "schema": {"type": "string"}}],
+                         "responses": responses(&[("200", "how many", Some(any_json()))], ADMIN_ERRORS)}
+            },
             "/v1/functions": {
                 "get": {"summary": "list functions", "security": [{"admin": []}], "responses": responses(&[("200", "functions", Some(any_json()))], ADMIN_ERRORS)},
                 "post": {"summary": "deploy a package (tar.gz)", "security": [{"admin": []}],

@@ -13,7 +13,7 @@ mod worker;
 use modelfn_core::Invocation;
 use modelfn_queue::{InvocationQueue, NewEvent, QueueError};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -65,6 +65,9 @@ pub struct AsyncEvents {
     /// Events running now, per function.
     running: Mutex<HashMap<String, usize>>,
     stopping: AtomicBool,
+    /// Looks the dispatcher took at the queue, and whether the last one started nothing.
+    rounds: AtomicU64,
+    last_idle: AtomicBool,
     /// Payload kilobytes being stored at once, at most [`STORING_KB`]: large events are
     /// written one after another, not all in memory together.
     storing: tokio::sync::Semaphore,
@@ -84,6 +87,8 @@ impl AsyncEvents {
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            rounds: AtomicU64::new(0),
+            last_idle: AtomicBool::new(false),
             storing: tokio::sync::Semaphore::new(STORING_KB),
         })
     }
@@ -168,12 +173,25 @@ impl AsyncEvents {
         lock(&self.running).values().sum()
     }
 
-    /// At shutdown: no new event starts; waits up to `within` for those running. Answers
-    /// how many were still running (they run again after the restart).
+    /// At shutdown: events already due (accepted just before) and those running get up
+    /// to `within`; then no new event starts. Answers how many were still running (they
+    /// run again after the restart, as do events not yet due).
     pub async fn drain(&self, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        let from = self.rounds.load(Ordering::Acquire);
+        self.wake.notify_one();
+        loop {
+            // Done once a look taken after the drain began found nothing due, and nothing runs.
+            let looked = self.rounds.load(Ordering::Acquire) > from + 1;
+            let idle = self.last_idle.load(Ordering::Acquire);
+            if (looked && idle && self.in_flight() == 0) || tokio::time::Instant::now() >= deadline
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_waiters();
-        let deadline = tokio::time::Instant::now() + within;
         loop {
             let live = self.in_flight();
             if live == 0 || tokio::time::Instant::now() >= deadline {
@@ -181,6 +199,12 @@ impl AsyncEvents {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The dispatcher took a look at the queue and started `n` events.
+    fn looked(&self, n: usize) {
+        self.last_idle.store(n == 0, Ordering::Release);
+        self.rounds.fetch_add(1, Ordering::AcqRel);
     }
 }
 

@@ -39,6 +39,7 @@ pub fn spawn_workers(
                 return;
             }
             let started = dispatch(&events, &scheduler).await;
+            events.looked(started);
             if purged.elapsed() > Duration::from_secs(600) {
                 purged = tokio::time::Instant::now();
                 let now = now_ms();
