@@ -31,28 +31,34 @@ pub async fn invoke_post(
     let (parts, body) = request.into_parts();
     let target = crate::front::function_ref(name);
     crate::door_auth::admit(&state, &parts.headers, caller.is_some(), Some(&target.name)).await?;
-    let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
-    let trace = crate::request::trace(&parts.headers);
     // Kept for a sticky alias's header: only when one is asked for, so a call pays nothing.
     let headers = if target.qualifier == modelfn_core::Qualifier::Latest {
         HeaderMap::new()
     } else {
         parts.headers.clone()
     };
+    let inv = read_invocation(&state, parts, body, state.config.max_invoke_body_bytes).await?;
+    let resolved = crate::front::resolve_request(&state, &target, Some(&headers), &inv.body);
+    run(&state, &target, resolved, inv).await
+}
+
+/// The invocation a native POST makes: its body (at most `limit` bytes; a form read as
+/// JSON), media type and trace, under the request's id.
+pub(crate) async fn read_invocation(
+    state: &AppState,
+    parts: axum::http::request::Parts,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Invocation, ApiError> {
+    let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+    let trace = crate::request::trace(&parts.headers);
     // `Bytes::from_request` keeps the route's body limit (DefaultBodyLimit).
-    let body = Bytes::from_request(Request::from_parts(parts, body), &state)
+    let body = Bytes::from_request(Request::from_parts(parts, body), state)
         .await
-        .map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+        .map_err(|e| body_rejection(e, limit))?;
     let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
     let (body, content_type) = form_to_json(body, content_type)?;
-    let resolved = crate::front::resolve_request(&state, &target, Some(&headers), &body);
-    run(
-        &state,
-        &target,
-        resolved,
-        Invocation::new(request_id(), body, content_type).with_trace(trace),
-    )
-    .await
+    Ok(Invocation::new(request_id(), body, content_type).with_trace(trace))
 }
 
 /// `GET /v1/functions/{name}/invoke?...`

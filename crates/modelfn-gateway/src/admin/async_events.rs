@@ -6,12 +6,11 @@ use crate::error::ApiError;
 use crate::events::Refused;
 use crate::AppState;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use bytes::Bytes;
-use modelfn_core::{FunctionCaller, Invocation};
+use modelfn_core::FunctionCaller;
 use modelfn_queue::{DeadQuery, EventStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,9 +30,6 @@ pub async fn invoke_async(
     if let Err((why, message)) = crate::front::resolve(&state, &target) {
         return Err(crate::front::not_found(&target, &why, message));
     }
-    let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
-    let trace = crate::request::trace(&parts.headers);
-    let limit = state.events.settings.max_payload_bytes;
     // Room for the body before it is read, when its length is given.
     let length = parts
         .headers
@@ -44,14 +40,10 @@ pub async fn invoke_async(
         Some(n) => Some(state.events.reserve(n).await.map_err(refused)?),
         None => None,
     };
-    let body = Bytes::from_request(Request::from_parts(parts, body), &state)
-        .await
-        .map_err(|e| crate::error::body_rejection(e, limit))?;
-    let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
-    let (body, content_type) = crate::invoke::form_to_json(body, content_type)?;
-    let id = crate::request::request_id();
-    let mut inv = Invocation::new(id.clone(), body, content_type).with_trace(trace);
+    let limit = state.events.settings.max_payload_bytes;
+    let mut inv = crate::invoke::read_invocation(&state, parts, body, limit).await?;
     inv.origin = crate::request::origin();
+    let id = inv.request_id.clone();
     let qualifier = target.qualifier.to_string();
     state
         .events
