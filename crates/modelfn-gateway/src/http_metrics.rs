@@ -29,7 +29,9 @@ static COUNTS: [[AtomicU64; CLASSES.len()]; DOORS.len()] =
 
 /// Which door a path is for (an index into [`DOORS`]).
 pub fn door_of(path: &str) -> usize {
-    let door = if path.starts_with("/v1/functions/") && path.ends_with("/invoke") {
+    let door = if path.starts_with("/v1/functions/")
+        && (path.ends_with("/invoke") || path.ends_with("/invoke-async"))
+    {
         "native"
     } else if path.starts_with("/urls/") {
         "url"
@@ -167,6 +169,7 @@ mod tests {
         for (path, door) in [
             ("/v1/functions/iris/invoke", "native"),
             ("/v1/functions/iris:prod/invoke", "native"),
+            ("/v1/functions/iris/invoke-async", "native"),
             ("/v1/functions/iris", "admin"),
             ("/2015-03-31/functions/iris/invocations", "lambda"),
             ("/endpoints/iris/invocations", "sagemaker"),

@@ -91,7 +91,7 @@ pub(crate) fn target(path: &str) -> Target {
     let f = |s: &str| Target::Function(function_name(s));
     match parts.as_slice() {
         ["healthz"] | ["readyz"] | ["v2", "health", _] => Target::Health,
-        ["v1", "functions", name, "invoke"] => f(name),
+        ["v1", "functions", name, "invoke" | "invoke-async"] => f(name),
         ["2015-03-31", "functions", name, "invocations"] => f(name),
         ["endpoints", name, "invocations"] => f(name),
         ["v2", "models", name, "infer"] => f(name),
@@ -114,6 +114,7 @@ mod tests {
         let f = |n: &str| Target::Function(n.into());
         assert_eq!(t("/v1/functions/digits/invoke"), f("digits"));
         assert_eq!(t("/v1/functions/digits:prod/invoke"), f("digits"));
+        assert_eq!(t("/v1/functions/digits/invoke-async"), f("digits"));
         assert_eq!(
             t("/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Adigits%3A3/invocations"),
             f("digits")
