@@ -30,7 +30,7 @@ static COUNTS: [[AtomicU64; CLASSES.len()]; DOORS.len()] =
 /// Which door a path is for (an index into [`DOORS`]).
 pub fn door_of(path: &str) -> usize {
     let door = if path.starts_with("/v1/functions/")
-        && (path.ends_with("/invoke") || path.ends_with("/invoke-async"))
+        && (path.ends_with("/invoke") || path.ends_with("/invoke-async") || path.ends_with("/map"))
     {
         "native"
     } else if path.starts_with("/urls/") {

@@ -29,6 +29,7 @@ pub mod dashboard;
 pub mod door_auth;
 pub mod error;
 pub mod events;
+pub mod fanout;
 pub mod front;
 pub mod health;
 pub mod http_metrics;
@@ -59,6 +60,8 @@ pub struct GatewayConfig {
     pub admin_token: String,
     /// Largest invocation body (Lambda's synchronous payload limit, 6 MB, by default).
     pub max_invoke_body_bytes: usize,
+    /// Largest body of a map (its items, one per line; 64 MB by default).
+    pub max_map_input_bytes: usize,
     /// Largest deploy upload (the package limit, 50 MB, by default).
     pub max_package_bytes: usize,
     /// Largest layer upload (250 MB by default).
@@ -78,6 +81,7 @@ impl GatewayConfig {
         GatewayConfig {
             admin_token: admin_token.into(),
             max_invoke_body_bytes: 6 * 1024 * 1024,
+            max_map_input_bytes: 64 * 1024 * 1024,
             max_package_bytes: 50 * 1024 * 1024,
             max_layer_bytes: 250 * 1024 * 1024,
             aws_allow_unsigned: false,
@@ -230,6 +234,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(
             state.events.settings.max_payload_bytes,
         ));
+    let map = Router::new()
+        .route("/v1/functions/{name}/map", post(fanout::map))
+        .layer(DefaultBodyLimit::max(state.config.max_map_input_bytes));
     let lambda = Router::new()
         .route(
             "/2015-03-31/functions/{name}/invocations",
@@ -340,6 +347,7 @@ pub fn router(state: AppState) -> Router {
         .merge(layers)
         .merge(invoke)
         .merge(invoke_async)
+        .merge(map)
         .route("/healthz", get(health::healthz))
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::serve))

@@ -78,6 +78,14 @@ pub fn document() -> Value {
                          "requestBody": {"content": {"application/json": {"schema": {}}}},
                          "responses": responses(&[("202", "the event's request id", Some(any_json()))], INVOKE_ERRORS)}
             },
+            "/v1/functions/{name}/map": {
+                "parameters": [name_param("name")],
+                "post": {"summary": "fan out: one invocation per line of a JSON Lines body, at most `concurrency` at once, answered line by line in the input's order",
+                         "parameters": [{"name": "concurrency", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                                        {"name": "retries", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10}}],
+                         "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                         "responses": responses(&[("200", "one line per item: index, request_id, attempts, ok, result or error", Some(json!({"application/x-ndjson": {"schema": {"type": "string"}}})))], INVOKE_ERRORS)}
+            },
             "/v1/async": {
                 "get": {"summary": "every function's asynchronous queue", "security": [{"admin": []}],
                         "responses": responses(&[("200", "queues", Some(any_json()))], ADMIN_ERRORS)}

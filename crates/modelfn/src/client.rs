@@ -183,4 +183,37 @@ impl Client {
         let (status, failed, body) = self.send(req).await?;
         Ok((status, failed, String::from_utf8_lossy(&body).into_owned()))
     }
+
+    /// Starts a map (one invocation per line of `items`); answers the response, whose
+    /// body streams one line per item, once the server has accepted the map.
+    pub async fn map(
+        &self,
+        name: &str,
+        items: Vec<u8>,
+        concurrency: usize,
+        retries: u32,
+    ) -> Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .post(self.url(&format!("/v1/functions/{name}/map")))
+            .query(&[
+                ("concurrency", concurrency as u64),
+                ("retries", retries.into()),
+            ])
+            .header("content-type", "application/x-ndjson")
+            .body(items);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the modelfn server at {}", self.base))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            bail!("{} ({status})", error_message(&body));
+        }
+        Ok(resp)
+    }
 }

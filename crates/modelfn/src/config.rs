@@ -37,6 +37,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     max_invoke_body_bytes: Option<usize>,
+    map_max_input_mb: Option<usize>,
     max_package_mb: Option<u64>,
     max_unpacked_mb: Option<u64>,
     max_layer_mb: Option<u64>,
@@ -78,6 +79,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_invoke_body_bytes: usize,
+    /// Largest body of a map (`map_max_input_mb`, 64 by default).
+    pub max_map_input_bytes: usize,
     pub max_package_bytes: u64,
     pub max_unpacked_bytes: u64,
     /// Largest layer, compressed and unpacked.
@@ -148,6 +151,7 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: default_data_dir(),
             max_invoke_body_bytes: 6 * 1024 * 1024,
+            max_map_input_bytes: 64 * 1024 * 1024,
             max_package_bytes: 50 * 1024 * 1024,
             max_unpacked_bytes: 250 * 1024 * 1024,
             max_layer_bytes: 250 * 1024 * 1024,
@@ -202,6 +206,12 @@ impl ServeConfig {
             }
             if let Some(v) = f.max_invoke_body_bytes {
                 c.max_invoke_body_bytes = v;
+            }
+            if let Some(v) = f.map_max_input_mb {
+                if !(1..=4096).contains(&v) {
+                    bail!("map_max_input_mb = {v} is not between 1 and 4096");
+                }
+                c.max_map_input_bytes = v * 1024 * 1024;
             }
             if let Some(v) = f.max_package_mb {
                 c.max_package_bytes = v * 1024 * 1024;

@@ -259,6 +259,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
 
     let mut gw = GatewayConfig::new(token);
     gw.max_invoke_body_bytes = cfg.max_invoke_body_bytes;
+    gw.max_map_input_bytes = cfg.max_map_input_bytes;
     gw.max_package_bytes = cfg.max_package_bytes as usize;
     gw.max_layer_bytes = cfg.max_layer_bytes as usize;
     gw.aws_allow_unsigned = cfg.aws_allow_unsigned;

@@ -7,6 +7,7 @@ mod dlq;
 mod edge;
 mod functions;
 mod layers;
+mod map;
 mod models;
 mod observe;
 mod serve;
@@ -20,6 +21,7 @@ pub use functions::{
     LogsCommand,
 };
 pub use layers::{EventsCommand, LayerCommand};
+pub use map::MapCommand;
 pub use models::ModelCommand;
 pub use observe::{CostCommand, InvocationsCommand};
 pub use serve::DemoCommand;
@@ -50,6 +52,9 @@ pub enum Command {
     Deploy(DeployCommand),
     /// Invoke a function and print its answer.
     Invoke(InvokeCommand),
+    /// Fan out: one invocation per line of a JSON Lines file, with bounded concurrency,
+    /// retries and a progress line; the results in the input's order.
+    Map(MapCommand),
     /// List functions.
     List(ListCommand),
     /// Show one function.
@@ -182,6 +187,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(c) => c.run().await,
         Command::Deploy(c) => c.run().await,
         Command::Invoke(c) => c.run().await,
+        Command::Map(c) => c.run().await,
         Command::List(c) => c.run().await,
         Command::Describe(c) => c.run().await,
         Command::Delete(c) => c.run().await,
