@@ -169,16 +169,16 @@ impl Job {
                 Ok((out, _)) => return line(index, &id, attempts, Ok(&out.body)),
                 Err(e) => e,
             };
-            let wait = match &e {
+            let wait = if let (InvokeError::Throttled { retry_after, .. }, true) =
+                (&e, Instant::now() < throttled_until)
+            {
                 // Not run: waits without spending an attempt, as long as it may.
-                InvokeError::Throttled { retry_after, .. } if Instant::now() < throttled_until => {
-                    attempts -= 1;
-                    (*retry_after).clamp(Duration::from_millis(10), Duration::from_secs(1))
-                }
-                _ if e.fault() == Fault::Client || attempts > self.retries => {
-                    return line(index, &id, attempts, Err(&e));
-                }
-                _ => Duration::from_millis(100).saturating_mul(1 << (attempts - 1).min(6)),
+                attempts -= 1;
+                (*retry_after).clamp(Duration::from_millis(10), Duration::from_secs(1))
+            } else if e.fault() == Fault::Client || attempts > self.retries {
+                return line(index, &id, attempts, Err(&e));
+            } else {
+                Duration::from_millis(100).saturating_mul(1 << (attempts - 1).min(6))
             };
             tokio::time::sleep(wait).await;
         }
