@@ -102,7 +102,7 @@ fn a_map_answers_in_order_retries_holds_its_concurrency_and_refuses_bad_input() 
     assert_eq!(lines[2]["result"]["echo"]["n"], 3);
 
     // Six items of 0.3 s two at a time take three rounds at least.
-    let sleeps = vec!["{\"action\": \"sleep\", \"seconds\": 0.3}"; 6].join("\n");
+    let sleeps = ["{\"action\": \"sleep\", \"seconds\": 0.3}"; 6].join("\n");
     let t = Instant::now();
     let (code, out) = map(&s, "behaviours", "?concurrency=2", &sleeps);
     assert_eq!((code, out.lines().count()), (200, 6), "{out}");
