@@ -14,6 +14,7 @@ pub mod name;
 pub mod observe;
 pub mod runtime;
 pub mod scaling;
+pub mod streams;
 pub mod trace;
 
 pub use error::{Fault, FunctionError, InvokeError};
@@ -30,3 +31,4 @@ pub use observe::{
 };
 pub use runtime::{BoxFuture, FunctionSpec, Instance, LiveTuning, Runtime, StoredModel};
 pub use scaling::ScalingConfig;
+pub use streams::{StartingPosition, StreamSource};

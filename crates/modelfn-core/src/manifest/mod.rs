@@ -59,6 +59,9 @@ pub struct Manifest {
     /// Concurrency, provisioned instances, keep-alive and batching.
     #[serde(default, skip_serializing_if = "is_default_scaling")]
     pub scaling: crate::ScalingConfig,
+    /// Stream sources: event-source mappings from a broker's stream to the function.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<crate::StreamSource>,
     /// Size of a code function's `/tmp` in MB (default 512, as Lambda; 64 to 10240).
     #[serde(default = "default_ephemeral")]
     pub ephemeral_storage_mb: u32,
@@ -306,6 +309,11 @@ impl Manifest {
         self.scaling
             .validate()
             .map_err(|e| ManifestError::Invalid(format!("[scaling] {e}")))?;
+        for (i, source) in self.streams.iter().enumerate() {
+            source.validate().map_err(|e| {
+                ManifestError::Invalid(format!("[[streams]] number {}: {e}", i + 1))
+            })?;
+        }
         for key in self.environment.keys() {
             check_env_name(key).map_err(ManifestError::Invalid)?;
         }
