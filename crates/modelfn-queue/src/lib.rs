@@ -161,6 +161,10 @@ pub trait InvocationQueue: Send + Sync + 'static {
     /// Stores an event; once this answers, the event is accepted.
     async fn enqueue(&self, event: NewEvent) -> Result<(), QueueError>;
 
+    /// Stores an event that already failed `attempts` times elsewhere (a stream's poison
+    /// record) straight in the dead-letter store, with why: listed and re-driven as any.
+    async fn bury(&self, event: NewEvent, attempts: u32, error: &str) -> Result<(), QueueError>;
+
     /// Leases up to `n` events that are due, oldest first, for `lease_for` (past it, the
     /// event may be leased again), and at most `room(function)` of each function: the
     /// payloads of events a function has no room for are not read.

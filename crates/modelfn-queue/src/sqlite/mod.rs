@@ -33,6 +33,46 @@ fn uint(row: &SqliteRow, col: &str) -> Result<u32, QueueError> {
 }
 
 impl SqliteQueue {
+    /// Stores an event: queued, or (`dead` given: its attempts and why) straight in the
+    /// dead-letter store.
+    async fn insert(&self, e: NewEvent, dead: Option<(u32, &str)>) -> Result<(), QueueError> {
+        let now = now_ms();
+        let (state, attempts, error, finished) = match dead {
+            None => ("queued", 0, None, None),
+            Some((n, why)) => ("dead", n, Some(why), Some(now)),
+        };
+        let done = sqlx::query(
+            "INSERT INTO events (id, function, qualifier, payload, content_type, trace, key_id,
+                                 state, attempts, max_attempts, enqueued_ms, expires_ms, not_before_ms,
+                                 last_error, finished_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO NOTHING",
+        )
+        .bind(&e.id)
+        .bind(&e.function)
+        .bind(&e.qualifier)
+        // By value: the payload's own buffer when it has the only reference (sqlx would
+        // copy a slice).
+        .bind(Vec::<u8>::from(e.payload))
+        .bind(&e.content_type)
+        .bind(&e.trace)
+        .bind(&e.key_id)
+        .bind(state)
+        .bind(i64::from(attempts))
+        .bind(i64::from(e.max_attempts.max(1)))
+        .bind(now)
+        .bind(now.saturating_add(ms(e.max_age)))
+        .bind(now)
+        .bind(error)
+        .bind(finished)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(QueueError::Duplicate(e.id));
+        }
+        Ok(())
+    }
+
     /// Opens (creating if needed) the queue's database file.
     pub async fn open(path: &Path) -> Result<SqliteQueue, QueueError> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
@@ -88,32 +128,11 @@ const STATUS_COLUMNS: &str = "id, function, qualifier, state, attempts, max_atte
 #[async_trait]
 impl InvocationQueue for SqliteQueue {
     async fn enqueue(&self, e: NewEvent) -> Result<(), QueueError> {
-        let now = now_ms();
-        let done = sqlx::query(
-            "INSERT INTO events (id, function, qualifier, payload, content_type, trace, key_id,
-                                 state, attempts, max_attempts, enqueued_ms, expires_ms, not_before_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)
-             ON CONFLICT(id) DO NOTHING",
-        )
-        .bind(&e.id)
-        .bind(&e.function)
-        .bind(&e.qualifier)
-        // By value: the payload's own buffer when it has the only reference (sqlx would
-        // copy a slice).
-        .bind(Vec::<u8>::from(e.payload))
-        .bind(&e.content_type)
-        .bind(&e.trace)
-        .bind(&e.key_id)
-        .bind(i64::from(e.max_attempts.max(1)))
-        .bind(now)
-        .bind(now.saturating_add(ms(e.max_age)))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(QueueError::Duplicate(e.id));
-        }
-        Ok(())
+        self.insert(e, None).await
+    }
+
+    async fn bury(&self, e: NewEvent, attempts: u32, error: &str) -> Result<(), QueueError> {
+        self.insert(e, Some((attempts, error))).await
     }
 
     async fn lease(

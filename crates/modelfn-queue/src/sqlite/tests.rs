@@ -160,3 +160,22 @@ async fn dead_letters_are_read_redriven_and_dropped() {
         "the dead go past their age"
     );
 }
+
+#[tokio::test]
+async fn a_buried_event_is_dead_at_once_and_redriven_as_any() {
+    let (_d, q) = queue().await;
+    q.bury(event("p1", "s"), 3, "poison record").await.unwrap();
+    assert!(
+        q.lease(10, LEASE, &any).await.unwrap().is_empty(),
+        "never leased"
+    );
+    let dead = q.dead(&DeadQuery::default()).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].state, dead[0].attempts, dead[0].last_error.as_deref()),
+        (EventState::Dead, 3, Some("poison record"))
+    );
+    assert_eq!(dead[0].payload.as_deref(), Some(&b"{\"n\": 1}"[..]));
+    assert_eq!(q.redrive(&DeadQuery::default(), LEASE).await.unwrap(), 1);
+    assert_eq!(q.lease(10, LEASE, &any).await.unwrap().len(), 1);
+}
