@@ -42,6 +42,7 @@ pub mod request;
 pub mod sandbox;
 pub mod serve;
 pub mod sigv4;
+pub mod streams;
 pub mod urls;
 
 use axum::extract::DefaultBodyLimit;
@@ -128,6 +129,8 @@ pub struct AppContext {
     pub ready: Arc<AtomicBool>,
     /// Asynchronous invocations: the durable queue and its workers' state.
     pub events: Arc<events::AsyncEvents>,
+    /// Stream sources: the shards this node reads, with their counters.
+    pub streams: Arc<modelfn_streams::StreamSources>,
 }
 
 /// The whole HTTP API.
@@ -151,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/cost", get(admin::invocations::cost))
         .route("/v1/async", get(admin::async_events::depths))
+        .route("/v1/streams", get(streams::list))
         .route("/v1/async/{request_id}", get(admin::async_events::status))
         .route("/v1/dlq", get(admin::async_events::dead))
         .route("/v1/dlq/redrive", post(admin::async_events::redrive))

@@ -59,7 +59,7 @@ fn family<T>(
     Ok(())
 }
 
-fn counter(m: &mut MetricEncoder<'_>, v: &u64) -> Result<(), Error> {
+pub(crate) fn counter(m: &mut MetricEncoder<'_>, v: &u64) -> Result<(), Error> {
     m.encode_counter::<NoLabelSet, u64, u64>(v, None)
 }
 
@@ -368,6 +368,9 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Respons
         }
         Err(e) => tracing::warn!(error = %e, "/metrics: could not read the asynchronous queue"),
     }
+    registry.register_collector(Box::new(crate::streams::StreamCollector(
+        state.streams.status(),
+    )));
     let mut text = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         return (

@@ -86,23 +86,22 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         )
         .await
         .unwrap();
+    let queue: Arc<dyn modelfn_queue::InvocationQueue> = Arc::new(
+        modelfn_queue::SqliteQueue::open(&dir.join("queue.db"))
+            .await
+            .unwrap(),
+    );
     router(AppState::new(AppContext {
         control,
-        scheduler,
+        scheduler: scheduler.clone(),
         config: Arc::new(GatewayConfig::new("secret")),
         logs,
         records: None,
         tracer: None,
         apis: Default::default(),
         ready: Arc::new(AtomicBool::new(true)),
-        events: modelfn_gateway::events::AsyncEvents::new(
-            Arc::new(
-                modelfn_queue::SqliteQueue::open(&dir.join("queue.db"))
-                    .await
-                    .unwrap(),
-            ),
-            Default::default(),
-        ),
+        events: modelfn_gateway::events::AsyncEvents::new(queue.clone(), Default::default()),
+        streams: modelfn_streams::StreamSources::new(scheduler, queue),
     }))
 }
 

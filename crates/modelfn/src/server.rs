@@ -274,7 +274,9 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let queue = modelfn_queue::SqliteQueue::open(&queue_path)
         .await
         .with_context(|| format!("opening the asynchronous queue {}", queue_path.display()))?;
-    let events = AsyncEvents::new(Arc::new(queue), cfg.async_events.clone());
+    let queue: Arc<dyn modelfn_queue::InvocationQueue> = Arc::new(queue);
+    let events = AsyncEvents::new(queue.clone(), cfg.async_events.clone());
+    let streams = modelfn_streams::StreamSources::new(scheduler.clone(), queue);
     let state = AppState::new(AppContext {
         control: control.clone(),
         scheduler: scheduler.clone(),
@@ -285,8 +287,10 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         apis: compiled_apis,
         ready: ready.clone(),
         events: events.clone(),
+        streams: streams.clone(),
     });
     let workers = modelfn_gateway::events::spawn_workers(events.clone(), scheduler.clone());
+    let stream_sources = streams.spawn();
     let app = router(state);
     // Sandboxes reach this modelfn through a listener inside their own network namespace.
     let inner = app.clone();
@@ -343,6 +347,14 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
                 "asynchronous events still running at the shutdown deadline will run again after a restart"
             );
         }
+        streams
+            .stop(
+                deadline
+                    .saturating_sub(started.elapsed())
+                    .max(std::time::Duration::from_millis(100)),
+            )
+            .await;
+        stream_sources.abort();
         workers.abort();
         reaper.abort();
         reconciler.abort();

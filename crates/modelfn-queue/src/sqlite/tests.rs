@@ -172,7 +172,11 @@ async fn a_buried_event_is_dead_at_once_and_redriven_as_any() {
     let dead = q.dead(&DeadQuery::default()).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(
-        (dead[0].state, dead[0].attempts, dead[0].last_error.as_deref()),
+        (
+            dead[0].state,
+            dead[0].attempts,
+            dead[0].last_error.as_deref()
+        ),
         (EventState::Dead, 3, Some("poison record"))
     );
     assert_eq!(dead[0].payload.as_deref(), Some(&b"{\"n\": 1}"[..]));
