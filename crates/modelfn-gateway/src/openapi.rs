@@ -95,6 +95,10 @@ pub fn document() -> Value {
                 "get": {"summary": "an asynchronous event's state, attempts, error and answer", "security": [{"admin": []}],
                         "responses": responses(&[("200", "the event", Some(any_json()))], ADMIN_ERRORS)}
             },
+            "/v1/streams": {
+                "get": {"summary": "every shard of every stream source: records, errors, dead letters, lag, iterator age, connection", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "shards", Some(any_json()))], ADMIN_ERRORS)}
+            },
             "/v1/dlq": {
                 "get": {"summary": "dead letters, newest first, with their events", "security": [{"admin": []}],
                         "parameters": [{"name": "function", "in": "query", "schema": {"type": "string"}}, {"name": "id", "in": "query", "schema": {"type": "string"}},

@@ -17,7 +17,7 @@ pub use record::Record;
 use modelfn_core::StreamSource;
 use modelfn_queue::InvocationQueue;
 use modelfn_scheduler::Scheduler;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,7 +61,7 @@ impl ShardStats {
 }
 
 /// One shard as `GET /v1/streams` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardStatus {
     pub function: String,
     /// The Redis server (without a password).
@@ -70,7 +70,7 @@ pub struct ShardStatus {
     /// The shard's stream key.
     pub shard: String,
     pub connected: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub records: u64,
     pub batches: u64,

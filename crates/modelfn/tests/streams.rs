@@ -244,6 +244,16 @@ fn four_shards_run_at_once_in_order_and_a_poison_record_is_bisected_out() {
         assert!(Instant::now() < until, "{metrics}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let (ok, table, err) = s.cli(&["streams", "stream-consumer"]);
+    assert!(ok, "{err}");
+    let row = table
+        .lines()
+        .find(|l| l.contains("orders:2"))
+        .unwrap_or_default();
+    assert!(
+        row.contains(" 29 ") && row.contains("reading redis://127.0.0.1:"),
+        "{table}"
+    );
     // Deleting the function stops its mapping.
     let (ok, _, err) = s.cli(&["delete", "stream-consumer"]);
     assert!(ok, "{err}");

@@ -11,6 +11,7 @@ mod map;
 mod models;
 mod observe;
 mod serve;
+mod streams;
 mod top;
 
 pub use aliases::{AliasCommand, ProvisionedCommand, VersionsCommand};
@@ -25,6 +26,7 @@ pub use map::MapCommand;
 pub use models::ModelCommand;
 pub use observe::{CostCommand, InvocationsCommand};
 pub use serve::DemoCommand;
+pub use streams::StreamsCommand;
 pub use top::TopCommand;
 
 use crate::client::Client;
@@ -106,6 +108,8 @@ pub enum Command {
     /// Asynchronous invocations: an event's status and answer, each function's queue.
     #[command(subcommand)]
     Async(AsyncCommand),
+    /// Stream sources: each shard's records, errors, dead letters, lag and iterator age.
+    Streams(StreamsCommand),
 }
 
 /// How the CLI reaches a server.
@@ -208,5 +212,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Model(c) => c.run().await,
         Command::Dlq(c) => c.run().await,
         Command::Async(c) => c.run().await,
+        Command::Streams(c) => c.run().await,
     }
 }
