@@ -4,6 +4,7 @@
 //! This crate knows no HTTP and no async runtime: the gateway, the scheduler and the
 //! runtimes all speak in these types.
 
+pub mod async_config;
 pub mod duration;
 pub mod error;
 pub mod function_ref;
@@ -17,6 +18,7 @@ pub mod scaling;
 pub mod streams;
 pub mod trace;
 
+pub use async_config::AsyncConfig;
 pub use error::{Fault, FunctionError, InvokeError};
 pub use function_ref::{FunctionRef, Qualifier};
 pub use invocation::{Invocation, InvocationOutput, ResponseFormat};

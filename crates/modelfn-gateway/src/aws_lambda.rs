@@ -237,7 +237,13 @@ pub async fn invoke(
             let qualifier = reference.qualifier.to_string();
             match state
                 .events
-                .submit(&reference.name, &qualifier, inv, None)
+                .submit(
+                    &reference.name,
+                    &qualifier,
+                    inv,
+                    None,
+                    &crate::events::config_of(&state.scheduler, &reference.name),
+                )
                 .await
             {
                 Ok(()) => {}
@@ -248,6 +254,14 @@ pub async fn invoke(
                         &format!(
                         "Request must be smaller than {limit} bytes for the Event invocation type"
                     ),
+                        &request_id,
+                    )
+                }
+                Err(crate::events::Refused::Full { waiting, limit_mb }) => {
+                    return error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequestsException",
+                        &format!("the function's asynchronous queue holds {waiting} bytes of events, at its [async] max_queued_mb = {limit_mb}"),
                         &request_id,
                     )
                 }

@@ -7,51 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{copy_dir, curl, example, json, Server};
+use common::events::{admin, server, submit, wait_for};
+use common::{copy_dir, curl, example, Server};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn behaviours() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions/behaviours")
-}
-
-fn server(dir: &Path, config: &str) -> Server {
-    let cfg = dir.join("cfg.toml");
-    std::fs::write(&cfg, config).unwrap();
-    Server::start_with(&dir.join("data"), &["--config", cfg.to_str().unwrap()])
-}
-
-fn admin(s: &Server, path: &str) -> serde_json::Value {
-    let auth = format!("Authorization: Bearer {}", s.token());
-    let (code, body) = curl(&["-H", &auth, &format!("{}{path}", s.url)]);
-    assert_eq!(code, 200, "{path}: {body}");
-    json(&body)
-}
-
-/// Accepts `event` for `function`; answers the request id.
-fn submit(s: &Server, function: &str, event: &str) -> String {
-    let (code, body) = curl(&[
-        "-X",
-        "POST",
-        &format!("{}/v1/functions/{function}/invoke-async", s.url),
-        "-d",
-        event,
-    ]);
-    assert_eq!(code, 202, "{body}");
-    json(&body)["request_id"].as_str().unwrap().to_string()
-}
-
-/// Waits until the event is in `state`; answers its status.
-fn wait_for(s: &Server, id: &str, state: &str) -> serde_json::Value {
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let st = admin(s, &format!("/v1/async/{id}"));
-        if st["state"] == state || Instant::now() > until {
-            assert_eq!(st["state"], state, "{st}");
-            return st;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

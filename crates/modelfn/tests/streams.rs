@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::events::admin;
 use common::{copy_dir, curl, json, Server};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -79,13 +80,6 @@ fn consumer(dir: &Path, redis: &Redis, table: &str) -> PathBuf {
     std::fs::remove_file(fdir.join("modelfn.toml.in")).unwrap();
     std::fs::write(fdir.join("modelfn.toml"), manifest).unwrap();
     fdir
-}
-
-fn admin(s: &Server, path: &str) -> serde_json::Value {
-    let auth = format!("Authorization: Bearer {}", s.token());
-    let (code, body) = curl(&["-H", &auth, &format!("{}{path}", s.url)]);
-    assert_eq!(code, 200, "{path}: {body}");
-    json(&body)
 }
 
 /// Waits until the shards' counters add up to `records` processed and `dead` dead.

@@ -59,6 +59,14 @@ pub struct Manifest {
     /// Concurrency, provisioned instances, keep-alive and batching.
     #[serde(default, skip_serializing_if = "is_default_scaling")]
     pub scaling: crate::ScalingConfig,
+    /// Asynchronous invocations: attempts, age, success and failure destinations, and
+    /// the bytes that may wait.
+    #[serde(
+        default,
+        rename = "async",
+        skip_serializing_if = "crate::AsyncConfig::is_default"
+    )]
+    pub async_config: crate::AsyncConfig,
     /// Stream sources: event-source mappings from a broker's stream to the function.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<crate::StreamSource>,
@@ -309,6 +317,9 @@ impl Manifest {
         self.scaling
             .validate()
             .map_err(|e| ManifestError::Invalid(format!("[scaling] {e}")))?;
+        self.async_config
+            .validate(self.name.as_str())
+            .map_err(|e| ManifestError::Invalid(format!("[async] {e}")))?;
         for (i, source) in self.streams.iter().enumerate() {
             source.validate().map_err(|e| {
                 ManifestError::Invalid(format!("[[streams]] number {}: {e}", i + 1))

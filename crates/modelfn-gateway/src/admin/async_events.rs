@@ -47,7 +47,13 @@ pub async fn invoke_async(
     let qualifier = target.qualifier.to_string();
     state
         .events
-        .submit(&target.name, &qualifier, inv, reserved)
+        .submit(
+            &target.name,
+            &qualifier,
+            inv,
+            reserved,
+            &crate::events::config_of(&state.scheduler, &target.name),
+        )
         .await
         .map_err(refused)?;
     let mut resp = (
@@ -68,6 +74,17 @@ fn refused(r: Refused) -> ApiError {
             "RequestTooLarge",
             format!("an asynchronous event is at most {limit} bytes (async_max_payload_kb)"),
         ),
+        Refused::Full { waiting, limit_mb } => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                format!(
+                    "the function's asynchronous queue holds {waiting} bytes of events, at its [async] max_queued_mb = {limit_mb}: try again once it drains"
+                ),
+            );
+            e.retry_after_secs = Some(1);
+            e
+        }
         Refused::Storage(why) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
@@ -170,6 +187,6 @@ pub async fn redrive(
         .redrive(&dead_query(p), state.events.settings.max_age)
         .await
         .map_err(storage)?;
-    state.events.wake();
+    state.events.wake().await;
     Ok(Json(json!({ "redriven": n })))
 }

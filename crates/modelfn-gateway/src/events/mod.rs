@@ -7,10 +7,11 @@
 //! tried again after a backoff (doubling) until `max_attempts` or `max_age`, then goes to
 //! the dead-letter store, readable and re-drivable (`modelfn dlq`).
 
+mod destination;
 pub(crate) mod metrics;
 mod worker;
 
-use modelfn_core::Invocation;
+use modelfn_core::{AsyncConfig, Invocation};
 use modelfn_queue::{InvocationQueue, NewEvent, QueueError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,6 +54,11 @@ impl Default for AsyncSettings {
 #[derive(Debug)]
 pub enum Refused {
     TooLarge(usize),
+    /// The function's events already waiting hold this many bytes, its `max_queued_mb`.
+    Full {
+        waiting: u64,
+        limit_mb: u64,
+    },
     Storage(String),
 }
 
@@ -64,6 +70,9 @@ pub struct AsyncEvents {
     wake: Notify,
     /// Events running now, per function.
     running: Mutex<HashMap<String, usize>>,
+    /// Payload bytes waiting (queued or running), per function: counted from the queue
+    /// when the workers start and after a redrive, kept up as events come and go.
+    waiting: Mutex<HashMap<String, u64>>,
     stopping: AtomicBool,
     /// Looks the dispatcher took at the queue, and whether the last one started nothing.
     rounds: AtomicU64,
@@ -86,6 +95,7 @@ impl AsyncEvents {
             settings,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             rounds: AtomicU64::new(0),
             last_idle: AtomicBool::new(false),
@@ -108,18 +118,26 @@ impl AsyncEvents {
             .map_err(|_| Refused::Storage("the queue is closed".into()))
     }
 
-    /// Stores `inv` for `function` (as the caller qualified it); once this answers Ok, the
-    /// event is accepted. `reserved` is the room taken for it before its body was read, if
-    /// it was.
+    /// Stores `inv` for `function` (as the caller qualified it), to be tried as `config`
+    /// (the function's `[async]` table) says; once this answers Ok, the event is accepted.
+    /// `reserved` is the room taken for it before its body was read, if it was.
     pub async fn submit(
         &self,
         function: &str,
         qualifier: &str,
         inv: Invocation,
         reserved: Option<Reserved<'_>>,
+        config: &AsyncConfig,
     ) -> Result<(), Refused> {
+        let bytes = inv.body.len() as u64;
         if inv.body.len() > self.settings.max_payload_bytes {
             return Err(Refused::TooLarge(self.settings.max_payload_bytes));
+        }
+        if let Some(limit_mb) = config.max_queued_mb {
+            let waiting = self.waiting_bytes(function);
+            if waiting + bytes > limit_mb.saturating_mul(1024 * 1024) {
+                return Err(Refused::Full { waiting, limit_mb });
+            }
         }
         let _room = match reserved {
             Some(r) => r,
@@ -133,11 +151,12 @@ impl AsyncEvents {
             content_type: inv.content_type,
             trace: inv.trace,
             key_id: inv.origin.key_id.map(|k| k.to_string()),
-            max_attempts: self.settings.max_attempts,
-            max_age: self.settings.max_age,
+            max_attempts: config.max_attempts.unwrap_or(self.settings.max_attempts),
+            max_age: config.max_age.unwrap_or(self.settings.max_age),
         };
         match self.queue.enqueue(event).await {
             Ok(()) => {
+                self.waited(function, bytes as i64);
                 self.wake.notify_one();
                 Ok(())
             }
@@ -154,6 +173,7 @@ impl AsyncEvents {
             .settings
             .dead_letter_on_delete
             .then_some("the function was deleted before the event ran");
+        lock(&self.waiting).remove(function);
         match self.queue.drop_function(function, why).await {
             Ok(n) => n,
             Err(e) => {
@@ -163,9 +183,36 @@ impl AsyncEvents {
         }
     }
 
-    /// Makes the workers look at the queue now (after a redrive).
-    pub fn wake(&self) {
+    /// Makes the workers look at the queue now (after a redrive), with the bytes waiting
+    /// counted again.
+    pub async fn wake(&self) {
+        self.count_waiting().await;
         self.wake.notify_one();
+    }
+
+    /// Payload bytes waiting for `function`.
+    pub fn waiting_bytes(&self, function: &str) -> u64 {
+        lock(&self.waiting).get(function).copied().unwrap_or(0)
+    }
+
+    /// `bytes` more (or, negative, fewer) waiting for `function`.
+    fn waited(&self, function: &str, bytes: i64) {
+        let mut w = lock(&self.waiting);
+        let n = w.entry(function.to_string()).or_insert(0);
+        *n = n.saturating_add_signed(bytes);
+    }
+
+    /// Counts the bytes waiting per function from the queue.
+    async fn count_waiting(&self) {
+        match self.queue.depths().await {
+            Ok(depths) => {
+                *lock(&self.waiting) = depths
+                    .into_iter()
+                    .map(|d| (d.function, d.waiting_bytes))
+                    .collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not count the asynchronous queue"),
+        }
     }
 
     /// Events running now.
@@ -206,6 +253,15 @@ impl AsyncEvents {
         self.last_idle.store(n == 0, Ordering::Release);
         self.rounds.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// A function's `[async]` table, as its latest version has it (the defaults for a
+/// function not served).
+pub fn config_of(scheduler: &modelfn_scheduler::Scheduler, function: &str) -> AsyncConfig {
+    scheduler
+        .spec(function)
+        .map(|s| s.manifest.async_config.clone())
+        .unwrap_or_default()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -2,6 +2,7 @@
 //! function's room allows) and runs each in a task through the scheduler; each ends in an
 //! ack with the answer, a retry after a backoff, or a dead letter.
 
+use super::destination::{deliver, Outcome};
 use super::{lock, AsyncEvents};
 use modelfn_core::{Fault, FunctionRef, Invocation, InvokeError, Origin};
 use modelfn_queue::{now_ms, Leased};
@@ -33,6 +34,7 @@ pub fn spawn_workers(
             ),
             Err(e) => tracing::error!(error = %e, "could not recover the asynchronous queue"),
         }
+        events.count_waiting().await;
         let mut purged = tokio::time::Instant::now();
         loop {
             if events.stopping.load(Ordering::Acquire) {
@@ -111,7 +113,8 @@ fn lease_for() -> Duration {
     Duration::from_secs(20 * 60)
 }
 
-/// Runs one leased event and settles it.
+/// Runs one leased event and settles it: acknowledged with its answer, tried again
+/// later, or dead-lettered; then its destination, if the function's `[async]` names one.
 async fn run(events: &AsyncEvents, scheduler: &Arc<Scheduler>, l: Leased) {
     let q = &events.queue;
     let settle = |r: Result<(), modelfn_queue::QueueError>| {
@@ -119,33 +122,46 @@ async fn run(events: &AsyncEvents, scheduler: &Arc<Scheduler>, l: Leased) {
             tracing::warn!(error = %e, "could not settle an asynchronous event (it will run again)");
         }
     };
+    let config = super::config_of(scheduler, &l.function);
+    let bytes = l.payload.len() as i64;
+    let (cfg, ev) = (&config, &l);
+    let dead = |why: String, error: Option<InvokeError>, expired: bool| async move {
+        settle(q.dead_letter(&ev.id, &why).await);
+        events.waited(&ev.function, -bytes);
+        let outcome = Outcome::Failed {
+            error: error.as_ref(),
+            why: &why,
+            expired,
+        };
+        deliver(events, scheduler, cfg, ev, outcome).await;
+    };
     if now_ms() > l.expires_ms {
-        settle(
-            q.dead_letter(&l.id, "the event is older than max_age")
-                .await,
-        );
+        dead("the event is older than max_age".into(), None, true).await;
         return;
     }
     let r = FunctionRef::new(l.function.clone(), Some(l.qualifier.as_str()));
     let target = match scheduler.resolve_ref(&r) {
         Ok(t) => t,
-        Err(why) => {
-            settle(q.dead_letter(&l.id, &why.message(&r)).await);
-            return;
-        }
+        Err(why) => return dead(why.message(&r), None, false).await,
     };
-    let mut inv =
-        Invocation::new(l.id.clone(), l.payload, l.content_type.as_deref()).with_trace(l.trace);
+    let mut inv = Invocation::new(l.id.clone(), l.payload.clone(), l.content_type.as_deref())
+        .with_trace(l.trace.clone());
     inv.origin = Origin {
         door: "event",
-        key_id: l.key_id.map(Arc::from),
+        key_id: l.key_id.clone().map(Arc::from),
         ..Origin::default()
     };
     match scheduler.invoke_resolved(&target, inv).await {
         Ok((out, report)) => {
             let mut body = out.body;
             body.truncate(MAX_RESULT);
-            settle(q.ack(&l.id, report.version, body).await);
+            settle(q.ack(&l.id, report.version, body.clone()).await);
+            events.waited(&l.function, -bytes);
+            let outcome = Outcome::Succeeded {
+                version: report.version,
+                answer: &body,
+            };
+            deliver(events, scheduler, &config, &l, outcome).await;
         }
         // Not run: waits, and the attempt does not count (as Lambda retries throttles).
         Err(InvokeError::Throttled { retry_after, .. }) => {
@@ -153,12 +169,10 @@ async fn run(events: &AsyncEvents, scheduler: &Arc<Scheduler>, l: Leased) {
             settle(q.nack(&l.id, "throttled", wait, false).await);
         }
         // The event itself is refused (bad input, no such function): no retry helps.
-        Err(e) if e.fault() == Fault::Client => {
-            settle(q.dead_letter(&l.id, &e.to_string()).await);
-        }
+        Err(e) if e.fault() == Fault::Client => dead(e.to_string(), Some(e), false).await,
         Err(e) if l.attempt >= l.max_attempts => {
             let why = format!("{e} (attempt {} of {})", l.attempt, l.max_attempts);
-            settle(q.dead_letter(&l.id, &why).await);
+            dead(why, Some(e), false).await;
         }
         Err(e) => {
             let wait = backoff(events.settings.backoff, l.attempt);
