@@ -12,6 +12,7 @@ pub mod invocation;
 pub mod logs;
 pub mod manifest;
 pub mod name;
+pub mod objects;
 pub mod observe;
 pub mod runtime;
 pub mod scaling;
@@ -28,6 +29,7 @@ pub use manifest::{
     RuntimeClient, RuntimeKind, StoreRef,
 };
 pub use name::{FunctionName, NameError};
+pub use objects::{ObjectEvent, ObjectTrigger};
 pub use observe::{
     BatchRun, InvocationObserver, InvocationReport, Observed, Origin, Outcome, Phase, PoolKind,
 };

@@ -22,7 +22,7 @@ pub async fn require(State(state): State<AppState>, req: Request, next: Next) ->
     let function = match target(req.uri().path()) {
         Target::Health => return next.run(req).await,
         Target::Function(f) => Some(f),
-        Target::Other => None,
+        Target::Bucket(_) | Target::Other => None,
     };
     match admit(&state, req.headers(), from_sandbox, function.as_deref()).await {
         Ok(()) => next.run(req).await,

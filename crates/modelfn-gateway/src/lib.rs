@@ -35,6 +35,7 @@ pub mod health;
 pub mod http_metrics;
 pub mod invoke;
 pub mod metrics;
+pub mod objects;
 pub mod oip;
 pub mod openapi;
 pub mod payload_v2;
@@ -131,6 +132,8 @@ pub struct AppContext {
     pub events: Arc<events::AsyncEvents>,
     /// Stream sources: the shards this node reads, with their counters.
     pub streams: Arc<modelfn_streams::StreamSources>,
+    /// Buckets of objects (their writes and deletes trigger functions).
+    pub objects: Arc<objects::store::BucketStore>,
 }
 
 /// The whole HTTP API.
@@ -155,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cost", get(admin::invocations::cost))
         .route("/v1/async", get(admin::async_events::depths))
         .route("/v1/streams", get(streams::list))
+        .route("/v1/buckets", get(objects::buckets))
         .route("/v1/async/{request_id}", get(admin::async_events::status))
         .route("/v1/dlq", get(admin::async_events::dead))
         .route("/v1/dlq/redrive", post(admin::async_events::redrive))
@@ -238,6 +242,12 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(
             state.events.settings.max_payload_bytes,
         ));
+    let buckets = Router::new()
+        .route("/v1/buckets/{bucket}", get(objects::list))
+        .route(
+            "/v1/buckets/{bucket}/{*key}",
+            get(objects::get).put(objects::put).delete(objects::delete),
+        );
     let map = Router::new()
         .route("/v1/functions/{name}/map", post(fanout::map))
         .layer(DefaultBodyLimit::max(state.config.max_map_input_bytes));
@@ -352,6 +362,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invoke)
         .merge(invoke_async)
         .merge(map)
+        .merge(buckets)
         .route("/healthz", get(health::healthz))
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::serve))

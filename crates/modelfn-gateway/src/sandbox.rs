@@ -2,9 +2,10 @@
 //!
 //! The listener lives in the function's own network namespace, so every request on it is
 //! the function's: the caller is known by the connection, whatever credentials the
-//! request carries. Only invocations are served, and only of the functions its
-//! manifest's `[permissions] invoke` grants, like an execution role; everything else
-//! (the admin API, keys, listings, APIs) is refused with 403 `AccessDeniedException`.
+//! request carries. Only invocations of the functions its manifest's `[permissions]
+//! invoke` grants, and the objects of the buckets its `[permissions] buckets` grants, are
+//! served, like an execution role; everything else (the admin API, keys, listings, APIs)
+//! is refused with 403 `AccessDeniedException`.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -35,12 +36,20 @@ async fn guard(
             req.extensions_mut().insert(caller.clone());
             next.run(req).await
         }
+        Target::Bucket(b) if caller.permissions.may_use_bucket(&b) => {
+            req.extensions_mut().insert(caller.clone());
+            next.run(req).await
+        }
+        Target::Bucket(b) => denied(&format!(
+            "function {} may not use bucket {b}: grant it in its modelfn.toml ([permissions] buckets = [\"{b}\"])",
+            caller.function
+        )),
         Target::Function(f) => denied(&format!(
             "function {} is not allowed to invoke {f}: grant it in the caller's modelfn.toml ([permissions] invoke = [\"{f}\"])",
             caller.function
         )),
         Target::Other => denied(&format!(
-            "function {} may only invoke functions (granted by [permissions] invoke) from its sandbox",
+            "function {} may only invoke functions and use buckets (granted by [permissions] invoke and buckets) from its sandbox",
             caller.function
         )),
     }
@@ -67,6 +76,8 @@ fn denied(message: &str) -> Response {
 pub(crate) enum Target {
     Health,
     Function(String),
+    /// A bucket's objects.
+    Bucket(String),
     Other,
 }
 
@@ -100,6 +111,8 @@ pub(crate) fn target(path: &str) -> Target {
             f(target.trim_end_matches(":predict"))
         }
         ["urls", name, ..] => f(name),
+        ["v1", "buckets", bucket, _, ..] => Target::Bucket((*bucket).to_string()),
+        ["v1", "buckets", bucket] => Target::Bucket((*bucket).to_string()),
         _ => Target::Other,
     }
 }
@@ -128,7 +141,16 @@ mod tests {
         assert_eq!(t("/v1/models/iris:predict"), f("iris"));
         assert_eq!(t("/urls/iris/a/b"), f("iris"));
         assert_eq!(t("/healthz"), Target::Health);
+        let b = |n: &str| Target::Bucket(n.into());
+        assert_eq!(t("/v1/buckets/uploads/in/a.csv"), b("uploads"));
+        assert_eq!(t("/v1/buckets/uploads"), b("uploads"));
+        assert_eq!(
+            t("/v1/buckets/upl%6Fads/a"),
+            b("upl%6Fads"),
+            "not decoded: no grant matches"
+        );
         for other in [
+            "/v1/buckets",
             "/v1/functions",
             "/v1/functions/iris",
             "/v1/keys",

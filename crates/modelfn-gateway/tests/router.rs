@@ -102,6 +102,9 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         ready: Arc::new(AtomicBool::new(true)),
         events: modelfn_gateway::events::AsyncEvents::new(queue.clone(), Default::default()),
         streams: modelfn_streams::StreamSources::new(scheduler, queue),
+        objects: Arc::new(
+            modelfn_gateway::objects::store::BucketStore::new(dir.join("buckets"), 1024).unwrap(),
+        ),
     }))
 }
 

@@ -38,6 +38,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     max_invoke_body_bytes: Option<usize>,
     map_max_input_mb: Option<usize>,
+    max_object_mb: Option<u64>,
     max_package_mb: Option<u64>,
     max_unpacked_mb: Option<u64>,
     max_layer_mb: Option<u64>,
@@ -81,6 +82,8 @@ pub struct ServeConfig {
     pub max_invoke_body_bytes: usize,
     /// Largest body of a map (`map_max_input_mb`, 64 by default).
     pub max_map_input_bytes: usize,
+    /// Largest object in a bucket (`max_object_mb`, 256 by default).
+    pub max_object_bytes: u64,
     pub max_package_bytes: u64,
     pub max_unpacked_bytes: u64,
     /// Largest layer, compressed and unpacked.
@@ -152,6 +155,7 @@ impl ServeConfig {
             data_dir: default_data_dir(),
             max_invoke_body_bytes: 6 * 1024 * 1024,
             max_map_input_bytes: 64 * 1024 * 1024,
+            max_object_bytes: 256 * 1024 * 1024,
             max_package_bytes: 50 * 1024 * 1024,
             max_unpacked_bytes: 250 * 1024 * 1024,
             max_layer_bytes: 250 * 1024 * 1024,
@@ -212,6 +216,12 @@ impl ServeConfig {
                     bail!("map_max_input_mb = {v} is not between 1 and 4096");
                 }
                 c.max_map_input_bytes = v * 1024 * 1024;
+            }
+            if let Some(v) = f.max_object_mb {
+                if !(1..=65536).contains(&v) {
+                    bail!("max_object_mb = {v} is not between 1 and 65536");
+                }
+                c.max_object_bytes = v * 1024 * 1024;
             }
             if let Some(v) = f.max_package_mb {
                 c.max_package_bytes = v * 1024 * 1024;

@@ -277,6 +277,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let queue: Arc<dyn modelfn_queue::InvocationQueue> = Arc::new(queue);
     let events = AsyncEvents::new(queue.clone(), cfg.async_events.clone());
     let streams = modelfn_streams::StreamSources::new(scheduler.clone(), queue);
+    let objects = modelfn_gateway::objects::store::BucketStore::new(
+        data.join("buckets"),
+        cfg.max_object_bytes,
+    )
+    .with_context(|| format!("opening the buckets in {}", data.join("buckets").display()))?;
     let state = AppState::new(AppContext {
         control: control.clone(),
         scheduler: scheduler.clone(),
@@ -288,6 +293,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         ready: ready.clone(),
         events: events.clone(),
         streams: streams.clone(),
+        objects: Arc::new(objects),
     });
     let workers = modelfn_gateway::events::spawn_workers(events.clone(), scheduler.clone());
     let stream_sources = streams.spawn();

@@ -70,6 +70,9 @@ pub struct Manifest {
     /// Stream sources: event-source mappings from a broker's stream to the function.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<crate::StreamSource>,
+    /// Object-store triggers: the bucket events that invoke the function.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<crate::ObjectTrigger>,
     /// Size of a code function's `/tmp` in MB (default 512, as Lambda; 64 to 10240).
     #[serde(default = "default_ephemeral")]
     pub ephemeral_storage_mb: u32,
@@ -123,11 +126,19 @@ pub struct Permissions {
     /// Functions it may invoke, by name; `"*"` grants every function.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invoke: Vec<String>,
+    /// Buckets whose objects it may read, write, list and delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<String>,
 }
 
 impl Permissions {
     fn is_empty(&self) -> bool {
-        self.invoke.is_empty()
+        self.invoke.is_empty() && self.buckets.is_empty()
+    }
+
+    /// Whether the function may use the objects of `bucket`.
+    pub fn may_use_bucket(&self, bucket: &str) -> bool {
+        self.buckets.iter().any(|b| b == bucket)
     }
 
     /// Whether the function may invoke `target`.
@@ -324,6 +335,15 @@ impl Manifest {
             source.validate().map_err(|e| {
                 ManifestError::Invalid(format!("[[streams]] number {}: {e}", i + 1))
             })?;
+        }
+        for (i, t) in self.objects.iter().enumerate() {
+            t.validate().map_err(|e| {
+                ManifestError::Invalid(format!("[[objects]] number {}: {e}", i + 1))
+            })?;
+        }
+        for bucket in &self.permissions.buckets {
+            crate::objects::check_bucket(bucket)
+                .map_err(|e| ManifestError::Invalid(format!("[permissions] buckets: {e}")))?;
         }
         for key in self.environment.keys() {
             check_env_name(key).map_err(ManifestError::Invalid)?;
