@@ -139,13 +139,13 @@ impl Client {
         self.admin_json(req).await
     }
 
-    /// A PUT of a raw file (a model).
-    pub async fn put_admin_raw(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+    /// A PUT of a raw file (a model, an object), its progress shown as `label`.
+    pub async fn put_admin_raw(&self, path: &str, body: Vec<u8>, label: &str) -> Result<Value> {
         let req = self
             .http
             .put(self.url(path))
             .header("content-type", "application/octet-stream")
-            .body(crate::progress::upload(body, "the model"));
+            .body(crate::progress::upload(body, label));
         self.admin_json(req).await
     }
 

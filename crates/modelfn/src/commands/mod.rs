@@ -9,6 +9,7 @@ mod functions;
 mod layers;
 mod map;
 mod models;
+mod objects;
 mod observe;
 mod serve;
 mod streams;
@@ -24,6 +25,7 @@ pub use functions::{
 pub use layers::{EventsCommand, LayerCommand};
 pub use map::MapCommand;
 pub use models::ModelCommand;
+pub use objects::ObjectCommand;
 pub use observe::{CostCommand, InvocationsCommand};
 pub use serve::DemoCommand;
 pub use streams::StreamsCommand;
@@ -110,6 +112,9 @@ pub enum Command {
     Async(AsyncCommand),
     /// Stream sources: each shard's records, errors, dead letters, lag and iterator age.
     Streams(StreamsCommand),
+    /// The objects of the server's buckets: put, get, list, delete.
+    #[command(subcommand)]
+    Object(ObjectCommand),
 }
 
 /// How the CLI reaches a server.
@@ -213,5 +218,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Dlq(c) => c.run().await,
         Command::Async(c) => c.run().await,
         Command::Streams(c) => c.run().await,
+        Command::Object(c) => c.run().await,
     }
 }

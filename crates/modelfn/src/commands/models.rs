@@ -51,7 +51,7 @@ impl ModelCommand {
                     "/v1/store/models/{name}?description={}",
                     url_escape(&description)
                 );
-                let out = client.put_admin_raw(&path, data).await?;
+                let out = client.put_admin_raw(&path, data, "the model").await?;
                 conn.show(out, table::model_moved)
             }
             ModelCommand::List { name, conn } => {
