@@ -140,5 +140,6 @@ mod tests {
         ] {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
+        assert!(check_key(&"x".repeat(256)).is_err(), "a part past a file name's limit");
     }
 }

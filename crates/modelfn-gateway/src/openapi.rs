@@ -83,7 +83,7 @@ pub fn document() -> Value {
                 "post": {"summary": "fan out: one invocation per line of a JSON Lines body, at most `concurrency` at once, answered line by line in the input's order",
                          "parameters": [{"name": "concurrency", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                                         {"name": "retries", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10}}],
-                         "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                         "requestBody": {"description": "JSON Lines: one event per line", "content": {"text/plain": {"schema": {"type": "string"}}}},
                          "responses": responses(&[("200", "one line per item: index, request_id, attempts, ok, result or error", Some(json!({"application/x-ndjson": {"schema": {"type": "string"}}})))], INVOKE_ERRORS)}
             },
             "/v1/async": {
@@ -94,6 +94,26 @@ pub fn document() -> Value {
                 "parameters": [{"name": "request_id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "get": {"summary": "an asynchronous event's state, attempts, error and answer", "security": [{"admin": []}],
                         "responses": responses(&[("200", "the event", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/buckets": {
+                "get": {"summary": "the buckets", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "bucket names", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/buckets/{bucket}": {
+                "parameters": [name_param("bucket")],
+                "get": {"summary": "up to 1000 objects of a bucket in key order", "security": [{"admin": []}],
+                        "parameters": [{"name": "prefix", "in": "query", "schema": {"type": "string"}}],
+                        "responses": responses(&[("200", "objects", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/buckets/{bucket}/{key}": {
+                "parameters": [name_param("bucket"), name_param("key")],
+                "get": {"summary": "an object", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "the object", Some(json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})))], &["400", "401", "404"])},
+                "put": {"summary": "write an object (functions whose [[objects]] match are invoked)", "security": [{"admin": []}],
+                        "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                        "responses": responses(&[("200", "its size and digest", Some(any_json()))], &["400", "401", "409", "413", "503"])},
+                "delete": {"summary": "delete an object", "security": [{"admin": []}],
+                        "responses": responses(&[("204", "deleted", None)], &["400", "401", "404", "503"])}
             },
             "/v1/streams": {
                 "get": {"summary": "every shard of every stream source: records, errors, dead letters, lag, iterator age, connection", "security": [{"admin": []}],
