@@ -86,7 +86,8 @@ pub fn check_bucket(b: &str) -> Result<(), String> {
     }
 }
 
-/// A key: 1 to 1024 bytes of path segments separated by `/`, none empty, `.` or `..`,
+/// A key: 1 to 1024 bytes of path segments separated by `/`, each at most 255 bytes (a
+/// file name's limit), none empty, `.` or `..`,
 /// none starting with `.` (where modelfn keeps its own files), no control characters.
 pub fn check_key(k: &str) -> Result<(), String> {
     if k.is_empty() || k.len() > 1024 {
@@ -95,6 +96,12 @@ pub fn check_key(k: &str) -> Result<(), String> {
     if k.chars().any(char::is_control) || k.contains('\\') {
         return Err(format!(
             "key {k:?} holds a control character or a backslash"
+        ));
+    }
+    if let Some(long) = k.split('/').find(|s| s.len() > 255) {
+        return Err(format!(
+            "a part of a key between slashes is at most 255 bytes, not {}",
+            long.len()
         ));
     }
     if let Some(bad) = k.split('/').find(|s| s.is_empty() || s.starts_with('.')) {
@@ -140,6 +147,9 @@ mod tests {
         ] {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
-        assert!(check_key(&"x".repeat(256)).is_err(), "a part past a file name's limit");
+        assert!(
+            check_key(&"x".repeat(256)).is_err(),
+            "a part past a file name's limit"
+        );
     }
 }
