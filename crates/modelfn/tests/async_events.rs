@@ -293,3 +293,47 @@ fn large_events_wait_on_disk_not_in_memory() {
     println!("{N} events of 5 MB: the server's peak RSS grew by {grew_mb} MB");
     assert!(grew_mb < 100, "the peak RSS grew by {grew_mb} MB");
 }
+
+/// A client that declares a large event and sends it slowly cannot keep the room for
+/// large events: after 30 s it gets 408, and an event waiting behind it is accepted.
+#[test]
+fn a_slow_event_body_times_out_and_frees_its_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "async_max_payload_kb = 6144\n");
+    s.deploy(&behaviours());
+    let addr = s.url.trim_start_matches("http://").to_string();
+    // Declares 6 MB (most of the 8 MB of room), sends 10 bytes, then waits.
+    let slow = std::thread::spawn(move || {
+        let script = format!(
+            "import socket,time\nh,p='{addr}'.split(':')\ns=socket.create_connection((h,int(p)))\n\
+             s.sendall(b'POST /v1/functions/behaviours/invoke-async HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\nContent-Length: 6000000\\r\\n\\r\\n{{\"pad\": \"')\n\
+             s.settimeout(60)\nprint(s.recv(200).decode().split('\\r\\n')[0])\n"
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let event = dir.path().join("five-mb.json");
+    std::fs::write(
+        &event,
+        format!("{{\"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024)),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let (code, body) = curl(&[
+        "--max-time",
+        "90",
+        "-X",
+        "POST",
+        &format!("{}/v1/functions/behaviours/invoke-async", s.url),
+        "--data-binary",
+        &format!("@{}", event.display()),
+    ]);
+    assert_eq!(code, 202, "{body}");
+    let waited = t.elapsed();
+    assert_eq!(slow.join().unwrap(), "HTTP/1.1 408 Request Timeout");
+    println!("the event behind a slow sender was accepted after {waited:?}");
+}

@@ -16,6 +16,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// How long an event's body may take to arrive once its room is taken.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `POST /v1/functions/{name}/invoke-async`: the body is the event, as for `invoke`.
 pub async fn invoke_async(
     State(state): State<AppState>,
@@ -41,7 +44,20 @@ pub async fn invoke_async(
         None => None,
     };
     let limit = state.events.settings.max_payload_bytes;
-    let mut inv = crate::invoke::read_invocation(&state, parts, body, limit).await?;
+    // The room taken is held while the body arrives: a slow sender may not keep it.
+    let read = crate::invoke::read_invocation(&state, parts, body, limit);
+    let mut inv = tokio::time::timeout(BODY_READ_TIMEOUT, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                format!(
+                    "the event's body did not arrive within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            )
+        })??;
     inv.origin = crate::request::origin();
     let id = inv.request_id.clone();
     let qualifier = target.qualifier.to_string();
