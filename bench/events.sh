@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Events beyond one request: fan-out and stream sources, on a release build.
 #
-# 1. Fan-out: `modelfn map` over N items at concurrency 64, beside the ceiling measured
+# 1. Fan-out: `modelfn map` over N items at concurrency 64, beside a peer measured
 #    in the same run, the same invocations made synchronously by wrk at 64 connections
 #    for as long. Items (requests) per second and server CPU per item (request).
 # 2. Stream sources: records pushed into a 4-shard Redis stream (a local redis-server),
@@ -58,7 +58,7 @@ LUA
   after=$(cpu)
   read -r _ reqs errs us <<<"$line"
   awk -v f="$f" -v n=$((reqs - errs)) -v us="$us" -v t=$((after - before)) -v hz="$hz" 'BEGIN {
-    printf "%-9s %-18s %10d %10.0f %12.1f\n", f, "wrk (ceiling)", n, n / (us / 1e6), t / hz * 1e6 / n }'
+    printf "%-9s %-18s %10d %10.0f %12.1f\n", f, "wrk (synchronous)", n, n / (us / 1e6), t / hz * 1e6 / n }'
 done
 
 echo
