@@ -60,18 +60,6 @@ struct Depths {
     running: u64,
 }
 
-/// `s` for a query string: unreserved characters as they are, the rest percent-encoded.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn when(ms: Option<i64>) -> String {
     ms.map(modelfn_telemetry::time::rfc3339_ms)
         .unwrap_or_else(|| "-".into())
@@ -129,7 +117,10 @@ impl DlqCommand {
                 if let Some(i) = id {
                     q.push(("id", i));
                 }
-                let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+                let query: Vec<String> = q
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", super::percent_encode(v)))
+                    .collect();
                 let query = query.join("&");
                 let out = conn
                     .client()?

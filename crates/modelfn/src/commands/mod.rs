@@ -178,6 +178,19 @@ impl Conn {
     }
 }
 
+/// `s` for a URL's query or path part: unreserved characters as they are, the rest
+/// percent-encoded.
+pub(crate) fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub(crate) fn read_data(data: &str) -> Result<Vec<u8>> {
     match data.strip_prefix('@') {
         Some(path) => std::fs::read(path).with_context(|| format!("reading the event from {path}")),

@@ -48,19 +48,7 @@ fn object_path(target: &str) -> Result<String> {
     else {
         bail!("{target:?} is not BUCKET/KEY");
     };
-    let key: Vec<String> = key
-        .split('/')
-        .map(|part| {
-            part.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        char::from(b).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect()
-        })
-        .collect();
+    let key: Vec<String> = key.split('/').map(super::percent_encode).collect();
     Ok(format!("/v1/buckets/{bucket}/{}", key.join("/")))
 }
 
