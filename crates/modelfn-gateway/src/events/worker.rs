@@ -125,15 +125,17 @@ async fn run(events: &AsyncEvents, scheduler: &Arc<Scheduler>, l: Leased) {
     let config = super::config_of(scheduler, &l.function);
     let bytes = l.payload.len() as i64;
     let (cfg, ev) = (&config, &l);
+    // The destination's record is stored before the event is settled: a kill between
+    // the two runs the event again and sends the record twice, never none (at least once).
     let dead = |why: String, error: Option<InvokeError>, expired: bool| async move {
-        settle(q.dead_letter(&ev.id, &why).await);
-        events.waited(&ev.function, -bytes);
         let outcome = Outcome::Failed {
             error: error.as_ref(),
             why: &why,
             expired,
         };
         deliver(events, scheduler, cfg, ev, outcome).await;
+        settle(q.dead_letter(&ev.id, &why).await);
+        events.waited(&ev.function, -bytes);
     };
     if now_ms() > l.expires_ms {
         dead("the event is older than max_age".into(), None, true).await;
@@ -155,13 +157,13 @@ async fn run(events: &AsyncEvents, scheduler: &Arc<Scheduler>, l: Leased) {
         Ok((out, report)) => {
             let mut body = out.body;
             body.truncate(MAX_RESULT);
-            settle(q.ack(&l.id, report.version, body.clone()).await);
-            events.waited(&l.function, -bytes);
             let outcome = Outcome::Succeeded {
                 version: report.version,
                 answer: &body,
             };
             deliver(events, scheduler, &config, &l, outcome).await;
+            settle(q.ack(&l.id, report.version, body).await);
+            events.waited(&l.function, -bytes);
         }
         // Not run: waits, and the attempt does not count (as Lambda retries throttles).
         Err(InvokeError::Throttled { retry_after, .. }) => {
