@@ -3,8 +3,8 @@
 //! A sandbox's network namespace has only its own loopback, so its Runtime API and its
 //! `AWS_ENDPOINT_URL` must listen *inside* it, where no other process on the machine can
 //! connect. A socket belongs to the namespace it was created in, wherever it is used
-//! afterwards: a short-lived forked helper joins the sandbox's user namespace (when it
-//! has one) and network namespace, creates and binds the sockets, and hands their
+//! afterwards: a short-lived forked helper joins the user namespace that owns the
+//! sandbox's network namespace (when it is not ours) and the network namespace, creates and binds the sockets, and hands their
 //! descriptors back over a socket pair (`SCM_RIGHTS`). modelfn then serves them from its
 //! own threads. Between fork and `_exit` the helper makes only async-signal-safe calls.
 
@@ -29,6 +29,23 @@ fn open_ns(pid: u32, kind: &str) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `NS_GET_USERNS` (linux/nsfs.h): a namespace's owning user namespace.
+const NS_GET_USERNS: libc::c_ulong = 0xb701;
+
+/// The user namespace that owns the network namespace `net`: the one to join to have
+/// the right to enter it. Not the process's own user namespace, which bubblewrap may
+/// have replaced by a nested one (to set the final uid map) by the time it is looked at;
+/// joining that one gives no right over the network namespace (`EPERM`).
+fn owner_of(net: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: an ioctl on a namespace descriptor we own; it answers a new descriptor.
+    let fd = check(unsafe { libc::ioctl(net.as_raw_fd(), NS_GET_USERNS as _) })?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sets close-on-exec on the descriptor we own.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(fd)
+}
+
 /// The most ports one call binds.
 const MAX_PORTS: usize = 4;
 
@@ -41,8 +58,8 @@ pub fn listen_in(pid: u32, ports: &[u16]) -> io::Result<Vec<TcpListener>> {
             "between 1 and 4 ports",
         ));
     }
-    let user = open_ns(pid, "user")?;
     let net = open_ns(pid, "net")?;
+    let user = owner_of(&net).or_else(|_| open_ns(pid, "user"))?;
     let mut pair = [0 as RawFd; 2];
     // SAFETY: `pair` has room for the two descriptors.
     check(unsafe {
@@ -81,9 +98,15 @@ pub fn listen_in(pid: u32, ports: &[u16]) -> io::Result<Vec<TcpListener>> {
     drop(theirs);
     let received = receive(ours.as_raw_fd(), ports.len());
     let mut status = 0;
-    // SAFETY: waits for the helper forked above.
-    unsafe { libc::waitpid(child, &mut status, 0) };
-    let fds = received?;
+    // SAFETY: the helper forked above: killed if it sent nothing (it may be stuck), then
+    // waited for.
+    unsafe {
+        if received.is_err() {
+            libc::kill(child, libc::SIGKILL);
+        }
+        libc::waitpid(child, &mut status, 0);
+    }
+    let fds = received.map_err(|e| io::Error::other(format!("{e}: {}", helper_status(status))))?;
     if fds.len() != ports.len() {
         return Err(io::Error::other(format!(
             "could not open the sandbox's sockets (helper status {status})"
@@ -94,6 +117,20 @@ pub fn listen_in(pid: u32, ports: &[u16]) -> io::Result<Vec<TcpListener>> {
         // SAFETY: each descriptor arrived by SCM_RIGHTS and is owned by nobody else.
         .map(|fd| unsafe { TcpListener::from_raw_fd(fd) })
         .collect())
+}
+
+/// What the helper's wait status says went wrong.
+fn helper_status(status: libc::c_int) -> String {
+    if libc::WIFSIGNALED(status) {
+        return format!("the helper was killed by signal {}", libc::WTERMSIG(status));
+    }
+    match libc::WEXITSTATUS(status) {
+        2 => "the helper could not join the sandbox's network namespace".into(),
+        3 => "the helper could not create a socket".into(),
+        4 => "the helper could not bind or listen".into(),
+        5 => "the helper could not send the sockets".into(),
+        n => format!("the helper exited with {n}"),
+    }
 }
 
 /// The forked helper: joins the namespaces, binds, sends the sockets, exits.
@@ -188,9 +225,7 @@ fn receive(fd: RawFd, n: usize) -> io::Result<Vec<RawFd>> {
     // SAFETY: receives into the buffers above.
     let r = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if r <= 0 {
-        return Err(io::Error::other(
-            "the sandbox's socket helper sent nothing (it could not join the namespace)",
-        ));
+        return Err(io::Error::other("the sandbox's socket helper sent nothing"));
     }
     let mut out = Vec::new();
     // SAFETY: walks the control messages the kernel wrote into `cmsg_buf`.
