@@ -57,6 +57,7 @@ fn spec_for(dir: &Path, reference: &Value) -> ModelSpec {
         label_output: None,
         probability_output: None,
         test_event: None,
+        source: None,
     }
 }
 
@@ -167,6 +168,7 @@ fn a_model_that_disagrees_with_its_manifest_is_refused() {
         label_output: None,
         probability_output: None,
         test_event: None,
+        source: None,
     };
     let e = LoadedModel::load(&lib.environment, &iris, &spec, SessionTuning::default())
         .err()

@@ -83,21 +83,21 @@ pub fn build_with_pip(python: &str, requirements: &Path, verbose: bool) -> Resul
 }
 
 /// What pip said, folded.
-struct Folded {
-    ok: bool,
+pub(crate) struct Folded {
+    pub ok: bool,
     /// pip's last lines (up to [`TAIL`]), to show when it fails.
-    tail: std::collections::VecDeque<String>,
+    pub tail: std::collections::VecDeque<String>,
     /// `N packages (a, b, …)` from pip's `Successfully installed` line.
-    installed: Option<String>,
+    pub installed: Option<String>,
     /// The line redrawn meanwhile, for the closing one.
-    line: crate::progress::Line,
+    pub line: crate::progress::Line,
 }
 
 const TAIL: usize = 60;
 
 /// Runs `pip` with its output read line by line: the latest shown on one redrawn line,
 /// the last [`TAIL`] kept.
-fn fold(mut pip: std::process::Command, requirements: &Path) -> std::io::Result<Folded> {
+pub(crate) fn fold(mut pip: std::process::Command, requirements: &Path) -> std::io::Result<Folded> {
     use std::io::BufRead;
     let mut child = pip
         .stdout(std::process::Stdio::piped())

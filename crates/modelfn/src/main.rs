@@ -8,6 +8,7 @@ mod demo;
 mod layer;
 mod progress;
 mod server;
+mod sklearn;
 mod table;
 
 use clap::Parser;

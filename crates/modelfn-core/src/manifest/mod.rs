@@ -234,6 +234,19 @@ pub struct ModelSpec {
     /// answer it without error before the function switches to it (a deploy sends it too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_event: Option<String>,
+    /// What the model was converted from (`runtime = "sklearn"` deploys): the original
+    /// file, its SHA-256 and the converter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ModelSource>,
+}
+
+/// The file a deployed ONNX model was converted from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSource {
+    pub file: String,
+    pub sha256: String,
+    pub converter: String,
 }
 
 /// A reference into the model store: `store:NAME` or `store:NAME@REVISION`.

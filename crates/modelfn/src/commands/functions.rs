@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct DeployCommand {
-    /// The function directory.
-    dir: PathBuf,
+    /// The function directory (a manifest with `runtime = "sklearn"` is converted to
+    /// ONNX here first).
+    #[arg(required_unless_present = "from_sklearn")]
+    dir: Option<PathBuf>,
     /// Deploy under this name instead of the manifest's.
     #[arg(long)]
     name: Option<String>,
@@ -17,6 +19,20 @@ pub struct DeployCommand {
     /// does): a failing init is then reported by every invocation.
     #[arg(long)]
     no_validate: bool,
+    /// Deploy a scikit-learn pickle (model.joblib, .pkl) as a native ONNX function,
+    /// converted and checked here; needs --name and --inputs.
+    #[arg(long, conflicts_with = "dir", requires_all = ["name", "inputs"])]
+    from_sklearn: Option<PathBuf>,
+    /// The model's inputs in feature order, with --from-sklearn: `sl,sw,pl,pw`.
+    #[arg(long, value_delimiter = ',')]
+    inputs: Vec<String>,
+    /// Class names by class index, with --from-sklearn (when the model's labels are
+    /// numbers): `setosa,versicolor,virginica`.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Show pip's whole output when the scikit-learn converter is installed.
+    #[arg(long)]
+    verbose: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -27,24 +43,44 @@ impl DeployCommand {
             dir,
             name,
             no_validate,
+            from_sklearn,
+            inputs,
+            labels,
+            verbose,
             conn,
         } = self;
+        let source;
+        let dir = match (dir, &from_sklearn) {
+            (_, Some(pickle)) => {
+                let n = name.as_deref().unwrap_or_default();
+                source = Some(crate::sklearn::package_from_pickle(
+                    pickle, n, &inputs, &labels,
+                )?);
+                source
+                    .as_ref()
+                    .map(|d| d.path().to_path_buf())
+                    .unwrap_or_default()
+            }
+            (Some(d), None) => d,
+            (None, None) => bail!("name a function directory, or --from-sklearn FILE"),
+        };
         if !dir.join("modelfn.toml").is_file() {
             bail!(
                 "{} has no modelfn.toml: a function directory holds its manifest and files",
                 dir.display()
             );
         }
-        let archive = modelfn_registry::package::pack_dir(&dir)
+        let converted = crate::sklearn::convert_if_sklearn(&dir, verbose)?;
+        let packed = converted.as_ref().map_or(dir.as_path(), |c| c.path());
+        let archive = modelfn_registry::package::pack_dir(packed)
             .with_context(|| format!("packing {}", dir.display()))?;
+        let label = match &from_sklearn {
+            Some(p) => p.display().to_string(),
+            None => dir.display().to_string(),
+        };
         let out = conn
             .client()?
-            .deploy(
-                archive,
-                name.as_deref(),
-                !no_validate,
-                &dir.display().to_string(),
-            )
+            .deploy(archive, name.as_deref(), !no_validate, &label)
             .await?;
         conn.show(out, table::deployed)
     }

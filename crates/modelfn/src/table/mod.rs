@@ -171,6 +171,12 @@ pub fn describe(f: &FunctionInfo) -> String {
     }
     if let Some(m) = &f.model {
         rows.push(vec!["model file".into(), m.file.clone()]);
+        if let Some(src) = &m.source {
+            rows.push(vec![
+                "converted from".into(),
+                format!("{} (sha256:{}) by {}", src.file, src.sha256, src.converter),
+            ]);
+        }
         rows.push(vec!["inputs".into(), m.inputs.join(", ")]);
         if !m.labels.is_empty() {
             rows.push(vec!["labels".into(), m.labels.join(", ")]);
