@@ -135,6 +135,8 @@ pub struct Scheduler {
     global: Arc<Semaphore>,
     /// Mirrored (shadow) calls running, bounded by [`MAX_SHADOW_CALLS`].
     shadow_calls: Arc<Semaphore>,
+    /// Idle instances the reaper has stopped, in all (scale to zero).
+    reaped: std::sync::atomic::AtomicU64,
 }
 
 impl Scheduler {
@@ -158,6 +160,7 @@ impl Scheduler {
             observer,
             global: Arc::new(Semaphore::new(config.max_concurrency)),
             shadow_calls: Arc::new(Semaphore::new(MAX_SHADOW_CALLS)),
+            reaped: std::sync::atomic::AtomicU64::new(0),
             config,
         }
     }

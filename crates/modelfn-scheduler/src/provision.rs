@@ -207,6 +207,11 @@ impl Scheduler {
         })
     }
 
+    /// Idle instances stopped by the reaper so far: when it grows, memory was let go.
+    pub fn reaped(&self) -> u64 {
+        self.reaped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// One pass of the reaper.
     pub fn reap_once(self: &Arc<Self>) {
         let slots = self.all_slots();
@@ -214,6 +219,8 @@ impl Scheduler {
         for slot in slots {
             let stopped = slot.reap(now);
             if stopped > 0 {
+                self.reaped
+                    .fetch_add(stopped as u64, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(function = %slot.spec.manifest.name, stopped, "idle instances stopped (keep-alive)");
             }
             if slot.remembered_failure().is_none() {

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod demo;
 mod layer;
+mod memory;
 mod progress;
 mod server;
 mod sklearn;

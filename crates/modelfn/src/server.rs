@@ -225,6 +225,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     ));
     // Scale to zero and provisioned concurrency.
     let reaper = scheduler.spawn_reaper();
+    let purger = crate::memory::spawn_purger(scheduler.clone());
     let limits = Limits {
         function: function_limits,
         layer: layer_limits,
@@ -363,6 +364,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         stream_sources.abort();
         workers.abort();
         reaper.abort();
+        purger.abort();
         reconciler.abort();
         served
     });
