@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Idle memory after scale to zero, beside the same server before any load, for each
 # build given (the previous build's binary beside this one's, in one run):
-#   start; deploy iris and addfive; one call each; RSS "before load"
-#   wrk 10 s at 64 connections on iris, 200 addfive calls; keep-alive 2 s for both
+#   start; deploy iris and addfive; RSS "before load" (no call yet)
+#   wrk on iris 10 s at 64 connections and 5 s at 1000, 200 addfive calls at 16 at
+#   once; RSS "under load"; keep-alive 2 s for both
 #   wait until every instance has stopped, then 15 s; RSS "after scale to zero"
 #
 #   OLD=/path/to/previous/modelfn bash bench/idle-memory.sh
@@ -20,14 +21,13 @@ measure() { # label binary
   export MODELFN_SERVER="http://127.0.0.1:$port" MODELFN_DATA_DIR="$work/data"
   "$2" deploy examples/iris >/dev/null
   "$2" deploy examples/addfive >/dev/null
-  curl -fs -X POST "$MODELFN_SERVER/v1/functions/iris/invoke" -d @examples/iris/request.json >/dev/null
-  curl -fs -X POST "$MODELFN_SERVER/v1/functions/addfive/invoke" -d @examples/addfive/request.json >/dev/null
   sleep 2
   local before; before=$(rss_mib "$pid")
   printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' "'$(cat examples/iris/request.json)'" >"$work/iris.lua"
   wrk -t2 -c64 -d10s -s "$work/iris.lua" "$MODELFN_SERVER/v1/functions/iris/invoke" >/dev/null
+  wrk -t2 -c1000 -d5s -s "$work/iris.lua" "$MODELFN_SERVER/v1/functions/iris/invoke" >/dev/null
   for _ in $(seq 200); do echo "url = \"$MODELFN_SERVER/v1/functions/addfive/invoke\""; echo 'data = "{\"num\": 3}"'; echo 'output = "/dev/null"'; echo next; done | sed '$d' >"$work/add.cfg"
-  curl -s -Z --parallel-max 16 -K "$work/add.cfg" >/dev/null
+  curl -s -Z --parallel-max 16 -K "$work/add.cfg" >/dev/null 2>&1
   local peak; peak=$(rss_mib "$pid")
   "$2" config iris --keep-alive 2s >/dev/null
   "$2" config addfive --keep-alive 2s >/dev/null
