@@ -115,6 +115,30 @@ impl Scheduler {
                 }
             }
         }
+        // A process start waits its turn (a few per core): an instance given back
+        // meanwhile serves this caller instead.
+        let _turn = if slot.is_shared() {
+            None
+        } else {
+            loop {
+                tokio::select! {
+                    p = self.process_starts.clone().acquire_owned() => {
+                        break Some(p.map_err(|_| InvokeError::Unavailable("the server is shutting down".into()))?);
+                    }
+                    _ = slot.returned.notified() => {
+                        if let Some(lease) = slot.take_warm() {
+                            return Ok(lease);
+                        }
+                    }
+                    _ = tokio::time::sleep_until(deadline) => {
+                        return Err(throttled(format!(
+                            "function '{}' could not start an instance before the timeout: the server is starting others",
+                            slot.spec.manifest.name
+                        )));
+                    }
+                }
+            }
+        };
         if !slot.is_shared() {
             lock(&slot.pool).starting += 1;
         }

@@ -64,6 +64,9 @@ pub struct SchedulerConfig {
     pub queue_depth: usize,
     /// Instance starts per function.
     pub scale_rate: ScaleRate,
+    /// Process instances starting at once on this server, per core (2): a burst's other
+    /// cold starts wait for them (or for an instance given back) instead of thrashing.
+    pub starts_per_core: usize,
     /// How often idle instances are looked at.
     pub reap_interval: Duration,
     /// Whether invocations are counted for `/metrics` (off only to measure what that
@@ -78,6 +81,7 @@ impl Default for SchedulerConfig {
             default_process_concurrency: 64,
             queue_depth: 10_000,
             scale_rate: ScaleRate::default(),
+            starts_per_core: 2,
             reap_interval: Duration::from_secs(1),
             metrics: true,
         }
@@ -137,6 +141,8 @@ pub struct Scheduler {
     shadow_calls: Arc<Semaphore>,
     /// Idle instances the reaper has stopped, in all (scale to zero).
     reaped: std::sync::atomic::AtomicU64,
+    /// Process starts under way, at most `starts_per_core` × cores.
+    process_starts: Arc<Semaphore>,
 }
 
 impl Scheduler {
@@ -161,6 +167,10 @@ impl Scheduler {
             global: Arc::new(Semaphore::new(config.max_concurrency)),
             shadow_calls: Arc::new(Semaphore::new(MAX_SHADOW_CALLS)),
             reaped: std::sync::atomic::AtomicU64::new(0),
+            process_starts: Arc::new(Semaphore::new(
+                config.starts_per_core.max(1)
+                    * std::thread::available_parallelism().map_or(1, usize::from),
+            )),
             config,
         }
     }

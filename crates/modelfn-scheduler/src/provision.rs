@@ -160,7 +160,13 @@ impl Scheduler {
                 if !current || !wanted {
                     break;
                 }
+                let turn = if slot.is_shared() {
+                    None
+                } else {
+                    me.process_starts.clone().acquire_owned().await.ok()
+                };
                 let started = me.start(&slot.spec).await;
+                drop(turn);
                 left -= 1;
                 lock(&slot.pool).starting -= 1;
                 match started {

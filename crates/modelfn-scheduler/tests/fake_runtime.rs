@@ -23,6 +23,8 @@ struct Fake {
     fail_first_starts: usize,
     shared: bool,
     gauge: Arc<Gauge>,
+    /// Starts under way now, and the most ever at once.
+    starting: Arc<Gauge>,
 }
 
 /// Invocations running now, and the most ever at once.
@@ -52,7 +54,10 @@ impl Runtime for Fake {
     ) -> BoxFuture<'_, Result<Arc<dyn Instance>, InvokeError>> {
         Box::pin(async move {
             let n = self.starts.fetch_add(1, Ordering::SeqCst);
+            let now = self.starting.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.starting.max.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(5)).await;
+            self.starting.now.fetch_sub(1, Ordering::SeqCst);
             if n < self.fail_first_starts {
                 return Err(InvokeError::init("model is broken"));
             }
@@ -126,6 +131,7 @@ struct Setup {
     starts: Arc<AtomicUsize>,
     logs: Arc<Recorder>,
     gauge: Arc<Gauge>,
+    starting: Arc<Gauge>,
 }
 
 fn setup(fail_first_starts: usize, shared: bool, timeout_ms: u64) -> Setup {
@@ -147,11 +153,13 @@ fn setup_with(
 ) -> Setup {
     let starts = Arc::new(AtomicUsize::new(0));
     let gauge = Arc::new(Gauge::default());
+    let starting = Arc::new(Gauge::default());
     let fake = Fake {
         starts: starts.clone(),
         fail_first_starts,
         shared,
         gauge: gauge.clone(),
+        starting: starting.clone(),
     };
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
     rt.insert(RuntimeKind::Onnx, Arc::new(fake));
@@ -167,6 +175,7 @@ fn setup_with(
         starts,
         logs,
         gauge,
+        starting,
     }
 }
 
@@ -542,6 +551,29 @@ async fn a_full_queue_refuses_at_once() {
     let e = s.invoke("f", inv("100")).await.unwrap_err();
     assert!(e.to_string().contains("queue is full"), "{e}");
     assert!(t1.await.unwrap().is_ok() && t2.await.unwrap().is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_starts_a_few_processes_per_core_at_once_and_every_call_is_served() {
+    let config = SchedulerConfig {
+        starts_per_core: 1,
+        ..SchedulerConfig::default()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let Setup { s, starting, .. } = setup_with(0, false, 3000, ScalingConfig::default(), config);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let s = s.clone();
+        set.spawn(async move { s.invoke("f", inv("100")).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let most = starting.max.load(Ordering::SeqCst);
+    assert!(
+        (1..=cores).contains(&most),
+        "{most} starts at once, at most {cores} (1 per core)"
+    );
 }
 
 #[tokio::test(start_paused = true)]

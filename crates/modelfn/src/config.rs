@@ -44,6 +44,7 @@ struct FileConfig {
     max_layer_mb: Option<u64>,
     max_concurrency: Option<usize>,
     queue_depth: Option<usize>,
+    starts_per_core: Option<usize>,
     aws_allow_unsigned: Option<bool>,
     metrics: Option<bool>,
     records: Option<bool>,
@@ -117,6 +118,8 @@ pub struct ServeConfig {
     pub max_concurrency: usize,
     /// Invocations waiting per function before 429.
     pub queue_depth: usize,
+    /// Process instances starting at once, per core (`starts_per_core`, 2).
+    pub starts_per_core: usize,
     /// Accept unsigned requests on the AWS protocols (local use only).
     pub aws_allow_unsigned: bool,
     /// Count invocations for `/metrics` (`metrics = false` only to measure the cost).
@@ -173,6 +176,7 @@ impl ServeConfig {
             shutdown_timeout: std::time::Duration::from_secs(10),
             max_concurrency: 10_000,
             queue_depth: 10_000,
+            starts_per_core: 2,
             aws_allow_unsigned: false,
             metrics: true,
             records: true,
@@ -262,6 +266,12 @@ impl ServeConfig {
             }
             if let Some(v) = f.max_concurrency {
                 c.max_concurrency = v;
+            }
+            if let Some(v) = f.starts_per_core {
+                if !(1..=64).contains(&v) {
+                    bail!("starts_per_core = {v} is not between 1 and 64");
+                }
+                c.starts_per_core = v;
             }
             if let Some(v) = f.queue_depth {
                 c.queue_depth = v;

@@ -193,6 +193,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let scheduler_config = SchedulerConfig {
         max_concurrency: cfg.max_concurrency,
         queue_depth: cfg.queue_depth,
+        starts_per_core: cfg.starts_per_core,
         metrics: cfg.metrics,
         ..SchedulerConfig::default()
     };
