@@ -6,6 +6,8 @@
 # BIN (this one), in one run.
 #
 #   OLD=/path/to/previous/modelfn bash bench/burst.sh        # FUNCTION=addfive N=1000
+#   FUNCTION=digits-preprocess bash bench/burst.sh         # seed 002's pipeline (it calls
+#                                                            # digits; layer pillow, built once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000}
@@ -38,7 +40,15 @@ run() { # label binary
   "$2" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-  MODELFN_SERVER="http://127.0.0.1:$port" MODELFN_DATA_DIR="$work/data" "$2" deploy "examples/$FUNCTION" >/dev/null
+  export MODELFN_SERVER="http://127.0.0.1:$port" MODELFN_DATA_DIR="$work/data"
+  # The function's layers, and the functions it calls.
+  for layer in $(python3 -c "import tomllib, sys; print(' '.join(tomllib.load(open(sys.argv[1], 'rb')).get('layers', [])))" "examples/$FUNCTION/modelfn.toml"); do
+    "$2" layer publish "$layer" --requirements "examples/layers/$layer/requirements.txt" >/dev/null 2>&1
+  done
+  for dep in $(python3 -c "import tomllib, sys; print(' '.join(tomllib.load(open(sys.argv[1], 'rb')).get('permissions', {}).get('invoke', [])))" "examples/$FUNCTION/modelfn.toml"); do
+    "$2" deploy "examples/$dep" >/dev/null
+  done
+  "$2" deploy "examples/$FUNCTION" >/dev/null
   local body; body=$(tr -d '\n' <"examples/$FUNCTION/request.json" | sed 's/"/\\"/g')
   local url="http://127.0.0.1:$port/v1/functions/$FUNCTION/invoke"
   burst "$1 cold" "$url" "$body" "$work"
