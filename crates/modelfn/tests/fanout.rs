@@ -7,22 +7,16 @@
 
 mod common;
 use common::{curl, example, json, Server};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn behaviours() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions/behaviours")
+    common::test_function("behaviours")
 }
 
 fn python(args: &[&str]) -> String {
-    let out = Command::new("python3").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "python3 {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::stdout_of(Command::new("python3").args(args))
 }
 
 #[test]

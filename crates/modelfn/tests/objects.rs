@@ -8,14 +8,9 @@
 
 mod common;
 use common::{copy_dir, curl, example, json, Server};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn functions(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/functions")
-        .join(name)
-}
+use common::test_function as functions;
 
 /// Waits for `bucket/key` and answers its body.
 fn wait_for_object(s: &Server, target: &str) -> String {

@@ -21,6 +21,26 @@ pub fn repo() -> PathBuf {
         .unwrap()
 }
 
+/// A test function's directory (`crates/modelfn/tests/functions/NAME`).
+pub fn test_function(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/functions")
+        .join(name)
+}
+
+/// Runs `cmd`, which must succeed; answers its standard output.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} could not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn example(name: &str) -> PathBuf {
     repo().join("examples").join(name)
 }
