@@ -27,16 +27,8 @@ fn chromium(url: &str, shot: Option<&Path>) -> String {
         Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
         None => cmd.arg("--dump-dom"),
     };
-    let out = cmd
-        .arg(url)
-        .output()
-        .expect("chromium (the Debian package) must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    // chromium is the Debian package of that name.
+    common::stdout_of(cmd.arg(url))
 }
 
 #[test]
