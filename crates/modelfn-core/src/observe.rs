@@ -13,6 +13,9 @@ pub struct InvocationReport {
     pub cold_start: bool,
     /// Set on a cold start: how long the instance took to start.
     pub init_duration: Option<Duration>,
+    /// The cold start restored a snapshot (a snap-start instance): `init_duration` is its
+    /// Restore Duration.
+    pub restored: bool,
     /// Time spent waiting for admission or an instance.
     pub queue_wait: Duration,
     /// Time in the instance (excluding init).

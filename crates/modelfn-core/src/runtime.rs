@@ -122,6 +122,12 @@ pub trait Instance: Send + Sync + 'static {
         true
     }
 
+    /// Whether the instance was restored from a snapshot (snap start) rather than
+    /// initialized: its start is reported as `Restore Duration`.
+    fn restored(&self) -> bool {
+        false
+    }
+
     /// Peak memory of the instance in MB, if known (for `REPORT` lines).
     fn max_memory_used_mb(&self) -> Option<u64> {
         None

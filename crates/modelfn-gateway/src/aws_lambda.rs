@@ -359,6 +359,7 @@ fn model_tail(
         spec.manifest.memory_mb,
         None,
         ran.and_then(|r| r.init_duration),
+        false,
     );
     format!(
         "START RequestId: {request_id} Version: {}\nEND RequestId: {request_id}\n{report}\n",

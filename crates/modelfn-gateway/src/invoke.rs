@@ -140,6 +140,9 @@ async fn run(
             h.insert("x-modelfn-queue-wait-ms", ms_header(report.queue_wait));
             if let Some(init) = report.init_duration {
                 h.insert("x-modelfn-init-duration-ms", ms_header(init));
+                if report.restored {
+                    h.insert("x-modelfn-restored", HeaderValue::from_static("true"));
+                }
             }
             resp
         }

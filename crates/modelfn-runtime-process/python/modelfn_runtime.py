@@ -5,7 +5,8 @@ Usage: python3 -u modelfn_runtime.py module.function
 It imports the handler from LAMBDA_TASK_ROOT, then loops: GET the next event from
 AWS_LAMBDA_RUNTIME_API, call handler(event, context), POST the result (or the error in
 Lambda's format). An import failure is posted to /runtime/init/error and the process
-exits with status 1, as awslambdaric does.
+exits with status 1, as awslambdaric does. With MODELFN_SNAP_FD set, the initialized
+process becomes its version's snap-start template instead (modelfn_snapshot.py).
 """
 import http.client
 import importlib
@@ -40,8 +41,24 @@ class LambdaContext:
         return "LambdaContext(aws_request_id=%r, function_name=%r)" % (self.aws_request_id, self.function_name)
 
 
+class _GivenSocket(http.client.HTTPConnection):
+    """One HTTP connection over a socket modelfn handed over (a restored instance's)."""
+
+    def __init__(self, sock):
+        super().__init__("localhost")
+        self._given = sock
+
+    def connect(self):
+        if self._given is None:
+            raise ConnectionError("the Runtime API connection of this instance is closed")
+        self.sock, self._given = self._given, None
+
+
 class RuntimeClient:
-    def __init__(self, address):
+    def __init__(self, address=None, sock=None):
+        if sock is not None:
+            self.conn = _GivenSocket(sock)
+            return
         host, _, port = address.rpartition(":")
         self.conn = http.client.HTTPConnection(host, int(port))
 
@@ -119,6 +136,15 @@ def main():
         log_error(err)
         client.init_error(err)
         return 1
+    snap_fd = os.environ.pop("MODELFN_SNAP_FD", None)
+    if snap_fd is not None:
+        import modelfn_snapshot  # beside this file in /var/runtime
+        return modelfn_snapshot.template(int(snap_fd), client, handler)
+    return serve(client, handler)
+
+
+def serve(client, handler):
+    """Runs events through the handler, one at a time, until the process is stopped."""
     while True:
         headers, body = client.next()
         request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")

@@ -97,6 +97,15 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router) {
     }
 }
 
+/// Serves the Runtime API on one connection modelfn handed to the process itself (a
+/// snap-start instance's socket pair): no other process can reach it.
+pub async fn serve_one(stream: tokio::net::UnixStream, app: Router) {
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+}
+
 /// The Runtime API routes for one instance.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()

@@ -282,12 +282,35 @@ impl InstanceCgroup {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
     }
 
+    /// Moves a running process (a snap-start instance, forked by its template) into the
+    /// instance's cgroups.
+    pub fn adopt(&self, pid: u32) -> std::io::Result<()> {
+        for mut f in &self.procs {
+            std::io::Write::write_all(&mut f, pid.to_string().as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Peak memory in bytes.
     pub fn peak_bytes(&self) -> Option<u64> {
         let file = if self.v2 {
             "memory.peak"
         } else {
             "memory.max_usage_in_bytes"
+        };
+        std::fs::read_to_string(self.memory.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Memory in use now, in bytes.
+    pub fn current_bytes(&self) -> Option<u64> {
+        let file = if self.v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
         };
         std::fs::read_to_string(self.memory.join(file))
             .ok()?

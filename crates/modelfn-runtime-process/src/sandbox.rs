@@ -68,6 +68,12 @@ pub struct Launch<'a> {
     pub env: Vec<(String, String)>,
     pub cgroup: Option<&'a InstanceCgroup>,
     pub rlimit_as: Option<u64>,
+    /// Descriptors the function inherits, at the same numbers (a template's control socket).
+    pub pass_fds: Vec<RawFd>,
+    /// The function is the sandbox's pid 1 (a snap-start template): the processes forked
+    /// from it cannot signal it, since a pid namespace's init only receives the signals it
+    /// handles, and never SIGKILL or SIGSTOP from inside.
+    pub as_pid_1: bool,
 }
 
 /// Where a function's model-store file is, inside its sandbox (`MODELFN_MODEL_PATH`).
@@ -303,6 +309,9 @@ impl Sandbox {
             .collect::<std::io::Result<Vec<_>>>()?;
 
         let mut args = self.namespace_args(l.net);
+        if l.as_pid_1 {
+            arg(&mut args, &["--as-pid-1"]);
+        }
         let mut mounts: Vec<(&Path, &str)> =
             vec![(l.code, "/var/task"), (l.runtime_dir, "/var/runtime")];
         if let Some(opt) = l.opt {
@@ -372,6 +381,7 @@ impl Sandbox {
         let inherit: Vec<RawFd> = [info_w.as_raw_fd(), block_r.as_raw_fd()]
             .into_iter()
             .chain(filters.iter().map(AsRawFd::as_raw_fd))
+            .chain(l.pass_fds.iter().copied())
             .collect();
         let join: Vec<RawFd> = l.cgroup.map(|c| c.join_fds()).unwrap_or_default();
         let rlimit = l.rlimit_as;
@@ -425,9 +435,23 @@ pub(crate) struct SandboxGuard {
     function: String,
     /// bubblewrap's pid (the sandbox's outermost process); 0 before it is spawned.
     pub pid: u32,
+    /// The sandbox's first process, as the host sees it (bwrap's `child-pid`).
+    pub sandbox_pid: u32,
+    /// A pidfd of the process that holds the sandbox (its pid 1, or a forked instance),
+    /// killed on drop without the risk of a reused pid.
+    pub pidfd: Option<std::os::fd::OwnedFd>,
     cgroup: Option<crate::cgroup::InstanceCgroup>,
     /// The Runtime API server, the endpoint and the exit watcher.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A pidfd for `pid` (Linux 5.3+), or `None` where the kernel has none.
+pub(crate) fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative result is a fresh descriptor.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 impl SandboxGuard {
@@ -435,6 +459,8 @@ impl SandboxGuard {
         SandboxGuard {
             function,
             pid: 0,
+            sandbox_pid: 0,
+            pidfd: None,
             cgroup,
             tasks: Vec::new(),
         }
@@ -447,6 +473,18 @@ impl SandboxGuard {
 
 impl Drop for SandboxGuard {
     fn drop(&mut self) {
+        if let Some(fd) = &self.pidfd {
+            // SAFETY: signals the process the pidfd holds; no memory is passed.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                );
+            }
+        }
         if self.pid > 0 {
             // SAFETY: kill has no memory effects; the negative pid names the process group
             // bubblewrap leads (spawned with process_group(0)). The sandbox's pid 1 dies

@@ -195,6 +195,7 @@ impl Scheduler {
             version: spec.version,
             cold_start: lease.init.is_some(),
             init_duration: lease.init,
+            restored: lease.init.is_some() && lease.instance.restored(),
             queue_wait,
             duration,
         };

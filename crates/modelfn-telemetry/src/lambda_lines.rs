@@ -66,6 +66,7 @@ impl InvocationObserver for LambdaLines {
                         who.memory_mb,
                         max_memory_used_mb,
                         report.init_duration,
+                        report.restored,
                     ),
                 );
             }
@@ -73,13 +74,15 @@ impl InvocationObserver for LambdaLines {
     }
 }
 
-/// Lambda's `REPORT` line.
+/// Lambda's `REPORT` line: a cold start's `Init Duration`, or `Restore Duration` when
+/// the instance was restored from a snapshot (snap start).
 pub fn report_line(
     id: &str,
     duration: Duration,
     memory_mb: u32,
     max_used_mb: Option<u64>,
     init: Option<Duration>,
+    restored: bool,
 ) -> String {
     let ms = duration.as_secs_f64() * 1e3;
     let mut line = format!(
@@ -90,7 +93,12 @@ pub fn report_line(
         let _ = write!(line, "\tMax Memory Used: {used} MB");
     }
     if let Some(init) = init {
-        let _ = write!(line, "\tInit Duration: {:.2} ms", init.as_secs_f64() * 1e3);
+        let what = if restored { "Restore" } else { "Init" };
+        let _ = write!(
+            line,
+            "\t{what} Duration: {:.2} ms",
+            init.as_secs_f64() * 1e3
+        );
     }
     line
 }
@@ -111,6 +119,7 @@ pub fn record_lines(r: &crate::InvocationRecord) -> Vec<crate::LogRecord> {
         r.memory_mb,
         r.max_memory_used_mb,
         r.init_ms.map(ms),
+        false,
     ));
     let at = r.start_ms + (r.queue_wait_ms + r.init_ms.unwrap_or(0.0) + r.duration_ms) as i64;
     text.into_iter()

@@ -107,3 +107,28 @@ pub(crate) fn one_line(msg: &str) -> String {
         format!("{head}: {}", rest.join("; "))
     }
 }
+
+/// `snap_start` and `snap_start_prime` fit the function: a python3 function on modelfn's
+/// client (awslambdaric cannot fork from a template), and a prime event inside the package.
+pub(crate) fn check_snap_start(m: &super::Manifest) -> Result<(), String> {
+    use super::{RuntimeClient, RuntimeKind};
+    if m.snap_start == Some(true) {
+        if m.runtime != RuntimeKind::Python3 {
+            return Err(format!(
+                "snap_start is for runtime \"python3\" (this function is runtime \"{}\")",
+                m.runtime.as_str()
+            ));
+        }
+        if m.runtime_client == Some(RuntimeClient::Awslambdaric) {
+            return Err("snap_start needs modelfn's own Python client: runtime_client = \"awslambdaric\" cannot fork from a template (remove runtime_client, or set snap_start = false)".into());
+        }
+    }
+    if let Some(prime) = &m.snap_start_prime {
+        if !m.snap_start_enabled() {
+            return Err("snap_start_prime primes a snap-start template, and this function has none (snap start is for python3 functions on modelfn's client, unless snap_start = false)".into());
+        }
+        check_relative_path(prime)
+            .map_err(|reason| format!("snap_start_prime = {prime:?}: {reason}"))?;
+    }
+    Ok(())
+}

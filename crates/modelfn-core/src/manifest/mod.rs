@@ -88,6 +88,14 @@ pub struct Manifest {
     /// server requires of every function.
     #[serde(default, skip_serializing_if = "Access::is_default")]
     pub access: Access,
+    /// Snap start: new instances fork from an initialized template of the version
+    /// (python3 with modelfn's client; on unless `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snap_start: Option<bool>,
+    /// A saved event (a JSON file in the package) the template runs once before it is
+    /// kept, so that lazy imports and caches are already in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snap_start_prime: Option<String>,
 }
 
 /// How a door checks its callers.
@@ -308,6 +316,13 @@ impl Manifest {
         Ok(m)
     }
 
+    /// Whether new instances fork from a snap-start template.
+    pub fn snap_start_enabled(&self) -> bool {
+        self.runtime == RuntimeKind::Python3
+            && self.runtime_client != Some(RuntimeClient::Awslambdaric)
+            && self.snap_start != Some(false)
+    }
+
     /// Writes the manifest back as TOML (what the registry stores).
     pub fn to_toml(&self) -> String {
         // Serializing plain structs of strings and numbers cannot fail.
@@ -374,6 +389,7 @@ impl Manifest {
                 })?;
             }
         }
+        checks::check_snap_start(self).map_err(ManifestError::Invalid)?;
         let rt = self.runtime.as_str();
         match self.runtime {
             RuntimeKind::Onnx => {

@@ -35,6 +35,7 @@ fn invoke(
         version: 2,
         cold_start: cold,
         init_duration: cold.then_some(Duration::from_millis(1)),
+        restored: false,
         queue_wait: Duration::from_micros(100),
         duration: Duration::from_micros(400),
     };
