@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Function processes (Lambda Runtime API path), measured on this machine:
-#  1. cold start of examples/iris-python to its first answer (a new version each time),
-#     beside `python3 -c "import sklearn, joblib"` with the same layer on the path;
+#  1. the first answer of a new instance: without snap start (a new version's first start,
+#     beside `python3 -c "import sklearn, joblib"` with the same layer on the path), and
+#     with it (the version's template already initialized: scaled to zero, then called);
 #  2. warm invocation of examples/addfive over HTTP (wrk, 1 connection, keep-alive),
 #     beside a direct call of the same handler in Python (the overhead is the difference).
 #
@@ -28,28 +29,54 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 py=$(sed 's/\x1b\[[0-9;]*m//g' "$data/server.log" | grep -o 'python=[^ ]*' | head -1 | sed 's/^python=//')
 echo "machine: $(nproc) cores; functions run $py ($("$py" --version 2>&1))"
 echo
-echo "cold start to first answer, iris-python (ms), $RUNS runs:"
-cold=()
+# A copy of an example under a new name, with extra manifest lines; snap start off when
+# NOSNAP is set (and then no priming).
+copy() { # example name extra
+  local d="$work/$2"; cp -r "examples/$1" "$d"
+  sed -i "s/^name = .*/name = \"$2\"/" "$d/modelfn.toml"
+  if [ -n "${NOSNAP:-}" ]; then sed -i '/^snap_start_prime/d' "$d/modelfn.toml"; echo "snap_start = false" >>"$d/modelfn.toml"; fi
+  printf '%b' "$3" >>"$d/modelfn.toml"
+  echo "$d"
+}
+# Answers "ms restored?" for one call: the wall time of its first answer.
+timed() { # name query body
+  local t h; t=$(date +%s%N)
+  h=$(curl -fs -D - -o /dev/null -X POST "$MODELFN_SERVER/v1/functions/$1/invoke$2" -H 'Content-Type: application/json' -d "$3" | tr -d '\r')
+  echo "$(ms "$t") $(echo "$h" | awk -F': ' 'tolower($1)=="x-modelfn-restored" {print "restored"}')"
+}
+# Waits until the function has no instance left (keep_alive = "1s").
+drained() {
+  for _ in $(seq 100); do
+    curl -fs "$MODELFN_SERVER/v1/functions/$1" -H "Authorization: Bearer $(cat "$data/admin-token" 2>/dev/null)" | grep -q '"instances":0' && return
+    sleep 0.2
+  done
+}
+
+iris=$(cat examples/iris-python/request.json)
+echo "first answer of a new instance (ms), $RUNS runs each:"
+cold=(); small=()
 for i in $(seq "$RUNS"); do
-  d="$work/iris-$i"; cp -r examples/iris-python "$d"
-  sed -i "s/^name = .*/name = \"iris-python-$i\"/" "$d/modelfn.toml"
-  $bin deploy "$d" >/dev/null
-  t=$(date +%s%N)
-  curl -fs -X POST "$MODELFN_SERVER/v1/functions/iris-python-$i/invoke" -H 'Content-Type: application/json' -d @examples/iris-python/request.json >/dev/null
-  cold+=("$(ms "$t")")
+  $bin deploy "$(NOSNAP=1 copy iris-python "iris-python-$i" "")" >/dev/null
+  cold+=("$(timed "iris-python-$i" "" "$iris" | cut -d' ' -f1)")
+  $bin deploy --no-validate "$(NOSNAP=1 copy addfive "addfive-cold-$i" "")" >/dev/null
+  small+=("$(timed "addfive-cold-$i" "?num=1" "" | cut -d' ' -f1)")
 done
-echo "  modelfn iris-python:            ${cold[*]}"
-# The platform's own share of a cold start: a handler with no imports.
-small=()
-for i in $(seq "$RUNS"); do
-  d="$work/addfive-$i"; cp -r examples/addfive "$d"
-  sed -i "s/^name = .*/name = \"addfive-cold-$i\"/" "$d/modelfn.toml"
-  $bin deploy --no-validate "$d" >/dev/null
-  t=$(date +%s%N)
-  curl -fs "$MODELFN_SERVER/v1/functions/addfive-cold-$i/invoke?num=1" >/dev/null
-  small+=("$(ms "$t")")
+echo "  without snap start (snap_start = false), each a new version's first start:"
+echo "    iris-python:                  ${cold[*]}"
+echo "    addfive (no imports):         ${small[*]}"
+for fn in iris-python addfive; do
+  $bin deploy "$(copy "$fn" "$fn-snap" '\n[scaling]\nkeep_alive = "1s"\n')" >/dev/null
+  q=""; body="$iris"; [ "$fn" = addfive ] && { q="?num=1"; body=""; }
+  first=$(timed "$fn-snap" "$q" "$body" | cut -d' ' -f1)
+  restored=()
+  for i in $(seq "$RUNS"); do
+    drained "$fn-snap"
+    r=$(timed "$fn-snap" "$q" "$body")
+    case "$r" in *restored) restored+=("${r% *}") ;; *) restored+=("${r% *}(not-restored)") ;; esac
+  done
+  echo "  with snap start, $fn: the version's first start (template init + fork) $first;"
+  echo "    each later new instance, after scale to zero (restored from the template): ${restored[*]}"
 done
-echo "  modelfn addfive (no imports):   ${small[*]}"
 imp=()
 for i in $(seq "$RUNS"); do
   t=$(date +%s%N); PYTHONPATH="$layer" "$py" -c "import sklearn, joblib"; imp+=("$(ms "$t")")

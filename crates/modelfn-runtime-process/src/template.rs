@@ -9,7 +9,7 @@
 //! each child's end (`X`). A hello is believed only from a direct child of the template,
 //! in the template's pid namespace, as the kernel's credentials show.
 //!
-//! [`Templates`] holds at most one template per function, for its current version and
+//! [`Templates`] holds at most one template per function version, for its current
 //! configuration. A template lives while instances forked from it live, and
 //! [`TEMPLATE_IDLE`] after the last one; a refusal is remembered for the version.
 
@@ -69,17 +69,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// What makes a template reusable: the version and everything its process was given.
+/// What makes a template reusable: the version and everything its process was given
+/// (its environment included: a model-store revision is in it).
 fn fingerprint(spec: &FunctionSpec) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_string(&spec.manifest)
         .unwrap_or_default()
         .hash(&mut h);
     spec.version.hash(&mut h);
+    spec.code_dir.hash(&mut h);
     spec.code_sha256.hash(&mut h);
     spec.layers.hash(&mut h);
     spec.credentials.hash(&mut h);
-    spec.model.as_ref().map(|m| &m.sha256).hash(&mut h);
+    if let Some(m) = &spec.model {
+        (&m.name, m.revision, &m.sha256, &m.path).hash(&mut h);
+    }
     h.finish()
 }
 
@@ -348,10 +352,12 @@ pub(crate) enum Snap {
     Refused(Option<Box<Launched>>),
 }
 
-/// The templates of this server, one per function at most.
+/// The templates of this server, one per function version at most.
 #[derive(Default)]
 pub struct Templates {
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// By function and version: versions served side by side (weighted aliases) keep a
+    /// template each; a version's new configuration replaces its slot.
+    slots: Mutex<HashMap<(String, u64), Arc<Slot>>>,
 }
 
 impl Templates {
@@ -363,7 +369,7 @@ impl Templates {
         cfg: &ProcessConfig,
     ) -> Result<Snap, InvokeError> {
         let key = fingerprint(spec);
-        let name = spec.manifest.name.to_string();
+        let name = (spec.manifest.name.to_string(), spec.version);
         self.sweep();
         for _ in 0..2 {
             let slot = {
@@ -410,9 +416,13 @@ impl Templates {
         });
     }
 
-    /// Why the function's current version refused snap start, if it did.
-    pub fn refusal(&self, function: &str) -> Option<String> {
-        match lock(&self.slots).get(function)?.cell.get()? {
+    /// Why a version refused snap start, if it did.
+    pub fn refusal(&self, function: &str, version: u64) -> Option<String> {
+        match lock(&self.slots)
+            .get(&(function.to_string(), version))?
+            .cell
+            .get()?
+        {
             Started::Refused(why) => Some(why.clone()),
             Started::Ready(_) => None,
         }

@@ -180,3 +180,110 @@ fn a_model_whose_conversion_answers_otherwise_or_cannot_be_converted_is_refused(
         "{err}"
     );
 }
+
+/// Deploys `pickle` with `--from-sklearn` under `name` (iris's four inputs and names).
+fn deploy_pickle(s: &Server, pickle: &Path, name: &str) -> (bool, String) {
+    let (ok, _, err) = s.cli(&[
+        "deploy",
+        "--from-sklearn",
+        pickle.to_str().unwrap(),
+        "--name",
+        name,
+        "--inputs",
+        "sl,sw,pl,pw",
+        "--labels",
+        "setosa,versicolor,virginica",
+    ]);
+    (ok, err)
+}
+
+#[test]
+fn xgboost_and_lightgbm_pickles_are_converted_with_their_converters() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"));
+    let (ok, _, err) = s.cli(&["deploy", example("iris-sklearn").to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let py = converter_python();
+
+    // Pickles naming the two libraries, which the converter lacks at first: each deploy
+    // installs its converter (pinned), then loads the pickle, which holds no model.
+    let work = dir.path();
+    python(
+        &py,
+        "import sys, types, joblib\n\
+         for mod, cls in (('xgboost.sklearn', 'XGBClassifier'), ('lightgbm.sklearn', 'LGBMClassifier')):\n\
+         \x20   top = mod.split('.')[0]\n\
+         \x20   sys.modules[top] = types.ModuleType(top); sys.modules[mod] = types.ModuleType(mod)\n\
+         \x20   c = type(cls, (), {'__module__': mod}); setattr(sys.modules[mod], cls, c)\n\
+         \x20   joblib.dump(c(), sys.argv[1] + '/' + top + '-empty.joblib')",
+        &[work.to_str().unwrap()],
+    );
+    for lib in ["xgboost", "lightgbm"] {
+        let (ok, err) = deploy_pickle(&s, &work.join(format!("{lib}-empty.joblib")), "empty");
+        assert!(!ok, "an empty {lib} estimator was deployed");
+        assert!(
+            err.contains(&format!(
+                "installing the {}",
+                if lib == "xgboost" {
+                    "XGBoost"
+                } else {
+                    "LightGBM"
+                }
+            )) || err.contains("is not deployed"),
+            "{err}"
+        );
+        let venv = py.parent().unwrap().parent().unwrap();
+        assert!(venv.join(format!("ready-{lib}")).is_file(), "{err}");
+    }
+
+    // Real models, trained with the libraries now installed: served natively, with the
+    // libraries' own labels on every row.
+    let want = python(
+        &py,
+        "import sys, json, joblib, numpy as np, xgboost, lightgbm\n\
+         from sklearn.datasets import load_iris\n\
+         X, y = load_iris(return_X_y=True)\n\
+         x = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)\n\
+         l = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(X, y)\n\
+         joblib.dump(x, sys.argv[1] + '/xgb.joblib'); joblib.dump(l, sys.argv[1] + '/lgbm.joblib')\n\
+         rows = np.random.default_rng(3).uniform([4, 2, 1, 0], [8, 4.5, 7, 2.6], size=(300, 4)).astype(np.float32)\n\
+         names = ['setosa', 'versicolor', 'virginica']\n\
+         print(json.dumps({'rows': rows.tolist(), 'xgb': [names[int(c)] for c in x.predict(rows)],\n\
+         \x20                 'lgbm': [names[int(c)] for c in l.predict(rows)]}))",
+        &[work.to_str().unwrap()],
+    );
+    let want = json(want.trim());
+    let event = work.join("event.json");
+    std::fs::write(
+        &event,
+        serde_json::json!({ "instances": want["rows"] }).to_string(),
+    )
+    .unwrap();
+    for (lib, file, name) in [
+        ("xgboost", "xgb.joblib", "xgb-iris"),
+        ("lightgbm", "lgbm.joblib", "lgbm-iris"),
+    ] {
+        let (ok, err) = deploy_pickle(&s, &work.join(file), name);
+        assert!(ok, "{err}");
+        assert!(
+            err.contains("onnxmltools") && err.contains(lib) && err.contains("labels equal"),
+            "{err}"
+        );
+        let (code, body) = curl(&[
+            "-X",
+            "POST",
+            &format!("{}/v1/functions/{name}/invoke", s.url),
+            "--data-binary",
+            &format!("@{}", event.display()),
+        ]);
+        assert_eq!(code, 200, "{}", &body[..body.len().min(300)]);
+        let got: Vec<serde_json::Value> = json(&body)["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["prediction"].clone())
+            .collect();
+        let key = if lib == "xgboost" { "xgb" } else { "lgbm" };
+        assert_eq!(&serde_json::Value::from(got), &want[key], "{name}");
+    }
+}

@@ -12,6 +12,20 @@ use std::path::{Path, PathBuf};
 /// The converter's environment (the versions `scripts/make-models.py` uses).
 const REQUIREMENTS: &str = "scikit-learn==1.9.1\nskl2onnx==1.20.0\nonnx==1.23.2\nonnxruntime==1.31.1\nnumpy==2.4.6\njoblib==1.6.0\n";
 const SCRIPT: &str = include_str!("convert.py");
+/// Converters for the scikit-learn interfaces of XGBoost and LightGBM, installed into the
+/// environment when a pickle first needs them: (module, requirements, what it is).
+const EXTRAS: &[(&str, &str, &str)] = &[
+    (
+        "xgboost",
+        "onnxmltools==1.16.0\nxgboost-cpu==3.2.0\n",
+        "the XGBoost converter (onnxmltools, xgboost-cpu: pinned)",
+    ),
+    (
+        "lightgbm",
+        "onnxmltools==1.16.0\nlightgbm==4.7.0\n",
+        "the LightGBM converter (onnxmltools, lightgbm: pinned)",
+    ),
+];
 /// Rows drawn for the parity check when the manifest gives none.
 const PARITY_ROWS: usize = 1000;
 
@@ -70,13 +84,23 @@ pub fn convert_if_sklearn(dir: &Path, verbose: bool) -> Result<Option<tempfile::
         .context("creating a private directory for the converted package")?;
     copy_package(dir, out.path(), &file)?;
     let python = converter_python(verbose)?;
-    let report = run_converter(
-        &python,
-        &pickle,
-        &out.path().join("model.onnx"),
-        inputs,
-        rows.as_ref().map(|r| (dir.join(r), r.as_str())),
-    )?;
+    let convert = || {
+        run_converter(
+            &python,
+            &pickle,
+            &out.path().join("model.onnx"),
+            inputs,
+            rows.as_ref().map(|r| (dir.join(r), r.as_str())),
+        )
+    };
+    let mut report = convert()?;
+    if let Some(extra) = EXTRAS
+        .iter()
+        .find(|(module, _, _)| report["needs"].as_str() == Some(module))
+    {
+        install_extra(&python, extra, verbose)?;
+        report = convert()?;
+    }
     if report["ok"] != true {
         let mut why = report["reason"]
             .as_str()
@@ -171,10 +195,6 @@ fn converter_python(verbose: bool) -> Result<PathBuf> {
         return Ok(python);
     }
     let _ = std::fs::remove_dir_all(&venv);
-    eprintln!(
-        "modelfn: installing the scikit-learn converter (skl2onnx, scikit-learn, ONNX Runtime: pinned) with pip into {} (once)",
-        venv.display()
-    );
     let made = std::process::Command::new("python3")
         .args(["-m", "venv"])
         .arg(&venv)
@@ -183,9 +203,63 @@ fn converter_python(verbose: bool) -> Result<PathBuf> {
     if !made.success() {
         bail!("python3 -m venv {} failed ({made})", venv.display());
     }
-    let requirements = venv.join("requirements.txt");
-    std::fs::write(&requirements, REQUIREMENTS)?;
-    let mut pip = std::process::Command::new(&python);
+    pip_install(
+        &python,
+        &venv.join("requirements.txt"),
+        REQUIREMENTS,
+        "the scikit-learn converter (skl2onnx, scikit-learn, ONNX Runtime: pinned)",
+        verbose,
+    )?;
+    std::fs::write(&stamp, REQUIREMENTS)?;
+    Ok(python)
+}
+
+/// Installs an extra converter into the environment, once (under the same lock).
+fn install_extra(python: &Path, extra: &(&str, &str, &str), verbose: bool) -> Result<()> {
+    let (module, requirements, what) = *extra;
+    let venv = python
+        .parent()
+        .and_then(Path::parent)
+        .context("the converter's Python is not in a virtual environment")?;
+    let stamp = venv.join(format!("ready-{module}"));
+    if stamp.is_file() {
+        return Ok(());
+    }
+    let lock = std::fs::File::create(venv.join("extras.lock"))
+        .context("creating the converter's lock file")?;
+    // SAFETY: flock on a descriptor we own; released when `lock` is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        bail!("could not lock {}", venv.display());
+    }
+    if !stamp.is_file() {
+        pip_install(
+            python,
+            &venv.join(format!("requirements-{module}.txt")),
+            requirements,
+            what,
+            verbose,
+        )?;
+        std::fs::write(&stamp, requirements)?;
+    }
+    Ok(())
+}
+
+/// `pip install -r` of `text` (written to `requirements`) into the converter environment,
+/// its output folded into one redrawn line.
+fn pip_install(
+    python: &Path,
+    requirements: &Path,
+    text: &str,
+    what: &str,
+    verbose: bool,
+) -> Result<()> {
+    let venv = python.parent().and_then(Path::parent).unwrap_or(python);
+    eprintln!(
+        "modelfn: installing {what} with pip into {} (once)",
+        venv.display()
+    );
+    std::fs::write(requirements, text)?;
+    let mut pip = std::process::Command::new(python);
     pip.args([
         "-m",
         "pip",
@@ -195,20 +269,16 @@ fn converter_python(verbose: bool) -> Result<PathBuf> {
         if verbose { "on" } else { "off" },
         "-r",
     ])
-    .arg(&requirements);
-    let mut folded = crate::layer::fold(pip, &requirements).context("running pip")?;
+    .arg(requirements);
+    let mut folded = crate::layer::fold(pip, requirements).context("running pip")?;
     if !folded.ok {
         for l in &folded.tail {
             eprintln!("  {l}");
         }
-        bail!(
-            "pip could not install the converter ({})",
-            requirements.display()
-        );
+        bail!("pip could not install {what} ({})", requirements.display());
     }
-    folded.line.finish("installed the scikit-learn converter");
-    std::fs::write(&stamp, REQUIREMENTS)?;
-    Ok(python)
+    folded.line.finish(&format!("installed {what}"));
+    Ok(())
 }
 
 /// Runs `convert.py`; answers its JSON report.
