@@ -5,7 +5,7 @@ Usage: python3 -u modelfn_runtime.py module.function
 It imports the handler from LAMBDA_TASK_ROOT, then loops: GET the next event from
 AWS_LAMBDA_RUNTIME_API, call handler(event, context), POST the result (or the error in
 Lambda's format). An import failure is posted to /runtime/init/error and the process
-exits with status 1, as awslambdaric does. With MODELFN_SNAP_FD set, the initialized
+exits with status 1, as awslambdaric does. With MODELFN_SNAP set, the initialized
 process becomes its version's snap-start template instead (modelfn_snapshot.py).
 """
 import http.client
@@ -127,6 +127,7 @@ def main():
     if len(sys.argv) != 2:
         sys.stderr.write("usage: modelfn_runtime.py module.function\n")
         return 2
+    snap = os.environ.pop("MODELFN_SNAP", None)  # never seen by the function's code
     client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
     if task_root not in sys.path:
@@ -136,10 +137,9 @@ def main():
         log_error(err)
         client.init_error(err)
         return 1
-    snap_fd = os.environ.pop("MODELFN_SNAP_FD", None)
-    if snap_fd is not None:
+    if snap is not None:
         import modelfn_snapshot  # beside this file in /var/runtime
-        return modelfn_snapshot.template(int(snap_fd), client, handler)
+        return modelfn_snapshot.template(json.loads(snap), client, handler)
     return serve(client, handler)
 
 

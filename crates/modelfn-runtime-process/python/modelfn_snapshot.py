@@ -1,9 +1,11 @@
 """Snap start: an initialized Python function process becomes its version's template, and
 new instances are forked from it instead of importing everything again.
 
-modelfn starts the template like any instance, with MODELFN_SNAP_FD naming a unix
-SOCK_SEQPACKET socket to modelfn. Once the handler's module is imported, the template
-  1. runs the handler once on the saved event MODELFN_SNAP_PRIME names, if any (priming);
+modelfn starts the template like any instance, with MODELFN_SNAP (JSON: "fd", a unix
+SOCK_SEQPACKET socket to modelfn; "prime"; "timeout_ms"), which modelfn_runtime takes
+out of the environment before the function's code runs. Once the handler's module is
+imported, the template
+  1. runs the handler once on the saved event "prime" names, if any (priming);
   2. runs the before-snapshot hooks (snapshot_restore_py), in reverse order;
   3. refuses (b"F" + reason) when it is not fork-safe: threads still running, a failed
      hook or priming, and then serves as an ordinary instance; otherwise reports b"R"
@@ -52,21 +54,20 @@ def run_after_restore():
         func(*args, **kwargs)
 
 
-def prime(handler):
-    path = os.environ.pop("MODELFN_SNAP_PRIME", None)
+def prime(snap, handler):
+    path = snap.get("prime")
     if not path:
         return
     with open(path, "rb") as f:
         event = json.loads(f.read())
-    timeout_ms = int(os.environ.get("MODELFN_TIMEOUT_MS", "3000"))
-    ctx = rt.LambdaContext("snap-start-prime", time.time() * 1000 + timeout_ms, None, None, None)
-    handler(event, ctx)
+    deadline_ms = time.time() * 1000 + int(snap.get("timeout_ms") or 3000)
+    handler(event, rt.LambdaContext("snap-start-prime", deadline_ms, None, None, None))
 
 
-def prepare(handler):
+def prepare(snap, handler):
     """Primes and runs the before-snapshot hooks; returns why the process cannot be kept."""
     try:
-        prime(handler)
+        prime(snap, handler)
     except Exception as e:
         return "priming with the saved event raised %s: %s" % (type(e).__name__, e)
     try:
@@ -166,10 +167,10 @@ def restore(ctl, fds, env, handler, saved):
             os._exit(code)
 
 
-def template(ctl_fd, client, handler):
-    ctl = socket.socket(fileno=ctl_fd)
+def template(snap, client, handler):
+    ctl = socket.socket(fileno=int(snap["fd"]))
     ctl.set_inheritable(False)
-    reason = prepare(handler)
+    reason = prepare(snap, handler)
     if reason is not None:
         # Initialized all the same: this process serves as an ordinary instance.
         sys.stderr.write("[WARN] snap start is off for this version: %s\n" % reason)

@@ -191,23 +191,20 @@ impl Template {
     ) -> Result<Started, InvokeError> {
         let (ours, theirs) =
             control::pair().map_err(internal("opening the template's control socket"))?;
-        let mut env = vec![
-            (
-                "MODELFN_SNAP_FD".to_string(),
-                theirs.as_raw_fd().to_string(),
-            ),
+        // One variable, which the client takes out of its environment before the
+        // function's code is imported.
+        let snap = serde_json::json!({
+            "fd": theirs.as_raw_fd(),
+            "prime": spec.manifest.snap_start_prime.as_ref().map(|p| format!("/var/task/{p}")),
+            "timeout_ms": spec.manifest.timeout_ms,
+        });
+        let env = vec![
+            ("MODELFN_SNAP".to_string(), snap.to_string()),
             (
                 "AWS_LAMBDA_INITIALIZATION_TYPE".to_string(),
                 "snap-start".to_string(),
             ),
-            (
-                "MODELFN_TIMEOUT_MS".to_string(),
-                spec.manifest.timeout_ms.to_string(),
-            ),
         ];
-        if let Some(prime) = &spec.manifest.snap_start_prime {
-            env.push(("MODELFN_SNAP_PRIME".into(), format!("/var/task/{prime}")));
-        }
         let shared = Arc::new(Shared {
             alive: AtomicBool::new(true),
             ..Shared::default()

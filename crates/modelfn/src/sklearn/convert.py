@@ -140,9 +140,9 @@ def to_onnx_model(model, n, classifier):
         types = [("input", MlFloat([None, n]))]
         try:
             if kind == "xgboost":
-                onx = onnxmltools.convert_xgboost(model, initial_types=types, target_opset=17)
+                onx = onnxmltools.convert_xgboost(model, initial_types=types)
             else:
-                onx = onnxmltools.convert_lightgbm(model, initial_types=types, target_opset=17, zipmap=False)
+                onx = onnxmltools.convert_lightgbm(model, initial_types=types, zipmap=False)
         except Exception as e:  # noqa: BLE001 - the converter's reason is the answer
             answer({"ok": False, "reason": "onnxmltools cannot convert %s: %s: %s. Serve it with runtime = "
                     "\"python3\" and a handler instead" % (type(model).__name__, type(e).__name__, e)})

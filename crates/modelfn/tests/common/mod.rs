@@ -292,21 +292,30 @@ pub fn run_client(script: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Host pids of a function's processes (those whose environment names the function and
-/// whose parent is the sandbox's pid 1), found through the host's `/proc`.
+/// Host pids of a function's instance processes (those whose environment names the
+/// function and whose parent is the sandbox's pid 1: bubblewrap's, or the snap-start
+/// template that forked them), found through the host's `/proc`.
 pub fn function_pids(function: &str) -> Vec<u32> {
     let needle = format!("AWS_LAMBDA_FUNCTION_NAME={function}\0");
+    let status =
+        |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |status: &str, name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().last().unwrap_or("").to_string())
+    };
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(pid) = name.parse::<u32>() else {
             continue;
         };
         let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-        // The function itself is pid 2 in its namespace: "NSpid: <host> 2".
-        let is_function = status
-            .lines()
-            .any(|l| l.starts_with("NSpid:") && l.ends_with("\t2"));
+        let st = status(&name);
+        let parent = field(&st, "PPid:").unwrap_or_default();
+        let is_function = field(&st, "NSpid:").is_some_and(|p| p != "1")
+            && field(&status(&parent), "NSpid:").as_deref() == Some("1");
         if is_function && env.windows(needle.len()).any(|w| w == needle.as_bytes()) {
             out.push(pid);
         }
