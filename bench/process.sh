@@ -41,7 +41,11 @@ copy() { # example name extra
 # Answers "ms restored?" for one call: the wall time of its first answer.
 timed() { # name query body
   local t h; t=$(date +%s%N)
-  h=$(curl -fs -D - -o /dev/null -X POST "$MODELFN_SERVER/v1/functions/$1/invoke$2" -H 'Content-Type: application/json' -d "$3" | tr -d '\r')
+  if [ -n "$3" ]; then
+    h=$(curl -fs -D - -o /dev/null -X POST "$MODELFN_SERVER/v1/functions/$1/invoke$2" -H 'Content-Type: application/json' -d "$3" | tr -d '\r')
+  else
+    h=$(curl -fs -D - -o /dev/null "$MODELFN_SERVER/v1/functions/$1/invoke$2" | tr -d '\r')
+  fi
   echo "$(ms "$t") $(echo "$h" | awk -F': ' 'tolower($1)=="x-modelfn-restored" {print "restored"}')"
 }
 # Waits until the function has no instance left (keep_alive = "1s").

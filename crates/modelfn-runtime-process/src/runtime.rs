@@ -81,7 +81,8 @@ impl ProcessRuntime {
         if spec.version > 0 && spec.manifest.snap_start_enabled() {
             match self.templates.get(&spec, &self.cfg).await? {
                 Snap::Template(template, fresh) => {
-                    match crate::restore::start(template, !fresh, &spec, &self.cfg).await {
+                    let cfg = self.cfg.clone();
+                    match crate::restore::start(template, !fresh, spec.clone(), cfg).await {
                         Err(InvokeError::Internal(why)) => {
                             // The template's trouble is not the caller's: start afresh.
                             tracing::warn!(function = %spec.manifest.name, %why, "snap start failed; starting without the template");

@@ -63,6 +63,9 @@ pub struct Template {
     shared: Arc<Shared>,
     forks: tokio::sync::Mutex<()>,
     last_used: Mutex<Instant>,
+    /// A child forked ahead, in its own cgroups, for the next restore.
+    spare: Mutex<Option<crate::restore::Prepared>>,
+    refilling: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -266,6 +269,8 @@ impl Template {
                     shared,
                     forks: tokio::sync::Mutex::new(()),
                     last_used: Mutex::new(Instant::now()),
+                    spare: Mutex::new(None),
+                    refilling: AtomicBool::new(false),
                 })))
             }
             Err(reason) => {
@@ -275,6 +280,28 @@ impl Template {
                 Ok(Started::Refused(reason))
             }
         }
+    }
+
+    /// The child prepared ahead, if one is waiting alive.
+    pub(crate) fn take_spare(&self) -> Option<crate::restore::Prepared> {
+        lock(&self.spare)
+            .take()
+            .filter(crate::restore::Prepared::alive)
+    }
+
+    /// Prepares the next child ahead with `prepare`, unless one waits or is on its way.
+    pub(crate) async fn refill_spare<F, Fut>(&self, prepare: F) -> Result<(), InvokeError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<crate::restore::Prepared, InvokeError>>,
+    {
+        if lock(&self.spare).is_some() || self.refilling.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let made = prepare().await;
+        self.refilling.store(false, Ordering::SeqCst);
+        *lock(&self.spare) = Some(made?);
+        Ok(())
     }
 
     /// Marks the template used now (an instance forked from it has just ended).

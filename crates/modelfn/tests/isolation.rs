@@ -97,7 +97,13 @@ fn a_hostile_function_cannot_reach_its_neighbour_or_the_server() {
 
     let attacker_key = r["key"].clone();
     // No view of the victim: its pid, environment and temporary files.
-    assert_eq!(r["pids"], json!([1, 2]), "only its own sandbox's processes");
+    // Only its own sandbox's processes: pid 1 (the version's snap-start template), itself,
+    // and, once prepared, the next instance waiting in its template's sandbox.
+    let pids = r["pids"].as_array().unwrap();
+    assert!(
+        pids.len() <= 3 && pids[..2] == [json!(1), json!(2)],
+        "only its own sandbox's processes: {pids:?}"
+    );
     assert_eq!(r["secret_seen_in"], json!([]), "{r}");
     assert_eq!(r["tmp"], json!([]), "its own, empty /tmp: {r}");
     // Nothing of the server's data directory, nor host secrets.
@@ -121,8 +127,15 @@ fn a_hostile_function_cannot_reach_its_neighbour_or_the_server() {
     assert_eq!(r["status"]["NoNewPrivs"], "1", "{r}");
     assert_eq!(r["status"]["Seccomp"], "2", "filter mode: {r}");
     assert_eq!(r["status"]["CapEff"], "0000000000000000", "{r}");
-    // kill(-1, SIGKILL) reaches nothing outside the sandbox.
-    assert_eq!(r["kill_all"], "ProcessLookupError", "{r}");
+    // kill(-1, SIGKILL) reaches nothing outside the sandbox: with no sibling it finds no
+    // process at all; a sibling prepared ahead by the template is the only one it may
+    // reach (pid 1, the template, never). The victim is checked untouched below.
+    let expected = if pids.len() == 3 {
+        "sent"
+    } else {
+        "ProcessLookupError"
+    };
+    assert_eq!(r["kill_all"], expected, "{r}");
     if running_as_root() {
         assert_ne!(r["uid"], victim["uid"], "each function has its own uid");
         assert!(r["uid"].as_u64().unwrap() >= 200_000, "{r}");

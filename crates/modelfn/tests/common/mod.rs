@@ -314,8 +314,10 @@ pub fn function_pids(function: &str) -> Vec<u32> {
         let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
         let st = status(&name);
         let parent = field(&st, "PPid:").unwrap_or_default();
+        // A snap-start child prepared ahead is not an instance yet.
         let is_function = field(&st, "NSpid:").is_some_and(|p| p != "1")
-            && field(&status(&parent), "NSpid:").as_deref() == Some("1");
+            && field(&status(&parent), "NSpid:").as_deref() == Some("1")
+            && field(&st, "Name:").as_deref() != Some("modelfn-spare");
         if is_function && env.windows(needle.len()).any(|w| w == needle.as_bytes()) {
             out.push(pid);
         }
