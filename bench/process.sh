@@ -38,15 +38,16 @@ copy() { # example name extra
   printf '%b' "$3" >>"$d/modelfn.toml"
   echo "$d"
 }
-# Answers "ms restored?" for one call: the wall time of its first answer.
+# Answers "ms restored?" for one call: the wall time of its first answer, as curl measures
+# it (connection to last byte, without curl's own start).
 timed() { # name query body
-  local t h; t=$(date +%s%N)
+  local out
   if [ -n "$3" ]; then
-    h=$(curl -fs -D - -o /dev/null -X POST "$MODELFN_SERVER/v1/functions/$1/invoke$2" -H 'Content-Type: application/json' -d "$3" | tr -d '\r')
+    out=$(curl -fs -D - -o /dev/null -w 'TIME %{time_total}\n' -X POST "$MODELFN_SERVER/v1/functions/$1/invoke$2" -H 'Content-Type: application/json' -d "$3" | tr -d '\r')
   else
-    h=$(curl -fs -D - -o /dev/null "$MODELFN_SERVER/v1/functions/$1/invoke$2" | tr -d '\r')
+    out=$(curl -fs -D - -o /dev/null -w 'TIME %{time_total}\n' "$MODELFN_SERVER/v1/functions/$1/invoke$2" | tr -d '\r')
   fi
-  echo "$(ms "$t") $(echo "$h" | awk -F': ' 'tolower($1)=="x-modelfn-restored" {print "restored"}')"
+  echo "$(echo "$out" | awk '/^TIME/ {printf "%.1f", $2 * 1000}') $(echo "$out" | awk -F': ' 'tolower($1)=="x-modelfn-restored" {print "restored"}')"
 }
 # Waits until the function has no instance left (keep_alive = "1s").
 drained() {

@@ -1,34 +1,11 @@
 //! Memory given back to the system after scale to zero. Once the reaper has stopped idle
 //! instances (models unloaded, processes gone), the allocators are asked to return their
 //! free pages: mimalloc's (modelfn's own heap) and glibc's (`malloc_trim`; ONNX Runtime
-//! allocates through libc). mimalloc keeps a heap per thread, and only a thread can purge
-//! its own: each tokio worker does, the next time it parks ([`on_park`]).
+//! allocates through libc).
 
 use modelfn_scheduler::Scheduler;
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Purges asked for so far; each worker purges its heap when it has seen fewer.
-static PURGES: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static SEEN: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Called by each tokio worker before it parks: purges its own heap once per purge asked
-/// for (one atomic load otherwise).
-pub fn on_park() {
-    let asked = PURGES.load(Ordering::Relaxed);
-    SEEN.with(|seen| {
-        if seen.get() != asked {
-            seen.set(asked);
-            // SAFETY: returns this thread's free pages to the system; live memory is untouched.
-            unsafe { libmimalloc_sys::mi_collect(true) };
-        }
-    });
-}
 
 /// How often the reaper's count is looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(5);
@@ -49,19 +26,11 @@ pub fn spawn_purger(scheduler: Arc<Scheduler>) -> tokio::task::JoinHandle<()> {
             // The instances stopped on the last pass have let go of their memory by now
             // (a model's thread ends once its last request is answered).
             let _ = tokio::task::spawn_blocking(purge).await;
-            // Wake the workers, so that each parks again and purges its heap.
-            let wakers: Vec<_> = (0..8)
-                .map(|_| tokio::spawn(tokio::task::yield_now()))
-                .collect();
-            for w in wakers {
-                let _ = w.await;
-            }
         }
     })
 }
 
 fn purge() {
-    PURGES.fetch_add(1, Ordering::Relaxed);
     // SAFETY: both only return free pages to the system; neither touches live memory.
     unsafe {
         libmimalloc_sys::mi_collect(true);
