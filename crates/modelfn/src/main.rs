@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(memory::on_park)
         .build()
     {
         Ok(rt) => rt,
