@@ -291,13 +291,9 @@ impl InstanceCgroup {
         Ok(())
     }
 
-    /// Peak memory in bytes.
-    pub fn peak_bytes(&self) -> Option<u64> {
-        let file = if self.v2 {
-            "memory.peak"
-        } else {
-            "memory.max_usage_in_bytes"
-        };
+    /// A number the memory controller keeps, by its v2 or v1 file name.
+    fn memory_value(&self, v2: &str, v1: &str) -> Option<u64> {
+        let file = if self.v2 { v2 } else { v1 };
         std::fs::read_to_string(self.memory.join(file))
             .ok()?
             .trim()
@@ -305,18 +301,14 @@ impl InstanceCgroup {
             .ok()
     }
 
+    /// Peak memory in bytes.
+    pub fn peak_bytes(&self) -> Option<u64> {
+        self.memory_value("memory.peak", "memory.max_usage_in_bytes")
+    }
+
     /// Memory in use now, in bytes.
     pub fn current_bytes(&self) -> Option<u64> {
-        let file = if self.v2 {
-            "memory.current"
-        } else {
-            "memory.usage_in_bytes"
-        };
-        std::fs::read_to_string(self.memory.join(file))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        self.memory_value("memory.current", "memory.usage_in_bytes")
     }
 
     /// Processes in the instance's cgroup now (its whole process tree).

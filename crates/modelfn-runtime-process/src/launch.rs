@@ -122,6 +122,21 @@ pub(crate) fn serve_endpoint(
     })
 }
 
+/// The guard of a new instance, holding its new cgroups (where cgroups are in use).
+pub(crate) fn new_guard(
+    spec: &FunctionSpec,
+    cfg: &ProcessConfig,
+) -> Result<SandboxGuard, InvokeError> {
+    let cgroup = cfg
+        .cgroups
+        .create(Limits {
+            memory_mb: spec.manifest.memory_mb,
+            pids: cfg.pids_max,
+        })
+        .map_err(internal("cannot create the instance's cgroups"))?;
+    Ok(SandboxGuard::new(spec.manifest.name.to_string(), cgroup))
+}
+
 /// Starts the function's process in a new sandbox.
 pub(crate) async fn launch(
     spec: &FunctionSpec,
@@ -144,14 +159,7 @@ pub(crate) async fn launch(
     let opt = blocking(move || crate::layers::merged(&work, &layers))
         .await
         .map_err(internal("merging the layers into /opt"))?;
-    let cgroup = cfg
-        .cgroups
-        .create(Limits {
-            memory_mb: m.memory_mb,
-            pids: cfg.pids_max,
-        })
-        .map_err(internal("cannot create the instance's cgroups"))?;
-    let mut guard = SandboxGuard::new(function.clone(), cgroup);
+    let mut guard = new_guard(spec, cfg)?;
 
     // A host-network sandbox's Runtime API listens on the host's loopback.
     let host_api = match net {

@@ -9,7 +9,6 @@
 //! background. The instance shares the template's sandbox (root, `/tmp`, pid and network
 //! namespaces, uid) with the version's other instances: see SECURITY.md.
 
-use crate::cgroup::Limits;
 use crate::config::ProcessConfig;
 use crate::handshake::pipe;
 use crate::instance::{Parts, ProcessInstance};
@@ -43,15 +42,7 @@ pub(crate) async fn prepare(
     spec: &FunctionSpec,
     cfg: &ProcessConfig,
 ) -> Result<Prepared, InvokeError> {
-    let m = &spec.manifest;
-    let cgroup = cfg
-        .cgroups
-        .create(Limits {
-            memory_mb: m.memory_mb,
-            pids: cfg.pids_max,
-        })
-        .map_err(internal("cannot create the instance's cgroups"))?;
-    let mut guard = SandboxGuard::new(m.name.to_string(), cgroup);
+    let mut guard = crate::launch::new_guard(spec, cfg)?;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()
         .map_err(internal("opening the instance's Runtime API"))?;
     let (out_r, out_w) = pipe().map_err(internal("opening the instance's stdout"))?;

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{copy_dir, header, invoke, json, peak_rss_kb, run_client, Server};
-use serde_json::{json, Value};
+use common::{call, copy_dir, header, peak_rss_kb, run_client, Server};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -28,20 +28,6 @@ fn deploy_hostile(s: &Server, work: &Path, name: &str, extra: &str) {
     let m = m.replace("name = \"hostile\"", &format!("name = \"{name}\""));
     std::fs::write(dir.join("modelfn.toml"), format!("{m}{extra}")).unwrap();
     s.deploy(&dir);
-}
-
-fn call(s: &Server, name: &str, event: Value) -> (String, Value) {
-    let (code, headers, body) = invoke(
-        &format!("{}/v1/functions/{name}/invoke", s.url),
-        &event.to_string(),
-    );
-    assert_eq!(code, 200, "{name}: {body}");
-    assert_eq!(
-        header(&headers, "x-modelfn-function-error"),
-        None,
-        "{name}: {body}"
-    );
-    (headers, json(&body))
 }
 
 fn port(url: &str) -> u16 {

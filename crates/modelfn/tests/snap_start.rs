@@ -7,23 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{copy_dir, header, invoke, json, test_function, Server};
+use common::{call, copy_dir, header, invoke, test_function, Server};
 use serde_json::{json, Value};
 use std::path::Path;
-
-fn call(s: &Server, name: &str, event: Value) -> (String, Value) {
-    let (code, headers, body) = invoke(
-        &format!("{}/v1/functions/{name}/invoke", s.url),
-        &event.to_string(),
-    );
-    assert_eq!(code, 200, "{name}: {body}");
-    assert_eq!(
-        header(&headers, "x-modelfn-function-error"),
-        None,
-        "{name}: {body}"
-    );
-    (headers, json(&body))
-}
 
 /// Calls `name` while another of its instances is busy for `busy_s` seconds, so that the
 /// call needs a new instance; answers the new call's headers and body.

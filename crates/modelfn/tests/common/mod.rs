@@ -226,6 +226,22 @@ pub fn invoke(url: &str, event: &str) -> (u16, String, String) {
     (code, head.to_lowercase(), body.to_string())
 }
 
+/// Invokes `name` with a JSON event on the native door and asserts a 200 without a
+/// function error; answers the lower-cased headers and the JSON body.
+pub fn call(s: &Server, name: &str, event: serde_json::Value) -> (String, serde_json::Value) {
+    let (code, headers, body) = invoke(
+        &format!("{}/v1/functions/{name}/invoke", s.url),
+        &event.to_string(),
+    );
+    assert_eq!(code, 200, "{name}: {body}");
+    assert_eq!(
+        header(&headers, "x-modelfn-function-error"),
+        None,
+        "{name}: {body}"
+    );
+    (headers, json(&body))
+}
+
 /// The value of a header in lower-cased headers text.
 pub fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
     headers
