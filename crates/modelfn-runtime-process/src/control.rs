@@ -10,13 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// Longest message read from a template; longer ones are cut (and ignored).
 pub const MAX_MESSAGE: usize = 8192;
 
-fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
+use crate::netns::check;
 
 /// A connected pair: modelfn's end (with `SO_PASSCRED`) and the template's.
 pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
