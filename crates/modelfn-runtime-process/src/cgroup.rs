@@ -306,11 +306,6 @@ impl InstanceCgroup {
         self.memory_value("memory.peak", "memory.max_usage_in_bytes")
     }
 
-    /// Memory in use now, in bytes.
-    pub fn current_bytes(&self) -> Option<u64> {
-        self.memory_value("memory.current", "memory.usage_in_bytes")
-    }
-
     /// Processes in the instance's cgroup now (its whole process tree).
     pub fn members(&self) -> usize {
         std::fs::read_to_string(self.memory.join("cgroup.procs"))

@@ -240,11 +240,15 @@ impl Instance for ProcessInstance {
     }
 
     fn max_memory_used_mb(&self) -> Option<u64> {
-        let from_cgroup = self.guard.cgroup().and_then(InstanceCgroup::peak_bytes);
-        // A restored instance also uses the template's memory, shared copy-on-write.
-        let shared = self.template.as_ref().and_then(|t| t.memory_bytes());
-        from_cgroup
-            .or_else(|| process_peak_bytes(self.guard.pid))
-            .map(|b| (b + shared.unwrap_or(0)).div_ceil(1024 * 1024))
+        let from_cgroup = || self.guard.cgroup().and_then(InstanceCgroup::peak_bytes);
+        let from_process = || process_peak_bytes(self.guard.pid);
+        // A restored instance's cgroup holds only what it allocated after the fork; its
+        // peak resident set also counts the template's pages it uses, shared.
+        let peak = if self.template.is_some() {
+            from_process().or_else(from_cgroup)
+        } else {
+            from_cgroup().or_else(from_process)
+        };
+        peak.map(|b| b.div_ceil(1024 * 1024))
     }
 }

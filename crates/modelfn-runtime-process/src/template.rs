@@ -57,7 +57,7 @@ struct Shared {
 /// One version's initialized template process.
 pub struct Template {
     /// The template's sandbox; its drop kills the template and every child.
-    guard: SandboxGuard,
+    _guard: SandboxGuard,
     _output: OutputCapture,
     control: Arc<OwnedFd>,
     shared: Arc<Shared>,
@@ -263,7 +263,7 @@ impl Template {
                 // The template never asks for events: its Runtime API closes.
                 launched.api_task.abort();
                 Ok(Started::Ready(Arc::new(Template {
-                    guard: launched.guard,
+                    _guard: launched.guard,
                     _output: launched.output,
                     control,
                     shared,
@@ -307,13 +307,6 @@ impl Template {
     /// Marks the template used now (an instance forked from it has just ended).
     pub fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
-    }
-
-    /// The memory the template holds (shared, copy-on-write, with its instances).
-    pub fn memory_bytes(&self) -> Option<u64> {
-        self.guard
-            .cgroup()
-            .and_then(crate::cgroup::InstanceCgroup::current_bytes)
     }
 
     pub fn alive(&self) -> bool {
