@@ -110,6 +110,15 @@ impl Collector for SchedulerCollector {
             |v| vec![(vec![], v.cold_starts)],
             counter,
         )?;
+        family(
+            e,
+            "modelfn_function_restores",
+            "Cold starts that restored an instance from its version's snap-start template.",
+            MetricType::Counter,
+            &all,
+            |v| vec![(vec![], v.restores)],
+            counter,
+        )?;
         let histograms: [(&str, &str, Pick); 4] = [
             (
                 "modelfn_function_queue_wait_seconds",

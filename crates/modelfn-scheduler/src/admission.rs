@@ -170,6 +170,9 @@ impl Scheduler {
         let took = t0.elapsed();
         slot.forget_failure();
         slot.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+        if inst.restored() {
+            slot.counters.restores.fetch_add(1, Ordering::Relaxed);
+        }
         slot.counters
             .last_init_us
             .store(took.as_micros().max(1) as u64, Ordering::Relaxed);

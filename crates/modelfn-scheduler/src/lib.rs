@@ -127,6 +127,9 @@ pub struct FunctionStats {
     pub errors: u64,
     pub throttles: u64,
     pub cold_starts: u64,
+    /// Of the cold starts, those restored from a snap-start template.
+    #[serde(default)]
+    pub restores: u64,
     pub last_init_duration_ms: Option<f64>,
 }
 
@@ -442,6 +445,7 @@ impl Scheduler {
             errors: c.errors.load(Ordering::Relaxed),
             throttles: c.throttles.load(Ordering::Relaxed),
             cold_starts: c.cold_starts.load(Ordering::Relaxed),
+            restores: c.restores.load(Ordering::Relaxed),
             last_init_duration_ms: (init_us > 0).then(|| init_us as f64 / 1000.0),
         })
     }

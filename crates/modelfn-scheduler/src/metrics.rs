@@ -199,6 +199,8 @@ pub struct VersionMetrics {
     pub memory_mb: u32,
     pub invocations: Vec<(Outcome, u64)>,
     pub cold_starts: u64,
+    /// Of the cold starts, those restored from a snap-start template.
+    pub restores: u64,
     pub queue_wait: HistogramSnapshot,
     pub init: HistogramSnapshot,
     pub run: HistogramSnapshot,
@@ -245,6 +247,7 @@ fn metrics_of(slot: &Slot, latest: bool) -> VersionMetrics {
         memory_mb: slot.spec.manifest.memory_mb,
         invocations: m.outcomes(),
         cold_starts: c.cold_starts.load(Ordering::Relaxed),
+        restores: c.restores.load(Ordering::Relaxed),
         queue_wait: m.queue_wait.snapshot(),
         init: m.init.snapshot(),
         run: m.run.snapshot(),

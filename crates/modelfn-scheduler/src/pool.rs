@@ -51,6 +51,8 @@ pub struct Counters {
     pub invocations: AtomicU64,
     pub errors: AtomicU64,
     pub cold_starts: AtomicU64,
+    /// Cold starts that restored an instance (snap start) rather than initializing one.
+    pub restores: AtomicU64,
     pub throttles: AtomicU64,
     pub last_init_us: AtomicU64,
     /// Invocations admitted and not finished.

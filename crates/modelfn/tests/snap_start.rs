@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{call, copy_dir, header, invoke, test_function, Server};
+use common::{call, copy_dir, curl, header, invoke, test_function, Server};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -117,6 +117,31 @@ fn instances_fork_from_the_primed_template_with_hooks_and_their_own_state() {
     assert!(
         reports.iter().any(|l| l.contains("Restore Duration")),
         "{out}"
+    );
+
+    // `describe` and /metrics count the restores among the cold starts.
+    let (ok, out, err) = s.cli(&["describe", "snapper"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("2 (1 restored from the snap-start template)"),
+        "{out}"
+    );
+    let (code, text) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", s.token()),
+        &format!("{}/metrics", s.url),
+    ]);
+    assert_eq!(code, 200);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("modelfn_function_restores_total{")
+                && l.contains("function=\"snapper\"")
+                && l.ends_with(" 1")),
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("restores"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 

@@ -222,7 +222,17 @@ pub fn describe(f: &FunctionInfo) -> String {
         rows.push(vec!["invocations".into(), st.invocations.to_string()]);
         rows.push(vec!["errors".into(), st.errors.to_string()]);
         rows.push(vec!["throttles".into(), st.throttles.to_string()]);
-        rows.push(vec!["cold starts".into(), st.cold_starts.to_string()]);
+        rows.push(vec![
+            "cold starts".into(),
+            if st.restores > 0 {
+                format!(
+                    "{} ({} restored from the snap-start template)",
+                    st.cold_starts, st.restores
+                )
+            } else {
+                st.cold_starts.to_string()
+            },
+        ]);
         rows.push(vec![
             "last init".into(),
             format!("{} ms", opt(st.last_init_duration_ms)),
