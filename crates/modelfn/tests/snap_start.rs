@@ -103,6 +103,30 @@ fn instances_fork_from_the_primed_template_with_hooks_and_their_own_state() {
     assert_ne!(b["rand"], a["rand"], "re-seeded after the fork");
     assert_ne!(b["stream"], a["stream"], "each instance its own log stream");
 
+    // Each instance in cgroups of its own (where modelfn has cgroups: as root).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let pids = common::function_pids("snapper");
+        assert_eq!(
+            pids.len(),
+            2,
+            "two instances, the spare not counted: {pids:?}"
+        );
+        let memory_cgroup = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .unwrap()
+                .lines()
+                .find(|l| l.contains(":memory:") || l.starts_with("0::"))
+                .unwrap()
+                .to_string()
+        };
+        let (a, b) = (memory_cgroup(pids[0]), memory_cgroup(pids[1]));
+        assert!(
+            a.contains("modelfn-") && b.contains("modelfn-") && a != b,
+            "{a} {b}"
+        );
+    }
+
     // Lambda's REPORT lines: Init Duration for the first start, Restore Duration after.
     let out = logs(&s, "snapper");
     let reports: Vec<&str> = out.lines().filter(|l| l.contains("REPORT")).collect();
