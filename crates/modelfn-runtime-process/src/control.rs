@@ -190,4 +190,13 @@ mod tests {
         );
         assert!(pid_namespace(std::process::id()).is_some());
     }
+
+    #[test]
+    fn an_oversized_message_is_skipped_not_buffered() {
+        let (ours, theirs) = pair().unwrap();
+        send(&theirs, &vec![b'H'; MAX_MESSAGE + 1], &[]).unwrap();
+        send(&theirs, b"R", &[]).unwrap();
+        let got = recv(&ours).unwrap().unwrap();
+        assert_eq!(got.body, b"R", "the cut message was dropped whole");
+    }
 }
