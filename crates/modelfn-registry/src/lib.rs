@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod code_cache;
 pub mod metadata;
 pub mod package;
+pub mod s3;
 pub mod sqlite;
 pub mod tar_guard;
 
@@ -19,6 +20,7 @@ pub use metadata::{
     ShadowTarget, UrlAuth, UrlRecord, VersionDeleted,
 };
 pub use package::{PackageLimits, UnpackedPackage};
+pub use s3::S3BlobStore;
 pub use sqlite::SqliteMetadataStore;
 
 /// Why a registry operation failed.

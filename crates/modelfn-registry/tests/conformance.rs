@@ -1,7 +1,8 @@
 //! Conformance suites written against the traits (`&dyn MetadataStore`,
 //! `&dyn BlobStore`), not against a backend: every backend runs the same checks. They
-//! run here against SQLite and the local directory; a PostgreSQL or S3 backend adds one
-//! test each below. The node-local code cache is checked over any blob store.
+//! run here against SQLite, the local directory and an S3 bucket (on moto's server); a
+//! PostgreSQL backend adds one test below. The node-local code cache is checked over
+//! every blob store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -549,4 +550,126 @@ async fn the_local_directory_conforms() {
     let store = Arc::new(LocalBlobStore::new(dir.path().join("blobs")).unwrap());
     blob_conformance(store.as_ref()).await;
     code_cache_conformance(store, dir.path()).await;
+}
+
+/// A real S3-protocol server for the S3 blob store's conformance: moto's server mode
+/// (`moto[server]`, pinned in `tests/s3-requirements.txt`), installed once into a virtual
+/// environment under `target/s3-venv`, listening on loopback and killed when dropped.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto() -> Moto {
+    use std::process::{Command, Stdio};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = root.join("target/s3-venv");
+    let req = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3-requirements.txt");
+    let want = std::fs::read_to_string(&req).unwrap();
+    let stamp = venv.join("installed.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status();
+        assert!(ok.unwrap().success(), "python3 -m venv failed");
+        let ok = Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&req)
+            .status();
+        assert!(ok.unwrap().success(), "pip install of moto failed");
+        std::fs::write(&stamp, &want).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(venv.join("bin/moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return moto;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("moto did not start on port {port}");
+}
+
+/// An S3 request moto answers without a signature (bucket making and listing).
+fn s3_call(method: &str, url: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-fsS", "-X", method, url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{method} {url}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn an_s3_bucket_conforms() {
+    let moto = moto();
+    s3_call("PUT", &format!("{}/modelfn-blobs", moto.endpoint));
+    let open = |url: &str| {
+        modelfn_registry::S3BlobStore::with_endpoint(
+            url,
+            &moto.endpoint,
+            "us-east-1",
+            "test-key",
+            "test-secret",
+        )
+    };
+    let store = Arc::new(open("s3://modelfn-blobs/cluster-a/").unwrap());
+    blob_conformance(store.as_ref()).await;
+    let dir = tempfile::tempdir().unwrap();
+    code_cache_conformance(store.clone(), dir.path()).await;
+    // Every object sits under the prefix, named by its digest; nothing else was written.
+    let listing = s3_call(
+        "GET",
+        &format!("{}/modelfn-blobs?list-type=2", moto.endpoint),
+    );
+    let keys: Vec<&str> = listing
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+        .collect();
+    assert_eq!(keys.len(), 2, "{listing}");
+    for key in keys {
+        let digest = key.strip_prefix("cluster-a/blobs/sha256/").unwrap();
+        assert_eq!(digest.len(), 64, "{key}");
+    }
+    // Another prefix in the same bucket sees none of them.
+    let other = open("s3://modelfn-blobs/cluster-b").unwrap();
+    let d = digest_of(b"some package bytes");
+    assert!(other.get(&d).await.unwrap().is_none());
+    assert!(store.get(&d).await.unwrap().is_some());
+    // A bucket that does not exist is an error that names it, not "no such blob".
+    let missing = open("s3://no-such-bucket").unwrap();
+    let e = missing.get(&d).await.unwrap_err().to_string();
+    assert!(e.contains("s3://no-such-bucket"), "{e}");
+    // Bad URLs are refused before any request.
+    assert!(open("s3://UPPER").is_err());
+    assert!(open("file:///tmp").is_err());
 }

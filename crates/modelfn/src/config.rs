@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// Where metadata, artifacts and the admin token live.
     #[arg(long, env = "MODELFN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where packages, layers and models are stored: `s3://bucket/prefix` (credentials and
+    /// endpoint from the `AWS_*` variables); default: the data directory.
+    #[arg(long, env = "MODELFN_ARTIFACTS")]
+    pub artifacts: Option<String>,
     /// A TOML configuration file.
     #[arg(long, env = "MODELFN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -36,6 +40,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    artifacts: Option<String>,
     max_invoke_body_bytes: Option<usize>,
     map_max_input_mb: Option<usize>,
     max_object_mb: Option<u64>,
@@ -80,6 +85,8 @@ struct FileConfig {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `s3://bucket/prefix` for blobs; `None`: the data directory.
+    pub artifacts: Option<String>,
     pub max_invoke_body_bytes: usize,
     /// Largest body of a map (`map_max_input_mb`, 64 by default).
     pub max_map_input_bytes: usize,
@@ -156,6 +163,7 @@ impl ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: default_data_dir(),
+            artifacts: None,
             max_invoke_body_bytes: 6 * 1024 * 1024,
             max_map_input_bytes: 64 * 1024 * 1024,
             max_object_bytes: 256 * 1024 * 1024,
@@ -212,6 +220,7 @@ impl ServeConfig {
             if let Some(v) = f.data_dir {
                 c.data_dir = v;
             }
+            c.artifacts = f.artifacts;
             if let Some(v) = f.max_invoke_body_bytes {
                 c.max_invoke_body_bytes = v;
             }
@@ -307,6 +316,12 @@ impl ServeConfig {
         }
         if let Some(v) = &args.data_dir {
             c.data_dir = v.clone();
+        }
+        if let Some(v) = &args.artifacts {
+            c.artifacts = Some(v.clone());
+        }
+        if let Some(url) = &c.artifacts {
+            modelfn_registry::s3::parse_s3_url(url)?;
         }
         if let Some(v) = &args.ort_library {
             c.ort_library = Some(v.clone());

@@ -11,7 +11,9 @@ use modelfn_gateway::apis::CompiledApis;
 use modelfn_gateway::events::AsyncEvents;
 use modelfn_gateway::serve::{self, FrontDoor};
 use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
-use modelfn_registry::{CodeCache, LocalBlobStore, PackageLimits, SqliteMetadataStore};
+use modelfn_registry::{
+    BlobStore, CodeCache, LocalBlobStore, PackageLimits, S3BlobStore, SqliteMetadataStore,
+};
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
 use modelfn_runtime_process::{ProcessConfig, ProcessRuntime, ServeFn};
 use modelfn_scheduler::{Scheduler, SchedulerConfig};
@@ -143,9 +145,14 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         max_compressed_bytes: cfg.max_package_bytes.max(cfg.max_layer_bytes),
         max_unpacked_bytes: cfg.max_unpacked_bytes.max(cfg.max_layer_bytes),
     };
-    let blobs = LocalBlobStore::new(data.join("artifacts/blobs/sha256"))
-        .context("opening the blob store")?;
-    let code = CodeCache::new(data.join("artifacts/code"), Arc::new(blobs), widest)
+    let blobs: Arc<dyn BlobStore> = match &cfg.artifacts {
+        Some(url) => Arc::new(S3BlobStore::from_env(url).context("opening the blob store")?),
+        None => Arc::new(
+            LocalBlobStore::new(data.join("artifacts/blobs/sha256"))
+                .context("opening the blob store")?,
+        ),
+    };
+    let code = CodeCache::new(data.join("artifacts/code"), blobs, widest)
         .context("opening the code cache")?;
     let logs =
         Arc::new(LogStore::new(Some(data.join("logs"))).context("opening the log directory")?);
