@@ -17,6 +17,8 @@ pub struct S3BlobStore {
     store: AmazonS3,
     prefix: String,
     url: String,
+    /// Largest object `get` reads; a larger one is an error, never buffered.
+    max_bytes: u64,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -53,9 +55,10 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), RegistryError> {
 }
 
 impl S3BlobStore {
-    /// A store for `s3://bucket/prefix`, configured from the `AWS_*` environment.
-    pub fn from_env(url: &str) -> Result<Self, RegistryError> {
-        Self::build(url, AmazonS3Builder::from_env())
+    /// A store for `s3://bucket/prefix`, configured from the `AWS_*` environment, that
+    /// reads no object over `max_bytes`.
+    pub fn from_env(url: &str, max_bytes: u64) -> Result<Self, RegistryError> {
+        Self::build(url, AmazonS3Builder::from_env(), max_bytes)
     }
 
     /// A store for `s3://bucket/prefix` on `endpoint` with these credentials (tests, and
@@ -66,6 +69,7 @@ impl S3BlobStore {
         region: &str,
         key_id: &str,
         secret: &str,
+        max_bytes: u64,
     ) -> Result<Self, RegistryError> {
         let builder = AmazonS3Builder::new()
             .with_endpoint(endpoint)
@@ -73,10 +77,10 @@ impl S3BlobStore {
             .with_region(region)
             .with_access_key_id(key_id)
             .with_secret_access_key(secret);
-        Self::build(url, builder)
+        Self::build(url, builder, max_bytes)
     }
 
-    fn build(url: &str, builder: AmazonS3Builder) -> Result<Self, RegistryError> {
+    fn build(url: &str, builder: AmazonS3Builder, max_bytes: u64) -> Result<Self, RegistryError> {
         let (bucket, prefix) = parse_s3_url(url)?;
         // The HTTPS client's cryptography (ring); a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -88,6 +92,7 @@ impl S3BlobStore {
             store,
             prefix,
             url: url.to_string(),
+            max_bytes,
         })
     }
 
@@ -136,6 +141,10 @@ impl BlobStore for S3BlobStore {
     async fn get(&self, digest: &str) -> Result<Option<Bytes>, RegistryError> {
         check_digest(digest)?;
         match self.store.get(&self.path(digest)).await {
+            Ok(found) if found.meta.size > self.max_bytes => Err(RegistryError::Storage(format!(
+                "blob {digest} on {} is {} bytes, over the limit of {}",
+                self.url, found.meta.size, self.max_bytes
+            ))),
             Ok(found) => Ok(Some(found.bytes().await.map_err(|e| self.error("GET", e))?)),
             Err(e) => self.not_found(e, "GET"),
         }

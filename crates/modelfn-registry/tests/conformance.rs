@@ -632,15 +632,17 @@ fn s3_call(method: &str, url: &str) -> String {
 async fn an_s3_bucket_conforms() {
     let moto = moto();
     s3_call("PUT", &format!("{}/modelfn-blobs", moto.endpoint));
-    let open = |url: &str| {
+    let open_limited = |url: &str, max_bytes: u64| {
         modelfn_registry::S3BlobStore::with_endpoint(
             url,
             &moto.endpoint,
             "us-east-1",
             "test-key",
             "test-secret",
+            max_bytes,
         )
     };
+    let open = |url: &str| open_limited(url, 1 << 20);
     let store = Arc::new(open("s3://modelfn-blobs/cluster-a/").unwrap());
     blob_conformance(store.as_ref()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -665,6 +667,10 @@ async fn an_s3_bucket_conforms() {
     let d = digest_of(b"some package bytes");
     assert!(other.get(&d).await.unwrap().is_none());
     assert!(store.get(&d).await.unwrap().is_some());
+    // An object over the limit is refused before it is read.
+    let small = open_limited("s3://modelfn-blobs/cluster-a", 10).unwrap();
+    let e = small.get(&d).await.unwrap_err().to_string();
+    assert!(e.contains("over the limit of 10"), "{e}");
     // A bucket that does not exist is an error that names it, not "no such blob".
     let missing = open("s3://no-such-bucket").unwrap();
     let e = missing.get(&d).await.unwrap_err().to_string();

@@ -146,7 +146,10 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         max_unpacked_bytes: cfg.max_unpacked_bytes.max(cfg.max_layer_bytes),
     };
     let blobs: Arc<dyn BlobStore> = match &cfg.artifacts {
-        Some(url) => Arc::new(S3BlobStore::from_env(url).context("opening the blob store")?),
+        Some(url) => Arc::new(
+            S3BlobStore::from_env(url, widest.max_compressed_bytes)
+                .context("opening the blob store")?,
+        ),
         None => Arc::new(
             LocalBlobStore::new(data.join("artifacts/blobs/sha256"))
                 .context("opening the blob store")?,
