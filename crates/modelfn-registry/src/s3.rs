@@ -54,6 +54,13 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), RegistryError> {
     Ok((bucket.to_string(), prefix.to_string()))
 }
 
+/// Makes ring the process's TLS cryptography. reqwest 0.13 is built with rustls and no
+/// provider of its own (for this store), so every reqwest 0.13 client in the process (the
+/// OTLP exporter's too) needs this before it is built; a second call is harmless.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl S3BlobStore {
     /// A store for `s3://bucket/prefix`, configured from the `AWS_*` environment, that
     /// reads no object over `max_bytes`.
@@ -82,8 +89,7 @@ impl S3BlobStore {
 
     fn build(url: &str, builder: AmazonS3Builder, max_bytes: u64) -> Result<Self, RegistryError> {
         let (bucket, prefix) = parse_s3_url(url)?;
-        // The HTTPS client's cryptography (ring); a second install is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls();
         let store = builder
             .with_bucket_name(&bucket)
             .build()

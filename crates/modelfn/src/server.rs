@@ -102,6 +102,8 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 
 /// Starts everything and begins serving; returns once the listener is bound.
 pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
+    // Before any HTTPS client is built (the OTLP exporter, the S3 blob store).
+    modelfn_registry::s3::install_tls();
     let data = &cfg.data_dir;
     // Everything modelfn writes is private: the database with its WAL and SHM files, keys,
     // logs, code. Sandboxes see only what is mounted into them, never this directory.
