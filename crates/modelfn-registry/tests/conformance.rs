@@ -552,86 +552,13 @@ async fn the_local_directory_conforms() {
     code_cache_conformance(store, dir.path()).await;
 }
 
-/// A real S3-protocol server for the S3 blob store's conformance: moto's server mode
-/// (`moto[server]`, pinned in `tests/s3-requirements.txt`), installed once into a virtual
-/// environment under `target/s3-venv`, listening on loopback and killed when dropped.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Moto {
-    use std::process::{Command, Stdio};
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let venv = root.join("target/s3-venv");
-    let req = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3-requirements.txt");
-    let want = std::fs::read_to_string(&req).unwrap();
-    let stamp = venv.join("installed.txt");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status();
-        assert!(ok.unwrap().success(), "python3 -m venv failed");
-        let ok = Command::new(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
-            .arg(&req)
-            .status();
-        assert!(ok.unwrap().success(), "pip install of moto failed");
-        std::fs::write(&stamp, &want).unwrap();
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(venv.join("bin/moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return moto;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("moto did not start on port {port}");
-}
-
-/// An S3 request moto answers without a signature (bucket making and listing).
-fn s3_call(method: &str, url: &str) -> String {
-    let out = std::process::Command::new("curl")
-        .args(["-fsS", "-X", method, url])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{method} {url}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+#[path = "support/moto.rs"]
+mod moto;
 
 #[tokio::test]
 async fn an_s3_bucket_conforms() {
-    let moto = moto();
-    s3_call("PUT", &format!("{}/modelfn-blobs", moto.endpoint));
+    let moto = moto::start();
+    moto::make_bucket(&moto, "modelfn-blobs");
     let open_limited = |url: &str, max_bytes: u64| {
         modelfn_registry::S3BlobStore::with_endpoint(
             url,
@@ -648,17 +575,9 @@ async fn an_s3_bucket_conforms() {
     let dir = tempfile::tempdir().unwrap();
     code_cache_conformance(store.clone(), dir.path()).await;
     // Every object sits under the prefix, named by its digest; nothing else was written.
-    let listing = s3_call(
-        "GET",
-        &format!("{}/modelfn-blobs?list-type=2", moto.endpoint),
-    );
-    let keys: Vec<&str> = listing
-        .split("<Key>")
-        .skip(1)
-        .filter_map(|k| k.split("</Key>").next())
-        .collect();
+    let (keys, listing) = moto::keys(&moto, "modelfn-blobs");
     assert_eq!(keys.len(), 2, "{listing}");
-    for key in keys {
+    for key in &keys {
         let digest = key.strip_prefix("cluster-a/blobs/sha256/").unwrap();
         assert_eq!(digest.len(), 64, "{key}");
     }

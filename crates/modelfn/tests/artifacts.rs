@@ -1,52 +1,17 @@
 //! `--artifacts s3://bucket/prefix` end to end: servers keep their packages in a real
-//! S3-protocol server (moto's server mode, from the clients' virtual environment), and a
+//! S3-protocol server (moto's server mode), and a
 //! node that lost its unpacked code serves again from the bucket.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::{client_python, curl, example, Server};
-use std::process::{Child, Command, Stdio};
+use common::{example, invoke, Server};
+use moto::Moto;
+use std::process::{Command, Stdio};
 
-/// moto's S3 server on a free loopback port, killed when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Moto {
-    let bin = client_python().parent().unwrap().join("moto_server");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return moto;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("moto did not start on port {port}");
-}
+#[path = "../../modelfn-registry/tests/support/moto.rs"]
+mod moto;
 
 /// A modelfn command with the `AWS_*` settings of `moto`.
 fn with_s3(moto: &Moto) -> Command {
@@ -59,37 +24,18 @@ fn with_s3(moto: &Moto) -> Command {
     cmd
 }
 
-/// The keys in the bucket (moto answers a listing without a signature).
-fn keys(moto: &Moto, bucket: &str) -> Vec<String> {
-    let (code, listing) = curl(&[&format!("{}/{bucket}?list-type=2", moto.endpoint)]);
-    assert_eq!(code, 200, "{listing}");
-    listing
-        .split("<Key>")
-        .skip(1)
-        .filter_map(|k| k.split("</Key>").next())
-        .map(str::to_string)
-        .collect()
-}
-
 const IRIS: &str = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
 
 fn predict(s: &Server) -> String {
-    let (code, body) = curl(&[
-        "-X",
-        "POST",
-        &format!("{}/v1/functions/iris/invoke", s.url),
-        "-d",
-        IRIS,
-    ]);
+    let (code, _, body) = invoke(&format!("{}/v1/functions/iris/invoke", s.url), IRIS);
     assert_eq!(code, 200, "{body}");
     body
 }
 
 #[test]
 fn packages_live_in_the_bucket_and_come_back_from_it() {
-    let moto = moto();
-    let (code, body) = curl(&["-X", "PUT", &format!("{}/models-eu", moto.endpoint)]);
-    assert_eq!(code, 200, "{body}");
+    let moto = moto::start();
+    moto::make_bucket(&moto, "models-eu");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let args = ["--artifacts", "s3://models-eu/prod/"];
@@ -97,7 +43,7 @@ fn packages_live_in_the_bucket_and_come_back_from_it() {
     s.deploy(&example("iris"));
     assert!(predict(&s).contains("virginica"));
     // The package is one object under the prefix, named by its digest; no local copy.
-    let stored = keys(&moto, "models-eu");
+    let (stored, _) = moto::keys(&moto, "models-eu");
     assert_eq!(stored.len(), 1, "{stored:?}");
     let digest = stored[0].strip_prefix("prod/blobs/sha256/").unwrap();
     assert_eq!(digest.len(), 64, "{stored:?}");
