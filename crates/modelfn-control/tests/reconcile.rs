@@ -90,7 +90,7 @@ fn package(dir: &Path, memory_mb: u32) -> bytes::Bytes {
 /// A fresh store in a temporary directory (the nodes' shared blobs go there too).
 async fn store() -> (tempfile::TempDir, Arc<dyn MetadataStore>) {
     let dir = tempfile::tempdir().unwrap();
-    let meta = modelfn_registry::SqliteMetadataStore::open(&dir.path().join("m.db"))
+    let meta = modelfn_registry::SqlMetadataStore::open(&dir.path().join("m.db"))
         .await
         .unwrap();
     (dir, Arc::new(meta))

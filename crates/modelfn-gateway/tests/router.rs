@@ -13,7 +13,7 @@ use modelfn_core::{
     RuntimeKind,
 };
 use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
-use modelfn_registry::{CodeCache, LocalBlobStore, PackageLimits, SqliteMetadataStore};
+use modelfn_registry::{CodeCache, LocalBlobStore, PackageLimits, SqlMetadataStore};
 use modelfn_scheduler::Scheduler;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -57,7 +57,7 @@ impl Instance for FakeInstance {
 }
 
 async fn app(dir: &std::path::Path) -> axum::Router {
-    let meta = SqliteMetadataStore::open(&dir.join("m.db")).await.unwrap();
+    let meta = SqlMetadataStore::open(&dir.join("m.db")).await.unwrap();
     let blobs = Arc::new(LocalBlobStore::new(dir.join("blobs")).unwrap());
     let code = CodeCache::new(dir.join("code"), blobs, PackageLimits::default()).unwrap();
     let mut rt: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();

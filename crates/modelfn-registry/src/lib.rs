@@ -8,7 +8,7 @@ pub mod code_cache;
 pub mod metadata;
 pub mod package;
 pub mod s3;
-pub mod sqlite;
+pub mod sql;
 pub mod tar_guard;
 
 pub use blobs::{BlobStore, LocalBlobStore};
@@ -21,7 +21,7 @@ pub use metadata::{
 };
 pub use package::{PackageLimits, UnpackedPackage};
 pub use s3::S3BlobStore;
-pub use sqlite::SqliteMetadataStore;
+pub use sql::{Backend, SqlMetadataStore};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]

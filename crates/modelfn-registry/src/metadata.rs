@@ -1,6 +1,6 @@
 //! Metadata: which functions exist and their versions, layers, keys, URLs, APIs and
 //! plans, as typed records behind five traits that [`MetadataStore`] gathers (SQLite in
-//! [`crate::sqlite`]).
+//! [`crate::sql`], on SQLite or PostgreSQL).
 //!
 //! Every write that changes what a node serves is also a [`Change`] in a log, numbered by
 //! one generation counter in the same transaction: a node's reconciler reads the log from

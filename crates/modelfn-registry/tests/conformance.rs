@@ -1,8 +1,8 @@
 //! Conformance suites written against the traits (`&dyn MetadataStore`,
 //! `&dyn BlobStore`), not against a backend: every backend runs the same checks. They
-//! run here against SQLite, the local directory and an S3 bucket (on moto's server); a
-//! PostgreSQL backend adds one test below. The node-local code cache is checked over
-//! every blob store.
+//! run here against SQLite and a real PostgreSQL (`support/postgres.rs`), the local
+//! directory and an S3 bucket (on moto's server). The node-local code cache is checked
+//! over every blob store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,10 +10,11 @@ use bytes::Bytes;
 use modelfn_registry::blobs::digest_of;
 use modelfn_registry::package::pack_dir;
 use modelfn_registry::{
-    AliasRecord, BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore,
+    AliasRecord, Backend, BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore,
     MetadataStore, NewVersion, PackageLimits, ProvisionedRecord, RegistryError, ShadowTarget,
-    SqliteMetadataStore, UrlAuth, UrlRecord, VersionDeleted,
+    SqlMetadataStore, UrlAuth, UrlRecord, VersionDeleted,
 };
+use modelfn_registry::prelude::*;
 use std::sync::Arc;
 
 fn version(name: &str, sha: &str) -> NewVersion {
@@ -529,12 +530,8 @@ async fn code_cache_conformance(blobs: Arc<dyn BlobStore>, work: &std::path::Pat
     assert!(matches!(e, RegistryError::InvalidPackage(_)), "{e}");
 }
 
-#[tokio::test]
-async fn sqlite_conforms() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteMetadataStore::open(&dir.path().join("meta.db"))
-        .await
-        .unwrap();
+/// Every metadata suite, on one store.
+async fn metadata_conforms(store: SqlMetadataStore) {
     metadata_conformance(&store).await;
     change_log_conformance(&store).await;
     versions_and_aliases_conformance(&store).await;
@@ -542,6 +539,86 @@ async fn sqlite_conforms() {
     provisioned_conformance(&store).await;
     model_store_conformance(&store).await;
     concurrent_versions_are_distinct(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn sqlite_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlMetadataStore::open(&dir.path().join("meta.db"))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    metadata_conforms(store).await;
+}
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+#[tokio::test]
+async fn postgresql_conforms() {
+    let pg = postgres::start();
+    let url = pg.database("conformance");
+    let store = SqlMetadataStore::connect(&url, 8).await.unwrap();
+    assert_eq!(store.backend(), Backend::Postgres);
+    metadata_conforms(store).await;
+}
+
+/// What makes PostgreSQL the cluster's store: two stores (two nodes) on one database
+/// share versions, counters and the change log, and migrating twice is harmless.
+#[tokio::test]
+async fn two_nodes_share_one_postgresql() {
+    let pg = postgres::start();
+    let url = pg.database("shared");
+    let (a, b) = tokio::join!(
+        SqlMetadataStore::connect(&url, 4),
+        SqlMetadataStore::connect(&url, 4)
+    );
+    let (a, b) = (Arc::new(a.unwrap()), Arc::new(b.unwrap()));
+    let g0 = b.generation().await.unwrap();
+    assert_eq!(
+        a.put_version(version("iris", "a")).await.unwrap().version,
+        1
+    );
+    assert_eq!(
+        b.put_version(version("iris", "b")).await.unwrap().version,
+        2
+    );
+    assert_eq!(b.get("iris").await.unwrap().unwrap().code_sha256, "b");
+    let seen = b.changes_since(g0, 100).await.unwrap();
+    assert!(seen.complete);
+    assert_eq!(seen.changes.len(), 2, "{seen:?}");
+    // Deploys racing on both nodes get distinct numbers.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.put_version(version("race", &i.to_string()))
+                .await
+                .unwrap()
+                .version
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    got.sort();
+    assert_eq!(got, (1..=20).collect::<Vec<u64>>());
+    // The password never reaches a message.
+    let e = SqlMetadataStore::connect(
+        &format!("postgres://modelfn:hunter2@127.0.0.1:{}/nosuchdb", pg.port),
+        1,
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("nosuchdb") && !e.contains("hunter2"), "{e}");
+    let e = SqlMetadataStore::connect("mysql://x/y", 1)
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("mysql"), "{e}");
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use modelfn_registry::prelude::*;
-use modelfn_registry::{NewVersion, SqliteMetadataStore};
+use modelfn_registry::{NewVersion, SqlMetadataStore};
 
 fn v(name: &str, sha: &str) -> NewVersion {
     NewVersion {
@@ -22,13 +22,13 @@ async fn versions_survive_reopening_and_delete_cascades() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("meta.db");
     {
-        let s = SqliteMetadataStore::open(&db).await.unwrap();
+        let s = SqlMetadataStore::open(&db).await.unwrap();
         assert_eq!(s.put_version(v("iris", "a")).await.unwrap().version, 1);
         let r = s.put_version(v("iris", "b")).await.unwrap();
         assert_eq!((r.version, r.code_sha256.as_str()), (2, "b"));
         s.put_version(v("digits", "c")).await.unwrap();
     }
-    let s = SqliteMetadataStore::open(&db).await.unwrap();
+    let s = SqlMetadataStore::open(&db).await.unwrap();
     let names: Vec<String> = s
         .list()
         .await
@@ -49,7 +49,7 @@ async fn versions_survive_reopening_and_delete_cascades() {
 async fn a_corrupt_row_is_an_error_not_a_default() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("meta.db");
-    let s = SqliteMetadataStore::open(&db).await.unwrap();
+    let s = SqlMetadataStore::open(&db).await.unwrap();
     s.put_version(v("iris", "a")).await.unwrap();
     let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await

@@ -12,7 +12,7 @@ use modelfn_gateway::events::AsyncEvents;
 use modelfn_gateway::serve::{self, FrontDoor};
 use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
 use modelfn_registry::{
-    BlobStore, CodeCache, LocalBlobStore, PackageLimits, S3BlobStore, SqliteMetadataStore,
+    BlobStore, CodeCache, LocalBlobStore, PackageLimits, S3BlobStore, SqlMetadataStore,
 };
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
 use modelfn_runtime_process::{ProcessConfig, ProcessRuntime, ServeFn};
@@ -131,7 +131,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let sealer = Sealer::load(cfg.kek.as_deref(), &data.join(KEK_FILE))
         .map_err(|e| anyhow::anyhow!("the key-encryption key: {e}"))?;
     let db = data.join("modelfn.db");
-    let meta = SqliteMetadataStore::open(&db)
+    let meta = SqlMetadataStore::open(&db)
         .await
         .context("opening the metadata database")?;
     set_mode(&db, 0o600)?;

@@ -1,16 +1,16 @@
-//! The model store's records in SQLite: revisions of named models, and each model's
+//! The model store's records in SQL: revisions of named models, and each model's
 //! current revision.
 
-use super::{int, next, record_change, uint, SqliteMetadataStore};
+use super::{int, next, record_change, uint, SqlMetadataStore};
 use crate::metadata::{ChangeKind, ModelHead, ModelRecord, ModelStore};
 use crate::{now_ms, RegistryError};
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 const COLUMNS: &str = "name, revision, sha256, size, description, created_at_ms, created_by";
 
-fn model(row: &SqliteRow) -> Result<ModelRecord, RegistryError> {
+fn model(row: &AnyRow) -> Result<ModelRecord, RegistryError> {
     Ok(ModelRecord {
         name: row.try_get(0)?,
         revision: uint(row, 1)?,
@@ -23,7 +23,7 @@ fn model(row: &SqliteRow) -> Result<ModelRecord, RegistryError> {
 }
 
 #[async_trait]
-impl ModelStore for SqliteMetadataStore {
+impl ModelStore for SqlMetadataStore {
     async fn add_model_revision(
         &self,
         name: &str,
@@ -44,7 +44,7 @@ impl ModelStore for SqliteMetadataStore {
             created_by: by.to_string(),
         };
         sqlx::query(&format!(
-            "INSERT INTO models ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO models ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
         .bind(&record.name)
         .bind(int(revision)?)
@@ -67,7 +67,7 @@ impl ModelStore for SqliteMetadataStore {
         let row = match revision {
             Some(r) => {
                 sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM models WHERE name = ? AND revision = ?"
+                    "SELECT {COLUMNS} FROM models WHERE name = $1 AND revision = $2"
                 ))
                 .bind(name)
                 .bind(int(r)?)
@@ -78,7 +78,7 @@ impl ModelStore for SqliteMetadataStore {
                 sqlx::query(
                     "SELECT m.name, m.revision, m.sha256, m.size, m.description, m.created_at_ms, m.created_by
                      FROM models m JOIN model_heads h ON h.name = m.name AND h.revision = m.revision
-                     WHERE m.name = ?",
+                     WHERE m.name = $1",
                 )
                 .bind(name)
                 .fetch_optional(&self.pool)
@@ -90,7 +90,7 @@ impl ModelStore for SqliteMetadataStore {
 
     async fn list_model_revisions(&self, name: &str) -> Result<Vec<ModelRecord>, RegistryError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM models WHERE name = ? ORDER BY revision"
+            "SELECT {COLUMNS} FROM models WHERE name = $1 ORDER BY revision"
         ))
         .bind(name)
         .fetch_all(&self.pool)
@@ -125,7 +125,7 @@ impl ModelStore for SqliteMetadataStore {
         let mut tx = self.pool.begin().await?;
         record_change(&mut tx, ChangeKind::Model, name).await?;
         let found: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM models WHERE name = ? AND revision = ?")
+            sqlx::query_scalar("SELECT revision FROM models WHERE name = $1 AND revision = $2")
                 .bind(name)
                 .bind(int(revision)?)
                 .fetch_optional(&mut *tx)
@@ -136,7 +136,7 @@ impl ModelStore for SqliteMetadataStore {
             )));
         }
         sqlx::query(
-            "INSERT INTO model_heads (name, revision, updated_at_ms, updated_by) VALUES (?, ?, ?, ?)
+            "INSERT INTO model_heads (name, revision, updated_at_ms, updated_by) VALUES ($1, $2, $3, $4)
              ON CONFLICT(name) DO UPDATE SET revision = excluded.revision,
                updated_at_ms = excluded.updated_at_ms, updated_by = excluded.updated_by",
         )

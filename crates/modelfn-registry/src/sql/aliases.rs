@@ -1,10 +1,10 @@
-//! Aliases, their history, and provisioned concurrency per qualifier in SQLite.
+//! Aliases, their history, and provisioned concurrency per qualifier in SQL.
 
-use super::{int, record_change, SqliteMetadataStore};
+use super::{int, record_change, SqlMetadataStore};
 use crate::metadata::{AliasRecord, AliasStore, ChangeKind, ProvisionedRecord, ShadowTarget};
 use crate::{now_ms, RegistryError};
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 fn routing_json(routing: &[(u64, u32)]) -> Result<String, RegistryError> {
@@ -19,7 +19,7 @@ fn shadow_json(shadow: &Option<ShadowTarget>) -> Result<Option<String>, Registry
         .map_err(|e| RegistryError::Storage(format!("shadow: {e}")))
 }
 
-fn alias(row: &SqliteRow) -> Result<AliasRecord, RegistryError> {
+fn alias(row: &AnyRow) -> Result<AliasRecord, RegistryError> {
     let function: String = row.try_get(0)?;
     let name: String = row.try_get(1)?;
     let routing: String = row.try_get(2)?;
@@ -48,12 +48,12 @@ fn alias(row: &SqliteRow) -> Result<AliasRecord, RegistryError> {
     })
 }
 
-impl SqliteMetadataStore {
+impl SqlMetadataStore {
     async fn append_history(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         a: &AliasRecord,
     ) -> Result<(), RegistryError> {
-        sqlx::query("INSERT INTO alias_history (function, name, routing, sticky, at_ms, by, shadow) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO alias_history (function, name, routing, sticky, at_ms, \"by\", shadow) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&a.function)
             .bind(&a.name)
             .bind(routing_json(&a.routing)?)
@@ -68,7 +68,7 @@ impl SqliteMetadataStore {
 }
 
 #[async_trait]
-impl AliasStore for SqliteMetadataStore {
+impl AliasStore for SqlMetadataStore {
     async fn put_alias(&self, a: &AliasRecord) -> Result<(), RegistryError> {
         let mut tx = self.pool.begin().await?;
         record_change(&mut tx, ChangeKind::Alias, &a.function).await?;
@@ -77,7 +77,7 @@ impl AliasStore for SqliteMetadataStore {
         let challenger = a.shadow.map(|s| s.version);
         for version in a.routing.iter().map(|(v, _)| *v).chain(challenger) {
             let found: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM function_versions WHERE function = ? AND version = ?",
+                "SELECT version FROM function_versions WHERE function = $1 AND version = $2",
             )
             .bind(&a.function)
             .bind(int(version)?)
@@ -91,7 +91,7 @@ impl AliasStore for SqliteMetadataStore {
             }
         }
         sqlx::query(
-            "INSERT INTO aliases (function, name, routing, sticky, description, updated_at_ms, updated_by, shadow) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO aliases (function, name, routing, sticky, description, updated_at_ms, updated_by, shadow) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT(function, name) DO UPDATE SET routing = excluded.routing, sticky = excluded.sticky,
                description = excluded.description, updated_at_ms = excluded.updated_at_ms, updated_by = excluded.updated_by,
                shadow = excluded.shadow",
@@ -113,7 +113,7 @@ impl AliasStore for SqliteMetadataStore {
 
     async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError> {
         let rows = sqlx::query(
-            "SELECT function, name, routing, sticky, description, updated_at_ms, updated_by, shadow FROM aliases WHERE function = ? ORDER BY name",
+            "SELECT function, name, routing, sticky, description, updated_at_ms, updated_by, shadow FROM aliases WHERE function = $1 ORDER BY name",
         )
         .bind(function)
         .fetch_all(&self.pool)
@@ -129,17 +129,19 @@ impl AliasStore for SqliteMetadataStore {
     ) -> Result<bool, RegistryError> {
         let mut tx = self.pool.begin().await?;
         record_change(&mut tx, ChangeKind::Alias, function).await?;
-        let done = sqlx::query("DELETE FROM aliases WHERE function = ? AND name = ?")
+        let done = sqlx::query("DELETE FROM aliases WHERE function = $1 AND name = $2")
             .bind(function)
             .bind(name)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() > 0 {
-            sqlx::query("DELETE FROM provisioned_concurrency WHERE function = ? AND qualifier = ?")
-                .bind(function)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM provisioned_concurrency WHERE function = $1 AND qualifier = $2",
+            )
+            .bind(function)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
             let gone = AliasRecord {
                 function: function.to_string(),
                 name: name.to_string(),
@@ -158,7 +160,7 @@ impl AliasStore for SqliteMetadataStore {
 
     async fn alias_history(&self, function: &str) -> Result<Vec<AliasRecord>, RegistryError> {
         let rows = sqlx::query(
-            "SELECT function, name, routing, sticky, '', at_ms, by, shadow FROM alias_history WHERE function = ? ORDER BY id",
+            "SELECT function, name, routing, sticky, CAST('' AS TEXT), at_ms, \"by\", shadow FROM alias_history WHERE function = $1 ORDER BY id",
         )
         .bind(function)
         .fetch_all(&self.pool)
@@ -171,11 +173,11 @@ impl AliasStore for SqliteMetadataStore {
         record_change(&mut tx, ChangeKind::Config, &p.function).await?;
         let found: Option<i64> = match p.qualifier.parse::<u64>() {
             Ok(v) => sqlx::query_scalar(
-                "SELECT 1 FROM function_versions WHERE function = ? AND version = ?",
+                "SELECT 1 FROM function_versions WHERE function = $1 AND version = $2",
             )
             .bind(&p.function)
             .bind(int(v)?),
-            Err(_) => sqlx::query_scalar("SELECT 1 FROM aliases WHERE function = ? AND name = ?")
+            Err(_) => sqlx::query_scalar("SELECT 1 FROM aliases WHERE function = $1 AND name = $2")
                 .bind(&p.function)
                 .bind(&p.qualifier),
         }
@@ -188,7 +190,7 @@ impl AliasStore for SqliteMetadataStore {
             )));
         }
         sqlx::query(
-            "INSERT INTO provisioned_concurrency (function, qualifier, count, updated_at_ms, updated_by) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO provisioned_concurrency (function, qualifier, count, updated_at_ms, updated_by) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT(function, qualifier) DO UPDATE SET count = excluded.count,
                updated_at_ms = excluded.updated_at_ms, updated_by = excluded.updated_by",
         )
@@ -210,12 +212,13 @@ impl AliasStore for SqliteMetadataStore {
     ) -> Result<bool, RegistryError> {
         let mut tx = self.pool.begin().await?;
         record_change(&mut tx, ChangeKind::Config, function).await?;
-        let done =
-            sqlx::query("DELETE FROM provisioned_concurrency WHERE function = ? AND qualifier = ?")
-                .bind(function)
-                .bind(qualifier)
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query(
+            "DELETE FROM provisioned_concurrency WHERE function = $1 AND qualifier = $2",
+        )
+        .bind(function)
+        .bind(qualifier)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
@@ -225,7 +228,7 @@ impl AliasStore for SqliteMetadataStore {
         function: &str,
     ) -> Result<Vec<ProvisionedRecord>, RegistryError> {
         let rows = sqlx::query(
-            "SELECT function, qualifier, count, updated_at_ms, updated_by FROM provisioned_concurrency WHERE function = ? ORDER BY qualifier",
+            "SELECT function, qualifier, count, updated_at_ms, updated_by FROM provisioned_concurrency WHERE function = $1 ORDER BY qualifier",
         )
         .bind(function)
         .fetch_all(&self.pool)

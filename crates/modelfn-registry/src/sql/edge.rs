@@ -1,6 +1,6 @@
-//! Access keys, function URLs, usage plans and APIs in SQLite.
+//! Access keys, function URLs, usage plans and APIs in SQL.
 
-use super::SqliteMetadataStore;
+use super::SqlMetadataStore;
 use crate::metadata::{AccessKeyRecord, ChangeKind, DocRecord, EdgeStore, UrlAuth, UrlRecord};
 use crate::{now_ms, RegistryError};
 use async_trait::async_trait;
@@ -29,7 +29,7 @@ impl Docs {
     }
 }
 
-impl SqliteMetadataStore {
+impl SqlMetadataStore {
     async fn list_docs(&self, docs: Docs) -> Result<Vec<DocRecord>, RegistryError> {
         let rows = sqlx::query(&format!(
             "SELECT name, definition FROM {} ORDER BY name",
@@ -49,7 +49,7 @@ impl SqliteMetadataStore {
 
     async fn put_doc(&self, docs: Docs, doc: &DocRecord) -> Result<(), RegistryError> {
         let sql = format!(
-            "INSERT INTO {} (name, definition, updated_at_ms) VALUES (?, ?, ?)
+            "INSERT INTO {} (name, definition, updated_at_ms) VALUES ($1, $2, $3)
              ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updated_at_ms = excluded.updated_at_ms",
             docs.table()
         );
@@ -62,14 +62,14 @@ impl SqliteMetadataStore {
     }
 
     async fn delete_doc(&self, docs: Docs, name: &str) -> Result<bool, RegistryError> {
-        let sql = format!("DELETE FROM {} WHERE name = ?", docs.table());
+        let sql = format!("DELETE FROM {} WHERE name = $1", docs.table());
         let statement = sqlx::query(&sql).bind(name);
         Ok(self.write(docs.kind(), name, statement).await? > 0)
     }
 }
 
 #[async_trait]
-impl EdgeStore for SqliteMetadataStore {
+impl EdgeStore for SqlMetadataStore {
     async fn put_access_key(
         &self,
         id: &str,
@@ -78,19 +78,19 @@ impl EdgeStore for SqliteMetadataStore {
         api_key_sha256: &str,
         manage: bool,
     ) -> Result<(), RegistryError> {
-        let statement = sqlx::query("INSERT INTO access_keys (access_key_id, name, secret, created_at_ms, secret_sha256, manage) VALUES (?, ?, ?, ?, ?, ?)")
+        let statement = sqlx::query("INSERT INTO access_keys (access_key_id, name, secret, created_at_ms, secret_sha256, manage) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id)
             .bind(name)
             .bind(secret)
             .bind(now_ms())
             .bind(api_key_sha256)
-            .bind(manage);
+            .bind(i64::from(manage));
         self.write(ChangeKind::Key, id, statement).await?;
         Ok(())
     }
 
     async fn update_access_key_secret(&self, id: &str, secret: &str) -> Result<(), RegistryError> {
-        let statement = sqlx::query("UPDATE access_keys SET secret = ? WHERE access_key_id = ?")
+        let statement = sqlx::query("UPDATE access_keys SET secret = $1 WHERE access_key_id = $2")
             .bind(secret)
             .bind(id);
         self.write(ChangeKind::Key, id, statement).await?;
@@ -99,7 +99,7 @@ impl EdgeStore for SqliteMetadataStore {
 
     async fn access_key_secret(&self, id: &str) -> Result<Option<String>, RegistryError> {
         Ok(
-            sqlx::query_scalar("SELECT secret FROM access_keys WHERE access_key_id = ?")
+            sqlx::query_scalar("SELECT secret FROM access_keys WHERE access_key_id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -118,14 +118,14 @@ impl EdgeStore for SqliteMetadataStore {
                     id: r.try_get(0)?,
                     name: r.try_get(1)?,
                     created_at_ms: r.try_get(2)?,
-                    manage: r.try_get(3)?,
+                    manage: r.try_get::<i64, _>(3)? != 0,
                 })
             })
             .collect()
     }
 
     async fn delete_access_key(&self, id: &str) -> Result<bool, RegistryError> {
-        let statement = sqlx::query("DELETE FROM access_keys WHERE access_key_id = ?").bind(id);
+        let statement = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1").bind(id);
         Ok(self.write(ChangeKind::Key, id, statement).await? > 0)
     }
 
@@ -134,7 +134,7 @@ impl EdgeStore for SqliteMetadataStore {
         sha256_hex: &str,
     ) -> Result<Option<String>, RegistryError> {
         Ok(sqlx::query_scalar(
-            "SELECT access_key_id FROM access_keys WHERE secret_sha256 = ? AND secret_sha256 != ''",
+            "SELECT access_key_id FROM access_keys WHERE secret_sha256 = $1 AND secret_sha256 != ''",
         )
         .bind(sha256_hex)
         .fetch_optional(&self.pool)
@@ -162,7 +162,7 @@ impl EdgeStore for SqliteMetadataStore {
 
     async fn put_url(&self, url: &UrlRecord) -> Result<(), RegistryError> {
         let statement = sqlx::query(
-            "INSERT INTO function_urls (function, auth, created_at_ms, qualifier) VALUES (?, ?, ?, ?)
+            "INSERT INTO function_urls (function, auth, created_at_ms, qualifier) VALUES ($1, $2, $3, $4)
              ON CONFLICT(function) DO UPDATE SET auth = excluded.auth, qualifier = excluded.qualifier",
         )
         .bind(&url.function)
@@ -175,7 +175,7 @@ impl EdgeStore for SqliteMetadataStore {
     }
 
     async fn delete_url(&self, function: &str) -> Result<bool, RegistryError> {
-        let statement = sqlx::query("DELETE FROM function_urls WHERE function = ?").bind(function);
+        let statement = sqlx::query("DELETE FROM function_urls WHERE function = $1").bind(function);
         Ok(self.write(ChangeKind::Url, function, statement).await? > 0)
     }
 

@@ -1,12 +1,13 @@
-//! Functions, versions, configuration, test events and layers in SQLite.
+//! Functions, versions, configuration, test events and layers in SQL.
 
-use super::{int, next, record_change, uint, SqliteMetadataStore};
+use super::{int, next, record_change, uint, SqlMetadataStore};
 use crate::metadata::{
-    ChangeKind, FunctionRecord, FunctionStore, LayerRecord, LayerStore, NewVersion, VersionDeleted,
+    ChangeKind, FunctionRecord, FunctionStore, LayerRecord, LayerStore, NewVersion, ShadowTarget,
+    VersionDeleted,
 };
 use crate::{now_ms, RegistryError};
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 const SELECT: &str = "SELECT f.name, f.latest_version, v.runtime, v.manifest, v.code_sha256, v.code_size, f.created_at_ms, f.updated_at_ms, v.layers
@@ -17,7 +18,7 @@ const SELECT_VERSION: &str = "SELECT function, version, runtime, manifest, code_
 
 const SELECT_LAYER: &str = "SELECT name, version, code_sha256, compressed_size, unpacked_size, description, created_at_ms FROM layer_versions";
 
-fn record(row: &SqliteRow) -> Result<FunctionRecord, RegistryError> {
+fn record(row: &AnyRow) -> Result<FunctionRecord, RegistryError> {
     let name: String = row.try_get(0)?;
     let layers: String = row.try_get(8)?;
     Ok(FunctionRecord {
@@ -35,7 +36,7 @@ fn record(row: &SqliteRow) -> Result<FunctionRecord, RegistryError> {
     })
 }
 
-fn layer_record(row: &SqliteRow) -> Result<LayerRecord, RegistryError> {
+fn layer_record(row: &AnyRow) -> Result<LayerRecord, RegistryError> {
     Ok(LayerRecord {
         name: row.try_get(0)?,
         version: uint(row, 1)?,
@@ -47,8 +48,16 @@ fn layer_record(row: &SqliteRow) -> Result<LayerRecord, RegistryError> {
     })
 }
 
+/// Whether an alias's routing (or its shadow) names `version`; the JSON is read here, so
+/// the statement needs no JSON functions of either database.
+fn routes_to(routing: &str, shadow: Option<&str>, version: u64) -> Result<bool, serde_json::Error> {
+    let routing: Vec<(u64, u32)> = serde_json::from_str(routing)?;
+    let shadow: Option<ShadowTarget> = shadow.map(serde_json::from_str).transpose()?;
+    Ok(routing.iter().any(|(v, _)| *v == version) || shadow.is_some_and(|s| s.version == version))
+}
+
 #[async_trait]
-impl FunctionStore for SqliteMetadataStore {
+impl FunctionStore for SqlMetadataStore {
     async fn put_version(&self, v: NewVersion) -> Result<FunctionRecord, RegistryError> {
         let now = now_ms();
         let layers = serde_json::to_string(&v.layers)
@@ -57,7 +66,7 @@ impl FunctionStore for SqliteMetadataStore {
         record_change(&mut tx, ChangeKind::Function, &v.name).await?;
         let version = int(next(&mut tx, &format!("function:{}", v.name)).await?)?;
         sqlx::query(
-            "INSERT INTO functions (name, latest_version, created_at_ms, updated_at_ms) VALUES (?, 0, ?, ?)
+            "INSERT INTO functions (name, latest_version, created_at_ms, updated_at_ms) VALUES ($1, 0, $2, $3)
              ON CONFLICT(name) DO NOTHING",
         )
         .bind(&v.name)
@@ -67,7 +76,7 @@ impl FunctionStore for SqliteMetadataStore {
         .await?;
         sqlx::query(
             "INSERT INTO function_versions (function, version, runtime, manifest, code_sha256, code_size, created_at_ms, layers)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&v.name)
         .bind(version)
@@ -79,13 +88,13 @@ impl FunctionStore for SqliteMetadataStore {
         .bind(layers)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE functions SET latest_version = ?, updated_at_ms = ? WHERE name = ?")
+        sqlx::query("UPDATE functions SET latest_version = $1, updated_at_ms = $2 WHERE name = $3")
             .bind(version)
             .bind(now)
             .bind(&v.name)
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query(&format!("{SELECT} WHERE f.name = ?"))
+        let row = sqlx::query(&format!("{SELECT} WHERE f.name = $1"))
             .bind(&v.name)
             .fetch_one(&mut *tx)
             .await?;
@@ -95,7 +104,7 @@ impl FunctionStore for SqliteMetadataStore {
     }
 
     async fn get(&self, name: &str) -> Result<Option<FunctionRecord>, RegistryError> {
-        let row = sqlx::query(&format!("{SELECT} WHERE f.name = ?"))
+        let row = sqlx::query(&format!("{SELECT} WHERE f.name = $1"))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -115,7 +124,7 @@ impl FunctionStore for SqliteMetadataStore {
         version: u64,
     ) -> Result<Option<FunctionRecord>, RegistryError> {
         let row = sqlx::query(&format!(
-            "{SELECT_VERSION} WHERE function = ? AND version = ?"
+            "{SELECT_VERSION} WHERE function = $1 AND version = $2"
         ))
         .bind(name)
         .bind(int(version)?)
@@ -126,7 +135,7 @@ impl FunctionStore for SqliteMetadataStore {
 
     async fn list_versions(&self, name: &str) -> Result<Vec<FunctionRecord>, RegistryError> {
         let rows = sqlx::query(&format!(
-            "{SELECT_VERSION} WHERE function = ? ORDER BY version"
+            "{SELECT_VERSION} WHERE function = $1 ORDER BY version"
         ))
         .bind(name)
         .fetch_all(&self.pool)
@@ -142,40 +151,49 @@ impl FunctionStore for SqliteMetadataStore {
         let mut tx = self.pool.begin().await?;
         record_change(&mut tx, ChangeKind::Function, name).await?;
         let latest: Option<i64> =
-            sqlx::query_scalar("SELECT latest_version FROM functions WHERE name = ?")
+            sqlx::query_scalar("SELECT latest_version FROM functions WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
         if latest == Some(int(version)?) {
             return Ok(VersionDeleted::Latest);
         }
-        let users: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT a.name FROM aliases a, json_each(a.routing) r
-             WHERE a.function = ? AND (json_extract(r.value, '$[0]') = ?
-               OR json_extract(a.shadow, '$.version') = ?) ORDER BY a.name",
+        let mut users = Vec::new();
+        for row in sqlx::query(
+            "SELECT name, routing, shadow FROM aliases WHERE function = $1 ORDER BY name",
         )
         .bind(name)
-        .bind(int(version)?)
-        .bind(int(version)?)
         .fetch_all(&mut *tx)
-        .await?;
+        .await?
+        {
+            let alias: String = row.try_get(0)?;
+            let routing: String = row.try_get(1)?;
+            let shadow: Option<String> = row.try_get(2)?;
+            if routes_to(&routing, shadow.as_deref(), version)
+                .map_err(|e| RegistryError::Storage(format!("alias '{alias}' of '{name}': {e}")))?
+            {
+                users.push(alias);
+            }
+        }
         let url: Option<String> = sqlx::query_scalar(
-            "SELECT 'URL' FROM function_urls WHERE function = ? AND qualifier = ?",
+            "SELECT function FROM function_urls WHERE function = $1 AND qualifier = $2",
         )
         .bind(name)
         .bind(version.to_string())
         .fetch_optional(&mut *tx)
         .await?;
+        let url = url.map(|_| "URL".to_string());
         let users: Vec<String> = users.into_iter().chain(url).collect();
         if !users.is_empty() {
             return Ok(VersionDeleted::UsedBy(users));
         }
-        let done = sqlx::query("DELETE FROM function_versions WHERE function = ? AND version = ?")
-            .bind(name)
-            .bind(int(version)?)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM provisioned_concurrency WHERE function = ? AND qualifier = ?")
+        let done =
+            sqlx::query("DELETE FROM function_versions WHERE function = $1 AND version = $2")
+                .bind(name)
+                .bind(int(version)?)
+                .execute(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM provisioned_concurrency WHERE function = $1 AND qualifier = $2")
             .bind(name)
             .bind(version.to_string())
             .execute(&mut *tx)
@@ -191,12 +209,12 @@ impl FunctionStore for SqliteMetadataStore {
     async fn delete(&self, name: &str) -> Result<bool, RegistryError> {
         let mut tx = self.pool.begin().await?;
         record_change(&mut tx, ChangeKind::Function, name).await?;
-        let done = sqlx::query("DELETE FROM functions WHERE name = ?")
+        let done = sqlx::query("DELETE FROM functions WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
         // A function made again under this name starts over at version 1, as on Lambda.
-        sqlx::query("DELETE FROM counters WHERE scope = ?")
+        sqlx::query("DELETE FROM counters WHERE scope = $1")
             .bind(format!("function:{name}"))
             .execute(&mut *tx)
             .await?;
@@ -206,7 +224,7 @@ impl FunctionStore for SqliteMetadataStore {
 
     async fn get_config(&self, function: &str) -> Result<Option<String>, RegistryError> {
         Ok(
-            sqlx::query_scalar("SELECT scaling FROM function_config WHERE function = ?")
+            sqlx::query_scalar("SELECT scaling FROM function_config WHERE function = $1")
                 .bind(function)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -215,7 +233,7 @@ impl FunctionStore for SqliteMetadataStore {
 
     async fn put_config(&self, function: &str, json: &str) -> Result<(), RegistryError> {
         let statement = sqlx::query(
-            "INSERT INTO function_config (function, scaling, updated_at_ms) VALUES (?, ?, ?)
+            "INSERT INTO function_config (function, scaling, updated_at_ms) VALUES ($1, $2, $3)
              ON CONFLICT(function) DO UPDATE SET scaling = excluded.scaling, updated_at_ms = excluded.updated_at_ms",
         )
         .bind(function)
@@ -231,7 +249,7 @@ impl FunctionStore for SqliteMetadataStore {
         name: &str,
         body: &[u8],
     ) -> Result<(), RegistryError> {
-        sqlx::query("INSERT INTO test_events (function, name, body, created_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT(function, name) DO UPDATE SET body = excluded.body, created_at_ms = excluded.created_at_ms")
+        sqlx::query("INSERT INTO test_events (function, name, body, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT(function, name) DO UPDATE SET body = excluded.body, created_at_ms = excluded.created_at_ms")
             .bind(function)
             .bind(name)
             .bind(body)
@@ -247,7 +265,7 @@ impl FunctionStore for SqliteMetadataStore {
         name: &str,
     ) -> Result<Option<Vec<u8>>, RegistryError> {
         Ok(
-            sqlx::query_scalar("SELECT body FROM test_events WHERE function = ? AND name = ?")
+            sqlx::query_scalar("SELECT body FROM test_events WHERE function = $1 AND name = $2")
                 .bind(function)
                 .bind(name)
                 .fetch_optional(&self.pool)
@@ -257,7 +275,7 @@ impl FunctionStore for SqliteMetadataStore {
 
     async fn list_events(&self, function: &str) -> Result<Vec<String>, RegistryError> {
         Ok(
-            sqlx::query_scalar("SELECT name FROM test_events WHERE function = ? ORDER BY name")
+            sqlx::query_scalar("SELECT name FROM test_events WHERE function = $1 ORDER BY name")
                 .bind(function)
                 .fetch_all(&self.pool)
                 .await?,
@@ -266,7 +284,7 @@ impl FunctionStore for SqliteMetadataStore {
 }
 
 #[async_trait]
-impl LayerStore for SqliteMetadataStore {
+impl LayerStore for SqlMetadataStore {
     async fn put_layer(
         &self,
         name: &str,
@@ -277,7 +295,7 @@ impl LayerStore for SqliteMetadataStore {
     ) -> Result<LayerRecord, RegistryError> {
         let mut tx = self.pool.begin().await?;
         let version = int(next(&mut tx, &format!("layer:{name}")).await?)?;
-        sqlx::query("INSERT INTO layer_versions (name, version, code_sha256, compressed_size, unpacked_size, description, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO layer_versions (name, version, code_sha256, compressed_size, unpacked_size, description, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(name)
             .bind(version)
             .bind(code_sha256)
@@ -287,7 +305,7 @@ impl LayerStore for SqliteMetadataStore {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query(&format!("{SELECT_LAYER} WHERE name = ? AND version = ?"))
+        let row = sqlx::query(&format!("{SELECT_LAYER} WHERE name = $1 AND version = $2"))
             .bind(name)
             .bind(version)
             .fetch_one(&mut *tx)
@@ -304,7 +322,7 @@ impl LayerStore for SqliteMetadataStore {
     ) -> Result<Option<LayerRecord>, RegistryError> {
         let row = match version {
             Some(v) => {
-                sqlx::query(&format!("{SELECT_LAYER} WHERE name = ? AND version = ?"))
+                sqlx::query(&format!("{SELECT_LAYER} WHERE name = $1 AND version = $2"))
                     .bind(name)
                     .bind(int(v)?)
                     .fetch_optional(&self.pool)
@@ -312,7 +330,7 @@ impl LayerStore for SqliteMetadataStore {
             }
             None => {
                 sqlx::query(&format!(
-                    "{SELECT_LAYER} WHERE name = ? ORDER BY version DESC LIMIT 1"
+                    "{SELECT_LAYER} WHERE name = $1 ORDER BY version DESC LIMIT 1"
                 ))
                 .bind(name)
                 .fetch_optional(&self.pool)
