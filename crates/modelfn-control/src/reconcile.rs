@@ -309,17 +309,29 @@ impl ControlPlane {
     }
 }
 
-/// Runs a pass every `every` (abort the handle to stop it): how writes made on other
-/// nodes, or functions that failed to converge, reach this one.
+/// Runs a pass every `every`, and at once whenever `wake` is notified (PostgreSQL's change
+/// notifications), abort the handle to stop it: how writes made on other nodes, or
+/// functions that failed to converge, reach this one.
 pub fn spawn_reconciler(
     control: Arc<ControlPlane>,
     every: Duration,
+    wake: Option<Arc<tokio::sync::Notify>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            match &wake {
+                Some(w) => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        () = w.notified() => {}
+                    }
+                }
+                None => {
+                    tick.tick().await;
+                }
+            }
             if let Err(e) = control.reconcile().await {
                 tracing::warn!(error = %e, "reconcile pass failed; retrying");
             }

@@ -21,7 +21,7 @@ pub use metadata::{
 };
 pub use package::{PackageLimits, UnpackedPackage};
 pub use s3::S3BlobStore;
-pub use sql::{Backend, SqlMetadataStore};
+pub use sql::{Backend, ChangeWatch, SqlMetadataStore};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -9,12 +9,12 @@
 use bytes::Bytes;
 use modelfn_registry::blobs::digest_of;
 use modelfn_registry::package::pack_dir;
+use modelfn_registry::prelude::*;
 use modelfn_registry::{
     AliasRecord, Backend, BlobStore, Change, ChangeKind, CodeCache, DocRecord, LocalBlobStore,
     MetadataStore, NewVersion, PackageLimits, ProvisionedRecord, RegistryError, ShadowTarget,
     SqlMetadataStore, UrlAuth, UrlRecord, VersionDeleted,
 };
-use modelfn_registry::prelude::*;
 use std::sync::Arc;
 
 fn version(name: &str, sha: &str) -> NewVersion {
@@ -548,6 +548,10 @@ async fn sqlite_conforms() {
         .await
         .unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
+    assert!(
+        store.watch_changes().is_none(),
+        "SQLite has no notifications"
+    );
     metadata_conforms(store).await;
 }
 
@@ -604,6 +608,19 @@ async fn two_nodes_share_one_postgresql() {
     }
     got.sort();
     assert_eq!(got, (1..=20).collect::<Vec<u64>>());
+    // A change committed on one node wakes the other's watch (LISTEN/NOTIFY).
+    let watch = b.watch_changes().expect("PostgreSQL can be watched");
+    let wake = watch.wake();
+    let wait = std::time::Duration::from_secs(10);
+    tokio::time::timeout(wait, wake.notified()).await.unwrap(); // listening
+    let plan = DocRecord {
+        name: "gold".into(),
+        definition: "{}".into(),
+    };
+    a.put_plan(&plan).await.unwrap();
+    tokio::time::timeout(wait, wake.notified())
+        .await
+        .expect("no notification of a change made on the other node");
     // The password never reaches a message.
     let e = SqlMetadataStore::connect(
         &format!("postgres://modelfn:hunter2@127.0.0.1:{}/nosuchdb", pg.port),

@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 
 /// Connections one sandbox may hold open to modelfn's API.
 const SANDBOX_CONNECTIONS: usize = 64;
+/// Connections a node holds to a PostgreSQL metadata database.
+const DATABASE_CONNECTIONS: u32 = 16;
 /// How often this node reads desired state written elsewhere.
 const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -67,9 +69,15 @@ impl RunningServer {
     }
 }
 
-/// Reads the admin token, creating it (mode 0600) on first start.
-fn admin_token(data_dir: &Path) -> Result<String> {
+/// The admin token: the one given (the same on every node of a cluster), kept in the data
+/// directory too for the CLI on this machine; else the one kept there, made (mode 0600)
+/// on first start.
+fn admin_token(data_dir: &Path, given: Option<&str>) -> Result<String> {
     let path = data_dir.join(TOKEN_FILE);
+    if let Some(t) = given {
+        write_private(&path, t)?;
+        return Ok(t.to_string());
+    }
     if let Ok(t) = std::fs::read_to_string(&path) {
         let t = t.trim().to_string();
         if !t.is_empty() {
@@ -80,6 +88,12 @@ fn admin_token(data_dir: &Path) -> Result<String> {
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
     let token = hex::encode(bytes);
+    write_private(&path, &token)?;
+    Ok(token)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, text: &str) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -88,10 +102,10 @@ fn admin_token(data_dir: &Path) -> Result<String> {
         opts.mode(0o600);
     }
     let mut f = opts
-        .open(&path)
+        .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(token.as_bytes())?;
-    Ok(token)
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -112,7 +126,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating the data directory {}", data.display()))?;
     set_mode(data, 0o700)?;
-    let token = admin_token(data)?;
+    let token = admin_token(data, cfg.admin_token.as_deref())?;
     // Connections are bounded below the open-file limit, with room kept for instances,
     // the database and logs.
     let nofile = serve::raise_nofile();
@@ -130,11 +144,19 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     // Access-key secrets are sealed with a key-encryption key kept apart from the database.
     let sealer = Sealer::load(cfg.kek.as_deref(), &data.join(KEK_FILE))
         .map_err(|e| anyhow::anyhow!("the key-encryption key: {e}"))?;
-    let db = data.join("modelfn.db");
-    let meta = SqlMetadataStore::open(&db)
-        .await
-        .context("opening the metadata database")?;
-    set_mode(&db, 0o600)?;
+    let meta = match &cfg.database {
+        Some(url) => SqlMetadataStore::connect(url, DATABASE_CONNECTIONS)
+            .await
+            .context("connecting to the metadata database")?,
+        None => {
+            let db = data.join("modelfn.db");
+            let meta = SqlMetadataStore::open(&db)
+                .await
+                .context("opening the metadata database")?;
+            set_mode(&db, 0o600)?;
+            meta
+        }
+    };
     let function_limits = PackageLimits {
         max_compressed_bytes: cfg.max_package_bytes,
         max_unpacked_bytes: cfg.max_unpacked_bytes,
@@ -244,6 +266,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         layer: layer_limits,
         total_unpacked_bytes: cfg.max_unpacked_bytes,
     };
+    // On PostgreSQL, changes committed by any node wake this one's reconciler at once.
+    let change_watch = meta.watch_changes();
     let control = Arc::new(ControlPlane::new(
         Arc::new(meta),
         Arc::new(code),
@@ -269,7 +293,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         .context("restoring deployed functions")?;
     let apis = compiled_apis.all().len();
     // Writes made elsewhere (another node, another process on this database) arrive here.
-    let reconciler = spawn_reconciler(control.clone(), RECONCILE_EVERY);
+    let reconciler = spawn_reconciler(
+        control.clone(),
+        RECONCILE_EVERY,
+        change_watch.as_ref().map(|w| w.wake()),
+    );
 
     let mut gw = GatewayConfig::new(token);
     gw.max_invoke_body_bytes = cfg.max_invoke_body_bytes;
@@ -379,6 +407,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         reaper.abort();
         purger.abort();
         reconciler.abort();
+        drop(change_watch);
         served
     });
     Ok(RunningServer {

@@ -5,10 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{copy_dir, example, header, invoke as post, Server};
+use common::{copy_dir, example, header, invoke as post, KeepAlive, Server};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 
 const ROW: &str = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
 
@@ -22,48 +20,17 @@ fn three_versions(s: &Server, work: &std::path::Path) {
     }
 }
 
-/// A keep-alive HTTP/1.1 client: `n` POSTs of `ROW` to `path`, each with `headers`,
-/// answering the `x-modelfn-version` of every response.
+/// `n` POSTs of `ROW` to `path` on one connection, each with `headers`, answering the
+/// `x-modelfn-version` of every response.
 fn versions_of(addr: &str, path: &str, n: usize, headers: &str) -> Vec<String> {
-    let stream = TcpStream::connect(addr).unwrap();
-    // One write per request, sent at once (no Nagle wait on the delayed ACK).
-    stream.set_nodelay(true).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{ROW}",
-            ROW.len()
-        );
-        writer.write_all(request.as_bytes()).unwrap();
-        let (mut len, mut version, mut status) = (0usize, String::new(), String::new());
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length: ") {
-                len = v.parse().unwrap();
-            } else if let Some(v) = lower.strip_prefix("x-modelfn-version: ") {
-                version = v.to_string();
-            } else if lower.starts_with("http/1.1 ") {
-                status = line.to_string();
-            }
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
-        assert!(
-            status.contains(" 200 "),
-            "{status}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        out.push(version);
-    }
-    out
+    let mut conn = KeepAlive::connect(addr);
+    (0..n)
+        .map(|_| {
+            let (status, version, body) = conn.post(path, headers, ROW);
+            assert_eq!(status, 200, "{body}");
+            version
+        })
+        .collect()
 }
 
 #[test]

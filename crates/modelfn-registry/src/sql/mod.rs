@@ -13,6 +13,9 @@ mod aliases;
 mod edge;
 mod functions;
 mod models;
+mod watch;
+
+pub use watch::{ChangeWatch, CHANNEL};
 
 use crate::metadata::{Change, ChangeKind, ChangeLog, Changes};
 use crate::{now_ms, RegistryError};
@@ -26,6 +29,8 @@ use std::path::Path;
 pub struct SqlMetadataStore {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL's URL, for the connection that listens for changes.
+    url: Option<String>,
 }
 
 /// Which database a store is on.
@@ -64,8 +69,9 @@ impl SqlMetadataStore {
         let opts: AnyConnectOptions = url
             .parse()
             .map_err(|e| RegistryError::Storage(format!("the database URL does not read: {e}")))?;
-        let store = Self::connect_with(&opts, connections).await?;
+        let mut store = Self::connect_with(&opts, connections).await?;
         store.migrate(&redact(url)).await?;
+        store.url = Some(url.to_string());
         Ok(store)
     }
 
@@ -94,7 +100,11 @@ impl SqlMetadataStore {
                     redact(opts.database_url.as_str())
                 ))
             })?;
-        Ok(SqlMetadataStore { pool, backend })
+        Ok(SqlMetadataStore {
+            pool,
+            backend,
+            url: None,
+        })
     }
 
     async fn migrate(&self, what: &str) -> Result<(), RegistryError> {

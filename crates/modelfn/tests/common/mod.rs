@@ -365,3 +365,52 @@ pub fn set_description(pkg: &Path, text: &str) {
     )
     .unwrap();
 }
+
+/// A keep-alive HTTP/1.1 client on one connection, each request one write sent at once
+/// (no Nagle wait on the delayed ACK).
+pub struct KeepAlive {
+    reader: BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl KeepAlive {
+    pub fn connect(addr: &str) -> KeepAlive {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        KeepAlive {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    /// POSTs a JSON body to `path` with extra `headers` (each ending in CRLF); answers
+    /// the status, the `x-modelfn-version` header ("" when absent) and the body.
+    pub fn post(&mut self, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+        use std::io::{Read, Write};
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.writer.write_all(request.as_bytes()).unwrap();
+        let (mut len, mut version, mut status) = (0usize, String::new(), 0u16);
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length: ") {
+                len = v.parse().unwrap();
+            } else if let Some(v) = lower.strip_prefix("x-modelfn-version: ") {
+                version = v.to_string();
+            } else if let Some(rest) = lower.strip_prefix("http/1.1 ") {
+                status = rest.get(..3).and_then(|s| s.parse().ok()).unwrap_or(0);
+            }
+        }
+        let mut buf = vec![0; len];
+        self.reader.read_exact(&mut buf).unwrap();
+        (status, version, String::from_utf8_lossy(&buf).into_owned())
+    }
+}

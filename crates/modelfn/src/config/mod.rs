@@ -10,6 +10,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod sections;
+use sections::{async_from_file, check_cluster, otlp_from_env, traces_from_file};
+
 /// Flags (and their environment variables) of `serve` and `demo`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
@@ -23,6 +26,10 @@ pub struct ServeArgs {
     /// endpoint from the `AWS_*` variables); default: the data directory.
     #[arg(long, env = "MODELFN_ARTIFACTS")]
     pub artifacts: Option<String>,
+    /// Where metadata is kept: `postgres://user:password@host/db`, shared by every node of a
+    /// cluster; default: SQLite in the data directory.
+    #[arg(long, env = "MODELFN_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
     /// A TOML configuration file.
     #[arg(long, env = "MODELFN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -41,6 +48,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     artifacts: Option<String>,
+    database: Option<String>,
     max_invoke_body_bytes: Option<usize>,
     map_max_input_mb: Option<usize>,
     max_object_mb: Option<u64>,
@@ -87,6 +95,11 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// `s3://bucket/prefix` for blobs; `None`: the data directory.
     pub artifacts: Option<String>,
+    /// `postgres://...` for metadata; `None`: SQLite in the data directory.
+    pub database: Option<String>,
+    /// The admin token, the same on every node (`MODELFN_ADMIN_TOKEN`); default: made on
+    /// first start and kept in the data directory.
+    pub admin_token: Option<String>,
     pub max_invoke_body_bytes: usize,
     /// Largest body of a map (`map_max_input_mb`, 64 by default).
     pub max_map_input_bytes: usize,
@@ -164,6 +177,10 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: default_data_dir(),
             artifacts: None,
+            database: None,
+            admin_token: std::env::var("MODELFN_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
             max_invoke_body_bytes: 6 * 1024 * 1024,
             max_map_input_bytes: 64 * 1024 * 1024,
             max_object_bytes: 256 * 1024 * 1024,
@@ -221,6 +238,7 @@ impl ServeConfig {
                 c.data_dir = v;
             }
             c.artifacts = f.artifacts;
+            c.database = f.database;
             if let Some(v) = f.max_invoke_body_bytes {
                 c.max_invoke_body_bytes = v;
             }
@@ -320,9 +338,10 @@ impl ServeConfig {
         if let Some(v) = &args.artifacts {
             c.artifacts = Some(v.clone());
         }
-        if let Some(url) = &c.artifacts {
-            modelfn_registry::s3::parse_s3_url(url)?;
+        if let Some(v) = &args.database {
+            c.database = Some(v.clone());
         }
+        check_cluster(&c)?;
         if let Some(v) = &args.ort_library {
             c.ort_library = Some(v.clone());
         }
@@ -349,100 +368,6 @@ impl ServeConfig {
         }
         Ok(c)
     }
-}
-
-/// Spans go to an OTLP collector when the standard variables name one.
-fn otlp_from_env() -> Option<modelfn_telemetry::OtlpConfig> {
-    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT")).then(|| {
-        modelfn_telemetry::OtlpConfig {
-            endpoint: None,
-            service_name: service_name(),
-        }
-    })
-}
-
-fn service_name() -> String {
-    std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "modelfn".into())
-}
-
-/// `async_*` of the file.
-fn async_from_file(a: &mut modelfn_gateway::events::AsyncSettings, f: &FileConfig) -> Result<()> {
-    let duration = |key: &str, v: &str| {
-        modelfn_core::duration::parse_duration(v)
-            .with_context(|| format!("{key} = {v:?} is not a duration like 30s, 10m or 6h"))
-    };
-    if let Some(kb) = f.async_max_payload_kb {
-        if !(1..=6 * 1024).contains(&kb) {
-            bail!("async_max_payload_kb = {kb} is not between 1 and 6144 (6 MB)");
-        }
-        a.max_payload_bytes = kb * 1024;
-    }
-    if let Some(n) = f.async_max_attempts {
-        if !(1..=100).contains(&n) {
-            bail!("async_max_attempts = {n} is not between 1 and 100");
-        }
-        a.max_attempts = n;
-    }
-    if let Some(v) = &f.async_max_age {
-        a.max_age = duration("async_max_age", v)?;
-    }
-    if let Some(v) = &f.async_backoff {
-        a.backoff = duration("async_backoff", v)?;
-    }
-    if let Some(n) = f.async_max_in_flight {
-        if n == 0 {
-            bail!("async_max_in_flight must be more than 0");
-        }
-        a.max_in_flight = n;
-    }
-    if let Some(v) = f.async_dead_letter_on_delete {
-        a.dead_letter_on_delete = v;
-    }
-    Ok(())
-}
-
-/// `traces*` and `otlp_endpoint` of the file.
-fn traces_from_file(c: &mut ServeConfig, f: &FileConfig) -> Result<()> {
-    if f.traces == Some(false) {
-        c.traces = None;
-        return Ok(());
-    }
-    let t = c.traces.get_or_insert_with(Default::default);
-    if let Some(v) = f.traces_keep {
-        t.keep = v.clamp(1, 100_000);
-    }
-    if let Some(v) = f.traces_per_second {
-        t.per_second = v;
-    }
-    if let Some(v) = f.traces_ratio {
-        if !(0.0..=1.0).contains(&v) {
-            bail!("traces_ratio = {v} is not between 0 and 1");
-        }
-        t.ratio = v;
-    }
-    if let Some(e) = &f.otlp_endpoint {
-        let url: reqwest::Url = e.parse().with_context(|| {
-            format!("otlp_endpoint = {e:?} is not a URL like http://127.0.0.1:4318")
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            bail!("otlp_endpoint = {e:?}: OTLP/HTTP needs an http or https URL");
-        }
-        // A collector's base URL gets the traces path, as OTEL_EXPORTER_OTLP_ENDPOINT does.
-        let endpoint = if url.path() == "/" {
-            format!("{}v1/traces", url)
-        } else {
-            url.to_string()
-        };
-        t.otlp = Some(modelfn_telemetry::OtlpConfig {
-            endpoint: Some(endpoint),
-            service_name: service_name(),
-        });
-    }
-    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {

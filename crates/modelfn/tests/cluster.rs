@@ -1,0 +1,155 @@
+//! Three nodes, one cluster: `--database postgres://` on a real PostgreSQL and
+//! `--artifacts s3://` on a real S3-protocol server (moto), with the same admin token and
+//! key-encryption key on every node. A deploy on one node serves on the others; an alias
+//! moved on one node under load across all three fails no call; a node's death leaves
+//! the others serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{copy_dir, example, invoke, KeepAlive, Server};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[path = "../../modelfn-registry/tests/support/moto.rs"]
+mod moto;
+#[path = "../../modelfn-registry/tests/support/postgres.rs"]
+mod postgres;
+
+const ROW: &str = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
+const TOKEN: &str = "cluster-admin-token-0123456789abcdef0123456789abcdef";
+
+/// Starts a node of the cluster with its own data directory.
+fn node(data: &std::path::Path, database: &str, s3: &moto::Moto) -> Server {
+    let mut cmd = Command::new(common::bin());
+    cmd.env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("MODELFN_ADMIN_TOKEN", TOKEN)
+        .env("MODELFN_KEK", "ab".repeat(32));
+    let args = [
+        "--database",
+        database,
+        "--artifacts",
+        "s3://modelfn-cluster/prod",
+    ];
+    Server::start_command(data, &args, cmd)
+}
+
+/// How long until `url` answers 200 (polled every 10 ms, up to 30 s).
+fn time_to_serve(url: &str, since: Instant) -> Duration {
+    loop {
+        let (code, _, _) = invoke(url, ROW);
+        if code == 200 {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < Duration::from_secs(30), "{url}: {code}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn three_nodes_share_functions_and_aliases() {
+    let pg = postgres::start();
+    let database = pg.database("modelfn");
+    let s3 = moto::start();
+    moto::make_bucket(&s3, "modelfn-cluster");
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| node(&tmp.path().join(format!("node{i}")), &database, &s3))
+        .collect();
+    for n in &nodes {
+        assert_eq!(n.token(), TOKEN, "every node has the given admin token");
+    }
+
+    // Deployed on node 0, served by 1 and 2: the change log, woken by NOTIFY.
+    let pkg = tmp.path().join("iris");
+    copy_dir(&example("iris"), &pkg);
+    common::set_description(&pkg, "v1");
+    let deployed = Instant::now();
+    nodes[0].deploy(&pkg);
+    let after_deploy = deployed.elapsed();
+    for n in &nodes[1..] {
+        let t = time_to_serve(&format!("{}/v1/functions/iris/invoke", n.url), deployed);
+        eprintln!(
+            "served on {} {:?} after the deploy returned (which took {after_deploy:?})",
+            n.url,
+            t.saturating_sub(after_deploy)
+        );
+    }
+    // Every node lists it, with the package fetched from the bucket by digest.
+    for n in &nodes {
+        let (ok, out, err) = n.cli(&["list"]);
+        assert!(ok && out.contains("iris"), "{out}{err}");
+    }
+    let (keys, listing) = moto::keys(&s3, "modelfn-cluster");
+    assert_eq!(keys.len(), 1, "{listing}");
+
+    // A second version, and an alias on version 1 made on node 1.
+    common::set_description(&pkg, "v2");
+    nodes[2].deploy(&pkg);
+    let (ok, _, err) = nodes[1].cli(&["alias", "set", "iris", "live", "1"]);
+    assert!(ok, "{err}");
+    for n in &nodes {
+        time_to_serve(
+            &format!("{}/v1/functions/iris:live/invoke", n.url),
+            Instant::now(),
+        );
+    }
+
+    // Load on all three nodes while node 2 moves the alias to version 2: no call fails,
+    // and once the move has reached a node, that node never runs version 1 again.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = nodes
+        .iter()
+        .flat_map(|n| [n.url.clone(), n.url.clone()])
+        .map(|url| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = KeepAlive::connect(url.trim_start_matches("http://"));
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, version, body) =
+                        conn.post("/v1/functions/iris:live/invoke", "", ROW);
+                    assert_eq!(status, 200, "{url}: {body}");
+                    seen.push(version);
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    let (ok, _, err) = nodes[2].cli(&["alias", "set", "iris", "live", "2"]);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(2500));
+    stop.store(true, Ordering::Relaxed);
+    let mut calls = 0;
+    for c in clients {
+        let seen = c.join().unwrap();
+        calls += seen.len();
+        let first_new = seen
+            .iter()
+            .position(|v| v == "2")
+            .expect("the move arrived");
+        assert!(seen[..first_new].iter().all(|v| v == "1"), "{seen:?}");
+        assert!(seen[first_new..].iter().all(|v| v == "2"), "{seen:?}");
+    }
+    eprintln!("{calls} calls across 3 nodes while the alias moved, none failed");
+
+    // A node dies; the others keep serving, and a deploy still reaches the survivors.
+    let mut nodes = nodes;
+    let dead = nodes.pop().unwrap();
+    drop(dead);
+    common::set_description(&pkg, "v3");
+    nodes[0].deploy(&pkg);
+    let t = time_to_serve(
+        &format!("{}/v1/functions/iris:3/invoke", nodes[1].url),
+        Instant::now(),
+    );
+    eprintln!("version 3 served on the other survivor after {t:?}");
+}
