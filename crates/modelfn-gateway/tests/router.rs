@@ -87,7 +87,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         .await
         .unwrap();
     let queue: Arc<dyn modelfn_queue::InvocationQueue> = Arc::new(
-        modelfn_queue::SqliteQueue::open(&dir.join("queue.db"))
+        modelfn_queue::SqlQueue::open(&dir.join("queue.db"))
             .await
             .unwrap(),
     );

@@ -5,17 +5,17 @@
 //! try again later) or [`dead_letter`](InvocationQueue::dead_letter) them. A lease that is
 //! never settled (the process died) runs again: delivery is at least once.
 //!
-//! [`sqlite::SqliteQueue`] is the embedded implementation; PostgreSQL (with
-//! `FOR UPDATE SKIP LOCKED`) is for clusters.
+//! [`sql::SqlQueue`] implements it on SQLite (embedded, one node) and on PostgreSQL (one
+//! queue for a cluster's nodes, leased with `FOR UPDATE SKIP LOCKED`).
 
-pub mod sqlite;
+pub mod sql;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-pub use sqlite::SqliteQueue;
+pub use sql::SqlQueue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -206,7 +206,11 @@ pub trait InvocationQueue: Send + Sync + 'static {
         dead_letter: Option<&str>,
     ) -> Result<u64, QueueError>;
 
-    /// At start: leases of a process that is gone are given back (their attempt counts).
+    /// Extends every lease this node holds to `lease_for` from now; answers how many.
+    async fn renew(&self, lease_for: Duration) -> Result<u64, QueueError>;
+
+    /// At start: this node's leases from before its restart are given back (their attempt
+    /// counts). Other nodes' leases are left to expire: those nodes may be running them.
     async fn recover(&self) -> Result<u64, QueueError>;
 
     /// Every function's queue.

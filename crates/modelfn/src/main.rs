@@ -10,6 +10,7 @@ mod memory;
 mod progress;
 mod server;
 mod sklearn;
+mod stores;
 mod table;
 
 use clap::Parser;

@@ -3,6 +3,7 @@
 //! flight).
 
 use crate::config::ServeConfig;
+use crate::stores::{self, set_mode};
 use anyhow::{Context, Result};
 use modelfn_control::secrets::Sealer;
 use modelfn_control::{spawn_reconciler, ControlPlane, Limits};
@@ -11,9 +12,7 @@ use modelfn_gateway::apis::CompiledApis;
 use modelfn_gateway::events::AsyncEvents;
 use modelfn_gateway::serve::{self, FrontDoor};
 use modelfn_gateway::{router, AppContext, AppState, GatewayConfig};
-use modelfn_registry::{
-    BlobStore, CodeCache, LocalBlobStore, PackageLimits, S3BlobStore, SqlMetadataStore,
-};
+use modelfn_registry::{CodeCache, PackageLimits};
 use modelfn_runtime_onnx::{LibraryConfig, OnnxConfig, OnnxRuntime};
 use modelfn_runtime_process::{ProcessConfig, ProcessRuntime, ServeFn};
 use modelfn_scheduler::{Scheduler, SchedulerConfig};
@@ -21,23 +20,19 @@ use modelfn_telemetry::{LambdaLines, LogStore};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 /// Connections one sandbox may hold open to modelfn's API.
 const SANDBOX_CONNECTIONS: usize = 64;
-/// Connections a node holds to a PostgreSQL metadata database.
-const DATABASE_CONNECTIONS: u32 = 16;
 /// How often this node reads desired state written elsewhere.
 const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The key-encryption key's file in the data directory (unless `MODELFN_KEK` is set).
 pub const KEK_FILE: &str = "secrets.kek";
 
-/// The admin token's file in the data directory.
-pub const TOKEN_FILE: &str = "admin-token";
+pub use crate::stores::TOKEN_FILE;
 
 pub fn init_tracing(cfg: &ServeConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -69,51 +64,6 @@ impl RunningServer {
     }
 }
 
-/// The admin token: the one given (the same on every node of a cluster), kept in the data
-/// directory too for the CLI on this machine; else the one kept there, made (mode 0600)
-/// on first start.
-fn admin_token(data_dir: &Path, given: Option<&str>) -> Result<String> {
-    let path = data_dir.join(TOKEN_FILE);
-    if let Some(t) = given {
-        write_private(&path, t)?;
-        return Ok(t.to_string());
-    }
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let t = t.trim().to_string();
-        if !t.is_empty() {
-            return Ok(t);
-        }
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
-    let token = hex::encode(bytes);
-    write_private(&path, &token)?;
-    Ok(token)
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", path.display()))
-}
-
 /// Starts everything and begins serving; returns once the listener is bound.
 pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     // Before any HTTPS client is built (the OTLP exporter, the S3 blob store).
@@ -126,7 +76,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating the data directory {}", data.display()))?;
     set_mode(data, 0o700)?;
-    let token = admin_token(data, cfg.admin_token.as_deref())?;
+    let token = stores::admin_token(data, cfg.admin_token.as_deref())?;
     // Connections are bounded below the open-file limit, with room kept for instances,
     // the database and logs.
     let nofile = serve::raise_nofile();
@@ -144,19 +94,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     // Access-key secrets are sealed with a key-encryption key kept apart from the database.
     let sealer = Sealer::load(cfg.kek.as_deref(), &data.join(KEK_FILE))
         .map_err(|e| anyhow::anyhow!("the key-encryption key: {e}"))?;
-    let meta = match &cfg.database {
-        Some(url) => SqlMetadataStore::connect(url, DATABASE_CONNECTIONS)
-            .await
-            .context("connecting to the metadata database")?,
-        None => {
-            let db = data.join("modelfn.db");
-            let meta = SqlMetadataStore::open(&db)
-                .await
-                .context("opening the metadata database")?;
-            set_mode(&db, 0o600)?;
-            meta
-        }
-    };
+    let node = stores::node_name(data)?;
+    let meta = stores::metadata(&cfg, data).await?;
     let function_limits = PackageLimits {
         max_compressed_bytes: cfg.max_package_bytes,
         max_unpacked_bytes: cfg.max_unpacked_bytes,
@@ -169,16 +108,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         max_compressed_bytes: cfg.max_package_bytes.max(cfg.max_layer_bytes),
         max_unpacked_bytes: cfg.max_unpacked_bytes.max(cfg.max_layer_bytes),
     };
-    let blobs: Arc<dyn BlobStore> = match &cfg.artifacts {
-        Some(url) => Arc::new(
-            S3BlobStore::from_env(url, widest.max_compressed_bytes)
-                .context("opening the blob store")?,
-        ),
-        None => Arc::new(
-            LocalBlobStore::new(data.join("artifacts/blobs/sha256"))
-                .context("opening the blob store")?,
-        ),
-    };
+    let blobs = stores::blobs(&cfg, data, widest.max_compressed_bytes)?;
     let code = CodeCache::new(data.join("artifacts/code"), blobs, widest)
         .context("opening the code cache")?;
     let logs =
@@ -312,11 +242,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         DoorAuth::Key
     });
     let ready = Arc::new(AtomicBool::new(false));
-    let queue_path = data.join("queue.db");
-    let queue = modelfn_queue::SqliteQueue::open(&queue_path)
-        .await
-        .with_context(|| format!("opening the asynchronous queue {}", queue_path.display()))?;
-    let queue: Arc<dyn modelfn_queue::InvocationQueue> = Arc::new(queue);
+    let queue = stores::queue(&cfg, data, &node).await?;
     let events = AsyncEvents::new(queue.clone(), cfg.async_events.clone());
     let streams = modelfn_streams::StreamSources::new(scheduler.clone(), queue);
     let objects = modelfn_gateway::objects::store::BucketStore::new(

@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::events::{admin, server, submit, wait_for};
-use common::{copy_dir, curl, example, Server};
+use common::events::{admin, depth, server, submit, wait_for};
+use common::{copy_dir, curl, example};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -148,16 +148,6 @@ fn events_run_fail_into_the_dead_letters_and_are_redriven() {
 }
 
 /// Every function's queue, by name.
-fn depth(s: &Server, function: &str) -> serde_json::Value {
-    admin(s, "/v1/async")["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["function"] == function)
-        .cloned()
-        .unwrap_or(serde_json::Value::Null)
-}
-
 #[test]
 fn accepted_events_survive_two_kill_9s() {
     const N: usize = 10_000;

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::events::{depth, submit};
 use common::{copy_dir, example, invoke, KeepAlive, Server};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,8 +23,12 @@ mod postgres;
 const ROW: &str = r#"{"sl": 6.9, "sw": 3.1, "pl": 5.1, "pw": 2.3}"#;
 const TOKEN: &str = "cluster-admin-token-0123456789abcdef0123456789abcdef";
 
-/// Starts a node of the cluster with its own data directory.
+/// Starts a node of the cluster with its own data directory and a short async lease (a
+/// dead node's events run elsewhere within it).
 fn node(data: &std::path::Path, database: &str, s3: &moto::Moto) -> Server {
+    std::fs::create_dir_all(data).unwrap();
+    let cfg = data.with_extension("toml");
+    std::fs::write(&cfg, "async_lease = \"3s\"\nasync_backoff = \"100ms\"\n").unwrap();
     let mut cmd = Command::new(common::bin());
     cmd.env("AWS_ENDPOINT_URL", &s3.endpoint)
         .env("AWS_ALLOW_HTTP", "true")
@@ -37,6 +42,8 @@ fn node(data: &std::path::Path, database: &str, s3: &moto::Moto) -> Server {
         database,
         "--artifacts",
         "s3://modelfn-cluster/prod",
+        "--config",
+        cfg.to_str().unwrap(),
     ];
     Server::start_command(data, &args, cmd)
 }
@@ -53,8 +60,13 @@ fn time_to_serve(url: &str, since: Instant) -> Duration {
     }
 }
 
-#[test]
-fn three_nodes_share_functions_and_aliases() {
+/// PostgreSQL, moto with the bucket, and three nodes on them.
+fn cluster() -> (
+    postgres::Postgres,
+    moto::Moto,
+    tempfile::TempDir,
+    Vec<Server>,
+) {
     let pg = postgres::start();
     let database = pg.database("modelfn");
     let s3 = moto::start();
@@ -63,6 +75,12 @@ fn three_nodes_share_functions_and_aliases() {
     let nodes: Vec<Server> = (0..3)
         .map(|i| node(&tmp.path().join(format!("node{i}")), &database, &s3))
         .collect();
+    (pg, s3, tmp, nodes)
+}
+
+#[test]
+fn three_nodes_share_functions_and_aliases() {
+    let (_pg, s3, tmp, nodes) = cluster();
     for n in &nodes {
         assert_eq!(n.token(), TOKEN, "every node has the given admin token");
     }
@@ -152,4 +170,60 @@ fn three_nodes_share_functions_and_aliases() {
         Instant::now(),
     );
     eprintln!("version 3 served on the other survivor after {t:?}");
+}
+
+/// Asynchronous events accepted by any node are one queue: a node killed (`kill -9`) with
+/// events running loses none; the others run them once its leases lapse.
+#[test]
+fn a_dead_nodes_async_events_run_on_the_others() {
+    const N: usize = 120;
+    let (_pg, _s3, _tmp, mut nodes) = cluster();
+    let behaviours =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions/behaviours");
+    nodes[0].deploy(&behaviours);
+    for n in &nodes {
+        let url = format!("{}/v1/functions/behaviours/invoke", n.url);
+        let (code, _, body) = invoke(&url, r#"{"action": "echo"}"#);
+        assert_eq!(code, 200, "{body}");
+    }
+    let event = r#"{"action": "sleep", "seconds": 0.2}"#;
+    let ids: Vec<String> = (0..N)
+        .map(|i| submit(&nodes[i % 3], "behaviours", event))
+        .collect();
+    // Node 2 dies while events run on it.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running = depth(&nodes[0], "behaviours")["running"]
+            .as_u64()
+            .unwrap_or(0);
+        if running >= 3 {
+            break;
+        }
+        assert!(Instant::now() < until, "no event ever ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Instant::now();
+    drop(nodes.pop());
+    let until = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let d = depth(&nodes[0], "behaviours");
+        if d["succeeded"].as_u64() == Some(N as u64) || Instant::now() > until {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(done["succeeded"].as_u64(), Some(N as u64), "{done}");
+    assert_eq!(
+        (done["queued"].as_u64(), done["dead"].as_u64()),
+        (Some(0), Some(0)),
+        "{done}"
+    );
+    // Any node answers for any event.
+    let st = common::events::admin(&nodes[1], &format!("/v1/async/{}", ids[2]));
+    assert_eq!(st["state"], "succeeded", "{st}");
+    eprintln!(
+        "{N} events, a node killed: all ran within {:?} of the kill, {} more than once",
+        killed.elapsed(),
+        done["reran"]
+    );
 }

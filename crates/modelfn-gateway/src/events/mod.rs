@@ -35,6 +35,9 @@ pub struct AsyncSettings {
     pub max_in_flight: usize,
     /// What a deleted function's waiting events become: dropped (`false`) or dead letters.
     pub dead_letter_on_delete: bool,
+    /// How long a lease lasts unless renewed; the node renews its leases every third of
+    /// it while it lives, so a dead node's events run again elsewhere within this.
+    pub lease: Duration,
 }
 
 impl Default for AsyncSettings {
@@ -46,6 +49,7 @@ impl Default for AsyncSettings {
             backoff: Duration::from_secs(60),
             max_in_flight: 64,
             dead_letter_on_delete: false,
+            lease: Duration::from_secs(30),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The workers: one dispatcher leases due events (never more than the server's and each
 //! function's room allows) and runs each in a task through the scheduler; each ends in an
-//! ack with the answer, a retry after a backoff, or a dead letter.
+//! ack with the answer, a retry after a backoff, or a dead letter. The dispatcher also
+//! renews this node's leases while they run; a node that dies stops renewing, and its
+//! events come due for the other nodes when their leases lapse.
 
 use super::destination::{deliver, Outcome};
 use super::{lock, AsyncEvents};
@@ -36,9 +38,16 @@ pub fn spawn_workers(
         }
         events.count_waiting().await;
         let mut purged = tokio::time::Instant::now();
+        let mut renewed = tokio::time::Instant::now();
         loop {
             if events.stopping.load(Ordering::Acquire) {
                 return;
+            }
+            if renewed.elapsed() >= events.settings.lease / 3 {
+                renewed = tokio::time::Instant::now();
+                if let Err(e) = events.queue.renew(events.settings.lease).await {
+                    tracing::warn!(error = %e, "could not renew this node's leases");
+                }
             }
             let started = dispatch(&events, &scheduler).await;
             events.looked(started);
@@ -74,7 +83,11 @@ async fn dispatch(events: &Arc<AsyncEvents>, scheduler: &Arc<Scheduler>) -> usiz
     let room = move |f: &str| {
         limit(&sched, f, server).saturating_sub(running.get(f).copied().unwrap_or(0))
     };
-    let leased = match events.queue.lease(room_total, lease_for(), &room).await {
+    let leased = match events
+        .queue
+        .lease(room_total, events.settings.lease, &room)
+        .await
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "could not lease asynchronous events");
@@ -105,12 +118,6 @@ fn limit(scheduler: &Scheduler, function: &str, server: usize) -> usize {
     scheduler
         .concurrency_limit(function)
         .map_or(1, |n| n.clamp(1, server))
-}
-
-/// Longer than any function may run (Lambda's 15 minutes) and its start: a lease that
-/// outlives it belongs to a node that is gone.
-fn lease_for() -> Duration {
-    Duration::from_secs(20 * 60)
 }
 
 /// Runs one leased event and settles it: acknowledged with its answer, tried again

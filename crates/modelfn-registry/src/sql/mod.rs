@@ -41,7 +41,14 @@ pub enum Backend {
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// PostgreSQL's migrations. The queue's share the database and its migrations table
+/// (with their own version numbers, `2026…1xxxxx`), so each set ignores the other's.
+fn postgres_migrator() -> sqlx::migrate::Migrator {
+    let mut m = sqlx::migrate!("./migrations/postgres");
+    m.set_ignore_missing(true);
+    m
+}
 
 /// How many changes the log keeps; a reconciler further behind reloads everything.
 const CHANGES_KEPT: i64 = 10_000;
@@ -108,14 +115,11 @@ impl SqlMetadataStore {
     }
 
     async fn migrate(&self, what: &str) -> Result<(), RegistryError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE,
-            Backend::Postgres => &POSTGRES,
+        let result = match self.backend {
+            Backend::Sqlite => SQLITE.run(&self.pool).await,
+            Backend::Postgres => postgres_migrator().run(&self.pool).await,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| RegistryError::Storage(format!("migrating {what}: {e}")))
+        result.map_err(|e| RegistryError::Storage(format!("migrating {what}: {e}")))
     }
 
     /// Which database this store is on.

@@ -74,6 +74,7 @@ struct FileConfig {
     async_backoff: Option<String>,
     async_max_in_flight: Option<usize>,
     async_dead_letter_on_delete: Option<bool>,
+    async_lease: Option<String>,
     function_python: Option<String>,
     function_uid_base: Option<u32>,
     max_connections: Option<usize>,

@@ -56,6 +56,12 @@ pub(super) fn async_from_file(
         }
         a.max_in_flight = n;
     }
+    if let Some(v) = &f.async_lease {
+        a.lease = duration("async_lease", v)?;
+        if a.lease < std::time::Duration::from_secs(3) {
+            bail!("async_lease = {v:?} is under 3s: leases are renewed every third of it");
+        }
+    }
     if let Some(v) = f.async_dead_letter_on_delete {
         a.dead_letter_on_delete = v;
     }

@@ -45,3 +45,14 @@ pub fn wait_for(s: &Server, id: &str, state: &str) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// One function's queue as `GET /v1/async` counts it (null when it has none).
+pub fn depth(s: &Server, function: &str) -> serde_json::Value {
+    admin(s, "/v1/async")["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == function)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}

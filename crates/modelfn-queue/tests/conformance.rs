@@ -1,4 +1,16 @@
-use super::*;
+//! The queue's behaviour, written against `&dyn InvocationQueue` and run on SQLite and
+//! on a real PostgreSQL (the registry's `tests/support/postgres.rs`); then what only a
+//! shared PostgreSQL queue shows: two nodes leasing at once, and a dead node's leases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use modelfn_queue::{DeadQuery, EventState, InvocationQueue, NewEvent, QueueError, SqlQueue};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[path = "../../modelfn-registry/tests/support/postgres.rs"]
+mod postgres;
 
 fn event(id: &str, function: &str) -> NewEvent {
     NewEvent {
@@ -14,14 +26,6 @@ fn event(id: &str, function: &str) -> NewEvent {
     }
 }
 
-async fn queue() -> (tempfile::TempDir, SqliteQueue) {
-    let dir = tempfile::tempdir().unwrap();
-    let q = SqliteQueue::open(&dir.path().join("queue.db"))
-        .await
-        .unwrap();
-    (dir, q)
-}
-
 const LEASE: Duration = Duration::from_secs(60);
 
 /// Room for any number of every function's events.
@@ -29,9 +33,7 @@ fn any(_: &str) -> usize {
     usize::MAX
 }
 
-#[tokio::test]
-async fn events_are_leased_once_oldest_first_and_settled() {
-    let (_d, q) = queue().await;
+async fn events_are_leased_once_oldest_first_and_settled(q: &dyn InvocationQueue) {
     for i in 0..5 {
         q.enqueue(event(&format!("e{i}"), "f")).await.unwrap();
     }
@@ -73,9 +75,9 @@ async fn events_are_leased_once_oldest_first_and_settled() {
     assert_eq!(s.last_error.as_deref(), Some("boom"));
 }
 
-#[tokio::test]
-async fn a_function_gets_no_more_than_its_room_and_a_restart_gives_leases_back() {
-    let (_d, q) = queue().await;
+async fn a_function_gets_no_more_than_its_room_and_a_restart_gives_leases_back(
+    q: &dyn InvocationQueue,
+) {
     q.enqueue(event("a1", "a")).await.unwrap();
     q.enqueue(event("b1", "b")).await.unwrap();
     q.enqueue(event("b2", "b")).await.unwrap();
@@ -93,16 +95,13 @@ async fn a_function_gets_no_more_than_its_room_and_a_restart_gives_leases_back()
     assert_eq!(got.len(), 3, "a1, b1 again and b2");
     assert_eq!(b.attempt, 2);
     // An expired lease is taken again too.
-    let (_d2, q2) = queue().await;
-    q2.enqueue(event("c1", "c")).await.unwrap();
-    assert_eq!(q2.lease(1, Duration::ZERO, &any).await.unwrap().len(), 1);
+    q.enqueue(event("c1", "c")).await.unwrap();
+    assert_eq!(q.lease(1, Duration::ZERO, &any).await.unwrap().len(), 1);
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(q2.lease(1, LEASE, &any).await.unwrap()[0].attempt, 2);
+    assert_eq!(q.lease(1, LEASE, &any).await.unwrap()[0].attempt, 2);
 }
 
-#[tokio::test]
-async fn dead_letters_are_read_redriven_and_dropped() {
-    let (_d, q) = queue().await;
+async fn dead_letters_are_read_redriven_and_dropped(q: &dyn InvocationQueue) {
     for id in ["d1", "d2", "k1"] {
         q.enqueue(event(id, if id.starts_with('d') { "d" } else { "k" }))
             .await
@@ -161,9 +160,7 @@ async fn dead_letters_are_read_redriven_and_dropped() {
     );
 }
 
-#[tokio::test]
-async fn a_buried_event_is_dead_at_once_and_redriven_as_any() {
-    let (_d, q) = queue().await;
+async fn a_buried_event_is_dead_at_once_and_redriven_as_any(q: &dyn InvocationQueue) {
     q.bury(event("p1", "s"), 3, "poison record").await.unwrap();
     assert!(
         q.lease(10, LEASE, &any).await.unwrap().is_empty(),
@@ -182,4 +179,113 @@ async fn a_buried_event_is_dead_at_once_and_redriven_as_any() {
     assert_eq!(dead[0].payload.as_deref(), Some(&b"{\"n\": 1}"[..]));
     assert_eq!(q.redrive(&DeadQuery::default(), LEASE).await.unwrap(), 1);
     assert_eq!(q.lease(10, LEASE, &any).await.unwrap().len(), 1);
+}
+
+/// Every suite, each on a fresh queue from `fresh`.
+async fn conforms<F, Fut>(fresh: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = SqlQueue>,
+{
+    events_are_leased_once_oldest_first_and_settled(&fresh("settled").await).await;
+    a_function_gets_no_more_than_its_room_and_a_restart_gives_leases_back(&fresh("room").await)
+        .await;
+    dead_letters_are_read_redriven_and_dropped(&fresh("dead").await).await;
+    a_buried_event_is_dead_at_once_and_redriven_as_any(&fresh("buried").await).await;
+}
+
+#[tokio::test]
+async fn sqlite_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    conforms(|name| {
+        let file = path.join(format!("{name}.db"));
+        async move { SqlQueue::open(&file).await.unwrap() }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgresql_conforms() {
+    let pg = postgres::start();
+    let pg = &pg;
+    conforms(|name| {
+        let url = pg.database(name);
+        async move { SqlQueue::connect(&url, 4, "node-a").await.unwrap() }
+    })
+    .await;
+}
+
+/// Two nodes on one queue: concurrent leases never hand an event out twice; a node
+/// restarting gives back only its own leases; a dead node's leases run again on another
+/// once they expire.
+#[tokio::test]
+async fn nodes_share_one_postgresql_queue() {
+    let pg = postgres::start();
+    let url = pg.database("shared");
+    let a = Arc::new(SqlQueue::connect(&url, 4, "node-a").await.unwrap());
+    let b = Arc::new(SqlQueue::connect(&url, 4, "node-b").await.unwrap());
+    for i in 0..300 {
+        let q = if i % 2 == 0 { &a } else { &b };
+        q.enqueue(event(&format!("e{i}"), "f")).await.unwrap();
+    }
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let q = if w % 2 == 0 { a.clone() } else { b.clone() };
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = q.lease(7, LEASE, &any).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|l| l.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(
+        (before, all.len()),
+        (300, 300),
+        "each event leased exactly once"
+    );
+
+    // Node b restarts: it gives back its own leases, not node a's.
+    let c = SqlQueue::connect(&url, 2, "node-c").await.unwrap();
+    c.enqueue(event("x1", "g")).await.unwrap();
+    let held = a.lease(1, Duration::from_millis(300), &any).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let by_b: u64 = pg
+        .psql(
+            "shared",
+            "SELECT count(*) FROM events WHERE leased_by = 'node-b'",
+        )
+        .parse()
+        .unwrap();
+    assert!(by_b > 0 && by_b < 300, "both nodes took work: {by_b} by b");
+    assert_eq!(b.recover().await.unwrap(), by_b);
+    let st = c.status("x1").await.unwrap().unwrap();
+    assert_eq!(st.state, EventState::Leased, "node a's lease is left alone");
+    // While node a lives it renews its leases: x1 is not due for the others.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(a.renew(Duration::from_millis(300)).await.unwrap() >= 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let early = c.lease(500, LEASE, &any).await.unwrap();
+    assert!(
+        early.iter().all(|l| l.id != "x1"),
+        "a renewed lease is not taken"
+    );
+    // Node a dies holding x1: once its lease expires, another node runs it again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut retaken = c.lease(500, LEASE, &any).await.unwrap();
+    retaken.retain(|l| l.id == "x1");
+    assert_eq!(retaken.len(), 1);
+    assert_eq!(retaken[0].attempt, 2);
 }
