@@ -104,19 +104,42 @@ impl ControlPlane {
         let Some(key) = self.api_key_owner(presented).await? else {
             return Ok(Admission::Forbidden("a valid x-api-key is required".into()));
         };
-        let plans = self.plans.read().unwrap_or_else(|p| p.into_inner());
-        let governing: Vec<&UsagePlan> = plans
-            .iter()
-            .filter(|p| p.targets.iter().any(|t| t == target))
-            .collect();
-        let mut meter = self.meter.lock().unwrap_or_else(|p| p.into_inner());
         // As on API Gateway, a key works only where a usage plan holding it applies.
-        match governing.iter().find(|p| p.keys.contains(&key)) {
-            Some(plan) => Ok(meter.admit(plan, &key)),
-            None => Ok(Admission::Forbidden(format!(
+        let plan = self
+            .plans
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|p| p.targets.iter().any(|t| t == target) && p.keys.contains(&key))
+            .cloned();
+        let Some(plan) = plan else {
+            return Ok(Admission::Forbidden(format!(
                 "this key is not in a usage plan of {target}: add it to one (modelfn plans create NAME --rate R --burst B --target {target} --key ID)"
-            ))),
+            )));
+        };
+        let quota = plan.quota.filter(|_| self.meta.shared());
+        let Some(quota) = quota else {
+            return Ok(self.meter().admit(&plan, &key));
+        };
+        // A cluster's quota: this node's rate first, then one increment in the shared store.
+        let rate = self.meter().admit_rate(&plan, &key);
+        if rate != Admission::Allowed {
+            return Ok(rate);
         }
+        let (period, day) = crate::plans::period_of(&plan);
+        if !self
+            .meta
+            .take_quota(&plan.name, &key, &period, quota)
+            .await?
+        {
+            return Ok(crate::plans::quota_used_up(&plan, quota));
+        }
+        self.meter().record(&key, &day);
+        Ok(Admission::Allowed)
+    }
+
+    fn meter(&self) -> std::sync::MutexGuard<'_, crate::plans::Meter> {
+        self.meter.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Creates or replaces a usage plan.
@@ -152,9 +175,6 @@ impl ControlPlane {
 
     /// Requests per day made with a key (since the server started).
     pub fn key_usage(&self, id: &str) -> BTreeMap<String, u64> {
-        self.meter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .usage(id)
+        self.meter().usage(id)
     }
 }

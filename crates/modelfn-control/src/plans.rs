@@ -2,8 +2,12 @@
 //! (`api/STAGE`) and function URLs (`url:FUNCTION`). A request with a key on a target
 //! that plans govern must carry a key of one of those plans; its plan's token bucket
 //! and quota decide, and an answer over either is a 429 with `Retry-After`. Targets no
-//! plan governs need only a valid key. Counters live in memory (quota and usage restart
-//! with the server).
+//! plan governs need only a valid key.
+//!
+//! Rate and burst are a token bucket on each node. Quotas count on the node too when the
+//! metadata store is its own (SQLite: they restart with the server), and in the shared
+//! store when it is a cluster's (PostgreSQL: exact over every node, one conditional
+//! increment per request). `keys usage` counts on each node.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -106,31 +110,55 @@ fn until_period_end(p: Period) -> Duration {
     }
 }
 
+/// The period a plan's quota counts in now (`2026-11-22` or `2026-11`), and today.
+pub fn period_of(plan: &UsagePlan) -> (String, String) {
+    let (day, month) = periods();
+    match plan.period {
+        Period::Day => (day.clone(), day),
+        Period::Month => (month, day),
+    }
+}
+
+/// The refusal of a request over `plan`'s quota.
+pub fn quota_used_up(plan: &UsagePlan, quota: u64) -> Admission {
+    Admission::Throttled {
+        message: format!(
+            "the quota of usage plan '{}' ({quota} per {:?}) is used up",
+            plan.name, plan.period
+        )
+        .to_lowercase(),
+        retry_after: until_period_end(plan.period),
+    }
+}
+
 impl Meter {
-    /// Applies `plan` to one request with key `key`.
+    /// Applies `plan` to one request with key `key`, its quota counted here.
     pub fn admit(&mut self, plan: &UsagePlan, key: &str) -> Admission {
-        let (day, month) = periods();
-        let period_id = match plan.period {
-            Period::Day => day.clone(),
-            Period::Month => month,
-        };
+        let (period, day) = period_of(plan);
         if let Some(q) = plan.quota {
             let used = self
                 .quota_used
-                .get(&(plan.name.clone(), key.to_string(), period_id.clone()))
+                .get(&(plan.name.clone(), key.to_string(), period.clone()))
                 .copied()
                 .unwrap_or(0);
             if used >= q {
-                return Admission::Throttled {
-                    message: format!(
-                        "the quota of usage plan '{}' ({q} per {:?}) is used up",
-                        plan.name, plan.period
-                    )
-                    .to_lowercase(),
-                    retry_after: until_period_end(plan.period),
-                };
+                return quota_used_up(plan, q);
             }
         }
+        let rate = self.admit_rate(plan, key);
+        if rate != Admission::Allowed {
+            return rate;
+        }
+        *self
+            .quota_used
+            .entry((plan.name.clone(), key.to_string(), period))
+            .or_insert(0) += 1;
+        self.record(key, &day);
+        Admission::Allowed
+    }
+
+    /// Applies `plan`'s rate and burst (this node's token bucket) to one request.
+    pub fn admit_rate(&mut self, plan: &UsagePlan, key: &str) -> Admission {
         let now = Instant::now();
         let entry = self
             .buckets
@@ -150,11 +178,6 @@ impl Meter {
             };
         }
         entry.0 -= 1.0;
-        *self
-            .quota_used
-            .entry((plan.name.clone(), key.to_string(), period_id))
-            .or_insert(0) += 1;
-        self.record(key, &day);
         Admission::Allowed
     }
 

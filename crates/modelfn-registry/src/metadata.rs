@@ -431,6 +431,20 @@ pub trait EdgeStore: Send + Sync + 'static {
     async fn list_apis(&self) -> Result<Vec<ApiRecord>, RegistryError>;
     async fn put_api(&self, api: &ApiRecord) -> Result<(), RegistryError>;
     async fn delete_api(&self, name: &str) -> Result<bool, RegistryError>;
+
+    /// Whether other nodes write to this store too (a cluster's PostgreSQL): then what
+    /// must hold over all nodes, such as quotas, is counted here.
+    fn shared(&self) -> bool;
+    /// Counts one request of `key` against `plan`'s `quota` in `period`, unless the
+    /// quota is used up; answers whether it was counted. One conditional increment, so
+    /// nodes counting at once never pass the quota between them.
+    async fn take_quota(
+        &self,
+        plan: &str,
+        key: &str,
+        period: &str,
+        quota: u64,
+    ) -> Result<bool, RegistryError>;
 }
 
 /// The log of changes to desired state.

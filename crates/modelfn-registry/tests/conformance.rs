@@ -530,8 +530,25 @@ async fn code_cache_conformance(blobs: Arc<dyn BlobStore>, work: &std::path::Pat
     assert!(matches!(e, RegistryError::InvalidPackage(_)), "{e}");
 }
 
+/// Quotas count one request at a time, per plan, key and period, never past the quota.
+async fn quota_conformance(s: &dyn MetadataStore) {
+    for _ in 0..3 {
+        assert!(s.take_quota("gold", "K1", "2026-11-28", 3).await.unwrap());
+    }
+    assert!(!s.take_quota("gold", "K1", "2026-11-28", 3).await.unwrap());
+    assert!(
+        s.take_quota("gold", "K1", "2026-11-28", 4).await.unwrap(),
+        "a raised quota"
+    );
+    assert!(s.take_quota("gold", "K2", "2026-11-28", 3).await.unwrap());
+    assert!(s.take_quota("gold", "K1", "2026-11-29", 3).await.unwrap());
+    assert!(s.take_quota("silver", "K1", "2026-11-28", 3).await.unwrap());
+    assert!(!s.take_quota("gold", "K3", "2026-11-28", 0).await.unwrap());
+}
+
 /// Every metadata suite, on one store.
 async fn metadata_conforms(store: SqlMetadataStore) {
+    quota_conformance(&store).await;
     metadata_conformance(&store).await;
     change_log_conformance(&store).await;
     versions_and_aliases_conformance(&store).await;
@@ -552,6 +569,7 @@ async fn sqlite_conforms() {
         store.watch_changes().is_none(),
         "SQLite has no notifications"
     );
+    assert!(!store.shared());
     metadata_conforms(store).await;
 }
 
@@ -608,6 +626,20 @@ async fn two_nodes_share_one_postgresql() {
     }
     got.sort();
     assert_eq!(got, (1..=20).collect::<Vec<u64>>());
+    // A quota counted by both nodes at once is exact.
+    assert!(a.shared() && b.shared());
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.take_quota("gold", "K", "2026-11-28", 25).await.unwrap()
+        }));
+    }
+    let mut counted = 0;
+    for t in tasks {
+        counted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(counted, 25);
     // A change committed on one node wakes the other's watch (LISTEN/NOTIFY).
     let watch = b.watch_changes().expect("PostgreSQL can be watched");
     let wake = watch.wake();

@@ -227,3 +227,62 @@ fn a_dead_nodes_async_events_run_on_the_others() {
         done["reran"]
     );
 }
+
+/// A usage plan's quota of 1,000 requests a day holds over three nodes taking a key's
+/// calls round robin: exactly 1,000 answered, the rest refused with 429 on every node.
+#[test]
+fn a_quota_is_exact_across_three_nodes() {
+    let (_pg, _s3, _tmp, nodes) = cluster();
+    nodes[0].deploy(&example("iris"));
+    assert!(nodes[0].cli(&["url", "create", "iris", "--auth", "key"]).0);
+    let (ok, out, err) = nodes[1].cli(&["keys", "create", "tenant", "--json"]);
+    assert!(ok, "{err}");
+    let key = common::json(&out);
+    let id = key["access_key_id"].as_str().unwrap();
+    let api_key = key["api_key"].as_str().unwrap();
+    let plan = [
+        "plans", "create", "daily", "--rate", "100000", "--burst", "100000", "--quota", "1000",
+        "--target", "url:iris", "--key", id,
+    ];
+    let (ok, _, err) = nodes[2].cli(&plan);
+    assert!(ok, "{err}");
+    let header = format!("x-api-key: {api_key}\r\n");
+    // Every node knows the plan before the count starts.
+    for n in &nodes {
+        let mut conn = KeepAlive::connect(n.url.trim_start_matches("http://"));
+        let until = Instant::now() + Duration::from_secs(10);
+        while conn.post("/urls/iris/", "", ROW).0 != 403 {
+            assert!(Instant::now() < until, "{} never required the key", n.url);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let clients: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let (addr, header) = (
+                n.url.trim_start_matches("http://").to_string(),
+                header.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut conn = KeepAlive::connect(&addr);
+                let mut codes = std::collections::BTreeMap::<u16, usize>::new();
+                for _ in 0..500 {
+                    let (status, _, body) = conn.post("/urls/iris/", &header, ROW);
+                    assert!(status == 200 || status == 429, "{status}: {body}");
+                    *codes.entry(status).or_default() += 1;
+                }
+                codes
+            })
+        })
+        .collect();
+    let mut total = std::collections::BTreeMap::<u16, usize>::new();
+    for c in clients {
+        let codes = c.join().unwrap();
+        assert!(codes.get(&200).copied().unwrap_or(0) > 0, "{codes:?}");
+        for (k, v) in codes {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    assert_eq!(total.get(&200), Some(&1000), "{total:?}");
+    assert_eq!(total.get(&429), Some(&500), "{total:?}");
+}

@@ -179,6 +179,35 @@ impl EdgeStore for SqlMetadataStore {
         Ok(self.write(ChangeKind::Url, function, statement).await? > 0)
     }
 
+    fn shared(&self) -> bool {
+        matches!(self.backend, super::Backend::Postgres)
+    }
+
+    async fn take_quota(
+        &self,
+        plan: &str,
+        key: &str,
+        period: &str,
+        quota: u64,
+    ) -> Result<bool, RegistryError> {
+        if quota == 0 {
+            return Ok(false);
+        }
+        let counted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO quota_usage (plan, key_id, period, used) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (plan, key_id, period) DO UPDATE SET used = quota_usage.used + 1
+             WHERE quota_usage.used < $4
+             RETURNING used",
+        )
+        .bind(plan)
+        .bind(key)
+        .bind(period)
+        .bind(super::int(quota)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(counted.is_some())
+    }
+
     async fn list_plans(&self) -> Result<Vec<DocRecord>, RegistryError> {
         self.list_docs(Docs::Plans).await
     }
