@@ -14,9 +14,10 @@
 //! [`secrets`]), `edge` (URLs, APIs, usage plans and keyed admission, with [`plans`]),
 //! `events` (saved test events), [`models`] (the model store), [`provisioned`]
 //! (provisioned concurrency on versions and aliases, and warming before traffic moves),
-//! [`reconcile`], `error`.
+//! [`reconcile`], [`cluster`] (node membership), `error`.
 
 pub mod aliases;
+pub mod cluster;
 mod deploy;
 mod edge;
 mod error;
@@ -30,6 +31,7 @@ pub mod reconcile;
 pub mod secrets;
 
 pub use aliases::{AliasSpec, Aliases, VersionInfo, Versions};
+pub use cluster::{spawn_heartbeat, ClusterStatus, NodeIdentity};
 pub use deploy::{DeployOutcome, LayerInfo, Limits};
 pub use error::ControlError;
 pub use functions::{FunctionDetail, FunctionInfo};
@@ -89,6 +91,8 @@ pub struct ControlPlane {
     /// API keys seen valid (SHA-256 → key id), so a keyed request costs no database
     /// read; emptied when a key is deleted.
     api_keys: std::sync::RwLock<HashMap<String, String>>,
+    /// This node's name, once it has recorded itself ([`cluster`]).
+    node: std::sync::OnceLock<String>,
 }
 
 impl ControlPlane {
@@ -114,6 +118,7 @@ impl ControlPlane {
             api_follower: std::sync::OnceLock::new(),
             sealer,
             api_keys: std::sync::RwLock::new(HashMap::new()),
+            node: std::sync::OnceLock::new(),
         }
     }
 

@@ -309,6 +309,13 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// The generation of desired state this node has applied (0 before its first pass).
+    pub async fn applied_generation(&self) -> u64 {
+        self.reconcile_state.lock().await.generation.unwrap_or(0)
+    }
+}
+
 /// Runs a pass every `every`, and at once whenever `wake` is notified (PostgreSQL's change
 /// notifications), abort the handle to stop it: how writes made on other nodes, or
 /// functions that failed to converge, reach this one.

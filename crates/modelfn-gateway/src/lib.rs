@@ -156,6 +156,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::invocations::list),
         )
         .route("/v1/cost", get(admin::invocations::cost))
+        .route("/v1/cluster", get(admin::cluster::status))
         .route("/v1/async", get(admin::async_events::depths))
         .route("/v1/streams", get(streams::list))
         .route("/v1/buckets", get(objects::buckets))

@@ -6,6 +6,7 @@
 pub mod blobs;
 pub mod code_cache;
 pub mod metadata;
+pub mod nodes;
 pub mod package;
 pub mod s3;
 pub mod sql;
@@ -19,6 +20,7 @@ pub use metadata::{
     MetadataStore, ModelHead, ModelRecord, ModelStore, NewVersion, PlanRecord, ProvisionedRecord,
     ShadowTarget, UrlAuth, UrlRecord, VersionDeleted,
 };
+pub use nodes::{NodeRecord, NodeStore};
 pub use package::{PackageLimits, UnpackedPackage};
 pub use s3::S3BlobStore;
 pub use sql::{Backend, ChangeWatch, SqlMetadataStore};
@@ -66,4 +68,5 @@ pub mod prelude {
     pub use crate::metadata::{
         AliasStore, ChangeLog, EdgeStore, FunctionStore, LayerStore, MetadataStore, ModelStore,
     };
+    pub use crate::nodes::NodeStore;
 }

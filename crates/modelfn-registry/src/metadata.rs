@@ -6,6 +6,7 @@
 //! one generation counter in the same transaction: a node's reconciler reads the log from
 //! the last generation it applied (see `modelfn-control`'s `reconcile`).
 
+use crate::nodes::NodeStore;
 use crate::RegistryError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -459,11 +460,11 @@ pub trait ChangeLog: Send + Sync + 'static {
 
 /// Everything the registry records, as one object (`&dyn MetadataStore`).
 pub trait MetadataStore:
-    FunctionStore + LayerStore + AliasStore + EdgeStore + ModelStore + ChangeLog
+    FunctionStore + LayerStore + AliasStore + EdgeStore + ModelStore + ChangeLog + NodeStore
 {
 }
 
-impl<T: FunctionStore + LayerStore + AliasStore + EdgeStore + ModelStore + ChangeLog> MetadataStore
-    for T
+impl<T> MetadataStore for T where
+    T: FunctionStore + LayerStore + AliasStore + EdgeStore + ModelStore + ChangeLog + NodeStore
 {
 }

@@ -546,8 +546,35 @@ async fn quota_conformance(s: &dyn MetadataStore) {
     assert!(!s.take_quota("gold", "K3", "2026-11-28", 0).await.unwrap());
 }
 
+/// Nodes record themselves; the list is by name; old ones are forgotten.
+async fn node_conformance(s: &dyn MetadataStore) {
+    let mut n = modelfn_registry::NodeRecord {
+        name: "b-node".into(),
+        address: "10.0.0.2:8080".into(),
+        version: "0.1.0".into(),
+        started_ms: 1,
+        last_seen_ms: 100,
+        generation: 7,
+        in_flight: 3,
+    };
+    s.heartbeat(&n).await.unwrap();
+    let a = modelfn_registry::NodeRecord {
+        name: "a-node".into(),
+        last_seen_ms: 50,
+        ..n.clone()
+    };
+    s.heartbeat(&a).await.unwrap();
+    n.last_seen_ms = 200;
+    n.generation = 9;
+    s.heartbeat(&n).await.unwrap();
+    assert_eq!(s.list_nodes().await.unwrap(), vec![a, n.clone()]);
+    assert_eq!(s.forget_nodes(60).await.unwrap(), 1);
+    assert_eq!(s.list_nodes().await.unwrap(), vec![n]);
+}
+
 /// Every metadata suite, on one store.
 async fn metadata_conforms(store: SqlMetadataStore) {
+    node_conformance(&store).await;
     quota_conformance(&store).await;
     metadata_conformance(&store).await;
     change_log_conformance(&store).await;

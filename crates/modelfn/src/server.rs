@@ -196,6 +196,12 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         layer: layer_limits,
         total_unpacked_bytes: cfg.max_unpacked_bytes,
     };
+    // This node in the cluster's membership (on SQLite, the cluster is this node).
+    let identity = modelfn_control::NodeIdentity {
+        name: node.clone(),
+        address: stores::node_address(addr),
+        started_ms: modelfn_registry::now_ms(),
+    };
     // On PostgreSQL, changes committed by any node wake this one's reconciler at once.
     let change_watch = meta.watch_changes();
     let control = Arc::new(ControlPlane::new(
@@ -228,6 +234,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         RECONCILE_EVERY,
         change_watch.as_ref().map(|w| w.wake()),
     );
+    let heartbeat = modelfn_control::spawn_heartbeat(control.clone(), identity);
 
     let mut gw = GatewayConfig::new(token);
     gw.max_invoke_body_bytes = cfg.max_invoke_body_bytes;
@@ -334,6 +341,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         purger.abort();
         reconciler.abort();
         drop(change_watch);
+        heartbeat.abort();
         served
     });
     Ok(RunningServer {

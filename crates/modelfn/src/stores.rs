@@ -64,6 +64,22 @@ pub fn blobs(cfg: &ServeConfig, data: &Path, max_bytes: u64) -> Result<Arc<dyn B
     })
 }
 
+/// Where other nodes and operators reach this node: the listen address, or the host's
+/// name when it listens on every interface (`0.0.0.0:8080` in a pod).
+pub fn node_address(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("{}:{}", hostname(), addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// This node's name: `<host>-<random>`, made on first start and kept in the data
 /// directory, so a restarted node takes back its own work (its queue leases).
 pub fn node_name(data: &Path) -> Result<String> {
@@ -74,9 +90,7 @@ pub fn node_name(data: &Path) -> Result<String> {
             return Ok(name.to_string());
         }
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let host = hostname();
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("no randomness for the node name: {e}"))?;

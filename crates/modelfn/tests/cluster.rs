@@ -107,6 +107,21 @@ fn three_nodes_share_functions_and_aliases() {
     }
     let (keys, listing) = moto::keys(&s3, "modelfn-cluster");
     assert_eq!(keys.len(), 1, "{listing}");
+    // Membership: every node is up, and has applied the store's generation.
+    let status = wait_for_nodes(&nodes[1], |c| {
+        c["nodes"].as_array().unwrap().len() == 3
+            && c["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["state"] == "up" && n["generation"] == c["generation"])
+    });
+    assert_eq!(status["shared"], true, "{status}");
+    let (ok, table, err) = nodes[0].cli(&["cluster", "status"]);
+    assert!(
+        ok && table.contains("(this)") && table.contains("shared store"),
+        "{table}{err}"
+    );
 
     // A second version, and an alias on version 1 made on node 1.
     common::set_description(&pkg, "v2");
@@ -162,6 +177,7 @@ fn three_nodes_share_functions_and_aliases() {
     // A node dies; the others keep serving, and a deploy still reaches the survivors.
     let mut nodes = nodes;
     let dead = nodes.pop().unwrap();
+    let dead_address = dead.url.trim_start_matches("http://").to_string();
     drop(dead);
     common::set_description(&pkg, "v3");
     nodes[0].deploy(&pkg);
@@ -170,6 +186,34 @@ fn three_nodes_share_functions_and_aliases() {
         Instant::now(),
     );
     eprintln!("version 3 served on the other survivor after {t:?}");
+    // The dead node shows as lost once it has missed its records.
+    let lost = Instant::now();
+    wait_for_nodes(&nodes[0], |c| {
+        c["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["address"] == dead_address.as_str() && n["state"] == "lost")
+    });
+    eprintln!(
+        "the dead node was listed as lost {:?} after the kill",
+        lost.elapsed()
+    );
+}
+
+/// Polls `cluster status --json` on `node` until `done` holds (up to 30 s); answers it.
+fn wait_for_nodes(node: &Server, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out, err) = node.cli(&["cluster", "status", "--json"]);
+        assert!(ok, "{err}");
+        let status = common::json(&out);
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < until, "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Asynchronous events accepted by any node are one queue: a node killed (`kill -9`) with

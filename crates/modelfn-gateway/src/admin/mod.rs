@@ -5,6 +5,7 @@ pub mod aliases;
 pub mod apis;
 pub mod async_events;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod events;
 pub mod functions;

@@ -13,6 +13,7 @@ mod aliases;
 mod edge;
 mod functions;
 mod models;
+mod nodes;
 mod watch;
 
 pub use watch::{ChangeWatch, CHANNEL};

@@ -3,6 +3,7 @@
 //! are flattened into each.
 
 mod aliases;
+mod cluster;
 mod dlq;
 mod edge;
 mod functions;
@@ -16,6 +17,7 @@ mod streams;
 mod top;
 
 pub use aliases::{AliasCommand, ProvisionedCommand, VersionsCommand};
+pub use cluster::ClusterCommand;
 pub use dlq::{AsyncCommand, DlqCommand};
 pub use edge::{ApiCommand, KeysCommand, PlansCommand, UrlCommand};
 pub use functions::{
@@ -115,6 +117,9 @@ pub enum Command {
     /// The objects of the server's buckets: put, get, list, delete.
     #[command(subcommand)]
     Object(ObjectCommand),
+    /// The nodes sharing this server's store: up or lost, applied generation, calls running.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
 }
 
 /// How the CLI reaches a server.
@@ -232,5 +237,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Async(c) => c.run().await,
         Command::Streams(c) => c.run().await,
         Command::Object(c) => c.run().await,
+        Command::Cluster(c) => c.run().await,
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 mod changes;
 mod observe;
-pub use observe::{cost, invocations};
+pub use observe::{cluster, cost, invocations};
 
 /// `GET /v1/stats`.
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,6 @@
-//! Tables of invocation records and the cost report.
+//! Tables of invocation records, the cost report and the cluster's nodes.
 
-use super::{opt, render};
+use super::{opt, render, when};
 use modelfn_telemetry::cost::CostReport;
 use modelfn_telemetry::InvocationRecord;
 
@@ -83,4 +83,60 @@ pub fn cost(c: &CostReport) -> String {
         vec!["saving".into(), format!("{:.1}%", c.saving_percent)],
     ];
     out + &render(&["", "USD"], &rows)
+}
+
+/// `modelfn cluster status`.
+pub fn cluster(c: &modelfn_control::ClusterStatus) -> String {
+    let rows: Vec<Vec<String>> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            let state = match n.state {
+                modelfn_control::cluster::NodeState::Up => "up",
+                modelfn_control::cluster::NodeState::Lost => "lost",
+            };
+            let behind = c.generation.saturating_sub(n.node.generation);
+            vec![
+                if n.node.name == c.this_node {
+                    format!("{} (this)", n.node.name)
+                } else {
+                    n.node.name.clone()
+                },
+                n.node.address.clone(),
+                state.to_string(),
+                format!("{:.1}s ago", n.seen_ago_ms as f64 / 1000.0),
+                if behind == 0 {
+                    n.node.generation.to_string()
+                } else {
+                    format!("{} ({behind} behind)", n.node.generation)
+                },
+                n.node.in_flight.to_string(),
+                n.node.version.clone(),
+                when(n.node.started_ms),
+            ]
+        })
+        .collect();
+    let store = if c.shared {
+        "shared store (PostgreSQL)"
+    } else {
+        "this node's own store (SQLite): a cluster of one"
+    };
+    format!(
+        "{} node(s), {store}, generation {}\n{}",
+        c.nodes.len(),
+        c.generation,
+        render(
+            &[
+                "NODE",
+                "ADDRESS",
+                "STATE",
+                "LAST SEEN",
+                "GENERATION",
+                "RUNNING",
+                "VERSION",
+                "STARTED"
+            ],
+            &rows
+        )
+    )
 }
