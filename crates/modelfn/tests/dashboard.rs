@@ -90,6 +90,12 @@ fn the_dashboard_shows_functions_charts_invocations_and_cost_in_chromium() {
         assert!(traces.contains(span), "{span} is missing: {traces}");
     }
     assert!(dom.contains("serverless total"), "{dom}");
+    // The node itself, up, in the cluster panel (a cluster of one on SQLite).
+    let nodes = dom.split("id=\"nodes\"").nth(1).unwrap_or_default();
+    assert!(
+        nodes.contains("(this)") && nodes.contains(">up<") && dom.contains("a cluster of one"),
+        "{nodes}"
+    );
 
     // A screenshot, kept by CI.
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard.png");
