@@ -216,6 +216,58 @@ fn wait_for_nodes(node: &Server, done: impl Fn(&serde_json::Value) -> bool) -> s
     }
 }
 
+/// A hostile function on a cluster node finds none of the node's shared secrets: not in
+/// any environment it can read (its own included), nor the node's files, and it cannot
+/// reach PostgreSQL or the bucket from its sandbox.
+#[test]
+fn a_function_on_a_node_sees_none_of_the_clusters_secrets() {
+    let (pg, s3, tmp, nodes) = cluster();
+    let hostile = tmp.path().join("hostile");
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions/hostile"),
+        &hostile,
+    );
+    nodes[0].deploy(&hostile);
+    let data = &nodes[1].data_dir;
+    let paths: Vec<String> = ["admin-token", "node-name", "secrets.kek", "modelfn.db"]
+        .iter()
+        .map(|f| data.join(f).display().to_string())
+        .collect();
+    let s3_port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    // The probe does read environments: its own shows what the sandbox gives it.
+    let (_, own) = common::call(
+        &nodes[1],
+        "hostile",
+        serde_json::json!({"action": "probe", "secret": "AWS_ENDPOINT_URL="}),
+    );
+    assert_ne!(own["secret_seen_in"], serde_json::json!([]), "{own}");
+    let kek = "ab".repeat(32);
+    for secret in [TOKEN, kek.as_str(), "test-secret", "postgres://modelfn@"] {
+        let (_, r) = common::call(
+            &nodes[1],
+            "hostile",
+            serde_json::json!({
+                "action": "probe",
+                "secret": secret,
+                "paths": paths,
+                "ports": [pg.port, s3_port],
+            }),
+        );
+        assert_eq!(r["secret_seen_in"], serde_json::json!([]), "{secret}: {r}");
+        for (path, outcome) in r["paths"].as_object().unwrap() {
+            assert_ne!(outcome, "read", "{path} was readable from a sandbox");
+        }
+        for port in [pg.port, s3_port] {
+            assert_eq!(
+                r["connect"][port.to_string()],
+                "ConnectionRefusedError",
+                "{r}"
+            );
+        }
+        assert_ne!(r["key"][1], "test-secret", "the bucket's credentials: {r}");
+    }
+}
+
 /// Asynchronous events accepted by any node are one queue: a node killed (`kill -9`) with
 /// events running loses none; the others run them once its leases lapse.
 #[test]
