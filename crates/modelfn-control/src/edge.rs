@@ -128,8 +128,8 @@ impl ControlPlane {
         }
         let (period, day) = crate::plans::period_of(&plan);
         if !self
-            .meta
-            .take_quota(&plan.name, &key, &period, quota)
+            .quotas
+            .take(&self.meta, &plan.name, &key, &period, quota)
             .await?
         {
             return Ok(crate::plans::quota_used_up(&plan, quota));

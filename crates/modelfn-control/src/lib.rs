@@ -14,7 +14,8 @@
 //! [`secrets`]), `edge` (URLs, APIs, usage plans and keyed admission, with [`plans`]),
 //! `events` (saved test events), [`models`] (the model store), [`provisioned`]
 //! (provisioned concurrency on versions and aliases, and warming before traffic moves),
-//! [`reconcile`], [`cluster`] (node membership), `error`.
+//! [`reconcile`], [`cluster`] (node membership), `quota` (a cluster's quota counts,
+//! batched), `error`.
 
 pub mod aliases;
 pub mod cluster;
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod models;
 pub mod plans;
 pub mod provisioned;
+mod quota;
 pub mod reconcile;
 pub mod secrets;
 
@@ -72,6 +74,8 @@ pub struct ControlPlane {
     /// Usage plans, mirrored from the registry, and their counters.
     plans: std::sync::RwLock<Vec<UsagePlan>>,
     meter: std::sync::Mutex<Meter>,
+    /// Quota counts in a shared store, batched per key ([`quota`]).
+    quotas: quota::QuotaBatcher,
     /// Function URLs and their auth, mirrored from the registry (read on every URL call).
     urls: std::sync::RwLock<HashMap<String, modelfn_registry::UrlRecord>>,
     meta: Arc<dyn MetadataStore>,
@@ -106,6 +110,7 @@ impl ControlPlane {
         ControlPlane {
             plans: std::sync::RwLock::new(Vec::new()),
             meter: std::sync::Mutex::new(Meter::default()),
+            quotas: Default::default(),
             urls: std::sync::RwLock::new(HashMap::new()),
             meta,
             code,

@@ -7,7 +7,7 @@
 //! Rate and burst are a token bucket on each node. Quotas count on the node too when the
 //! metadata store is its own (SQLite: they restart with the server), and in the shared
 //! store when it is a cluster's (PostgreSQL: exact over every node, one conditional
-//! increment per request). `keys usage` counts on each node.
+//! upsert per batch of requests, `quota`). `keys usage` counts on each node.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

@@ -436,16 +436,17 @@ pub trait EdgeStore: Send + Sync + 'static {
     /// Whether other nodes write to this store too (a cluster's PostgreSQL): then what
     /// must hold over all nodes, such as quotas, is counted here.
     fn shared(&self) -> bool;
-    /// Counts one request of `key` against `plan`'s `quota` in `period`, unless the
-    /// quota is used up; answers whether it was counted. One conditional increment, so
-    /// nodes counting at once never pass the quota between them.
+    /// Counts up to `want` requests of `key` against `plan`'s `quota` in `period`, as
+    /// many as the quota has left; answers how many were counted. One conditional
+    /// upsert, so nodes counting at once never pass the quota between them.
     async fn take_quota(
         &self,
         plan: &str,
         key: &str,
         period: &str,
+        want: u64,
         quota: u64,
-    ) -> Result<bool, RegistryError>;
+    ) -> Result<u64, RegistryError>;
 }
 
 /// The log of changes to desired state.

@@ -530,20 +530,41 @@ async fn code_cache_conformance(blobs: Arc<dyn BlobStore>, work: &std::path::Pat
     assert!(matches!(e, RegistryError::InvalidPackage(_)), "{e}");
 }
 
-/// Quotas count one request at a time, per plan, key and period, never past the quota.
+/// Quotas count requests per plan, key and period, a batch at a time, granting what is
+/// left and never past the quota.
 async fn quota_conformance(s: &dyn MetadataStore) {
-    for _ in 0..3 {
-        assert!(s.take_quota("gold", "K1", "2026-11-28", 3).await.unwrap());
-    }
-    assert!(!s.take_quota("gold", "K1", "2026-11-28", 3).await.unwrap());
-    assert!(
-        s.take_quota("gold", "K1", "2026-11-28", 4).await.unwrap(),
+    let day = "2026-11-28";
+    assert_eq!(s.take_quota("gold", "K1", day, 1, 5).await.unwrap(), 1);
+    assert_eq!(s.take_quota("gold", "K1", day, 3, 5).await.unwrap(), 3);
+    assert_eq!(
+        s.take_quota("gold", "K1", day, 3, 5).await.unwrap(),
+        1,
+        "what is left"
+    );
+    assert_eq!(
+        s.take_quota("gold", "K1", day, 1, 5).await.unwrap(),
+        0,
+        "used up"
+    );
+    assert_eq!(
+        s.take_quota("gold", "K1", day, 2, 6).await.unwrap(),
+        1,
         "a raised quota"
     );
-    assert!(s.take_quota("gold", "K2", "2026-11-28", 3).await.unwrap());
-    assert!(s.take_quota("gold", "K1", "2026-11-29", 3).await.unwrap());
-    assert!(s.take_quota("silver", "K1", "2026-11-28", 3).await.unwrap());
-    assert!(!s.take_quota("gold", "K3", "2026-11-28", 0).await.unwrap());
+    assert_eq!(
+        s.take_quota("gold", "K2", day, 9, 5).await.unwrap(),
+        5,
+        "a first batch over"
+    );
+    assert_eq!(
+        s.take_quota("gold", "K1", "2026-11-29", 1, 5)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.take_quota("silver", "K1", day, 1, 5).await.unwrap(), 1);
+    assert_eq!(s.take_quota("gold", "K3", day, 1, 0).await.unwrap(), 0);
+    assert_eq!(s.take_quota("gold", "K3", day, 0, 5).await.unwrap(), 0);
 }
 
 /// Nodes record themselves; the list is by name; old ones are forgotten.
@@ -659,14 +680,16 @@ async fn two_nodes_share_one_postgresql() {
     for i in 0..60 {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
-            s.take_quota("gold", "K", "2026-11-28", 25).await.unwrap()
+            s.take_quota("gold", "K", "2026-11-28", 1 + i % 3, 50)
+                .await
+                .unwrap()
         }));
     }
     let mut counted = 0;
     for t in tasks {
-        counted += usize::from(t.await.unwrap());
+        counted += t.await.unwrap();
     }
-    assert_eq!(counted, 25);
+    assert_eq!(counted, 50);
     // A change committed on one node wakes the other's watch (LISTEN/NOTIFY).
     let watch = b.watch_changes().expect("PostgreSQL can be watched");
     let wake = watch.wake();

@@ -188,24 +188,34 @@ impl EdgeStore for SqlMetadataStore {
         plan: &str,
         key: &str,
         period: &str,
+        want: u64,
         quota: u64,
-    ) -> Result<bool, RegistryError> {
-        if quota == 0 {
-            return Ok(false);
+    ) -> Result<u64, RegistryError> {
+        if quota == 0 || want == 0 {
+            return Ok(0);
         }
-        let counted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO quota_usage (plan, key_id, period, used) VALUES ($1, $2, $3, 1)
-             ON CONFLICT (plan, key_id, period) DO UPDATE SET used = quota_usage.used + 1
-             WHERE quota_usage.used < $4
-             RETURNING used",
+        // SET's right-hand sides read the row as it was, so `prev` keeps the count before
+        // this statement and the grant is the difference.
+        let row = sqlx::query(
+            "INSERT INTO quota_usage (plan, key_id, period, used, prev)
+             VALUES ($1, $2, $3, CASE WHEN $4 <= $5 THEN $4 ELSE $5 END, 0)
+             ON CONFLICT (plan, key_id, period) DO UPDATE SET prev = quota_usage.used,
+               used = CASE WHEN quota_usage.used + $4 <= $5 THEN quota_usage.used + $4 ELSE $5 END
+             WHERE quota_usage.used < $5
+             RETURNING prev, used",
         )
         .bind(plan)
         .bind(key)
         .bind(period)
+        .bind(super::int(want)?)
         .bind(super::int(quota)?)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(counted.is_some())
+        let Some(row) = row else {
+            return Ok(0);
+        };
+        let (prev, used) = (super::uint(&row, 0)?, super::uint(&row, 1)?);
+        Ok(used.saturating_sub(prev))
     }
 
     async fn list_plans(&self) -> Result<Vec<DocRecord>, RegistryError> {

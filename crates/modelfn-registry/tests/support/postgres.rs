@@ -138,20 +138,23 @@ pub fn start() -> Postgres {
 }
 
 impl Postgres {
+    /// A client program of this server's (`createdb`, `psql`), connected as `modelfn`.
+    fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(self.bin.join(program));
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "modelfn",
+        ]);
+        c
+    }
+
     /// Makes a database and answers its URL.
     pub fn database(&self, name: &str) -> String {
-        let out = Command::new(self.bin.join("createdb"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "modelfn",
-                name,
-            ])
-            .output()
-            .unwrap();
+        let out = self.client("createdb").arg(name).output().unwrap();
         assert!(out.status.success(), "createdb {name}: {out:?}");
         self.url(name)
     }
@@ -162,15 +165,8 @@ impl Postgres {
 
     /// Runs one SQL statement with `psql` and answers its unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "modelfn",
-            ])
+        let out = self
+            .client("psql")
             .args([
                 "-X",
                 "-A",
