@@ -39,6 +39,10 @@ pub struct FunctionInfo {
     /// Live counters (absent when the function is recorded but could not be restored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<FunctionStats>,
+    /// Why the node that answered does not serve it (its last pass failed to install
+    /// it; retried every pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_served: Option<String>,
 }
 
 /// A function as `describe` shows it: its info, its aliases with every move of them
@@ -90,6 +94,7 @@ impl ControlPlane {
     pub(crate) fn info(&self, rec: FunctionRecord) -> FunctionInfo {
         let manifest = Manifest::from_toml(&rec.manifest).ok();
         FunctionInfo {
+            not_served: self.not_served(&rec.name),
             stats: self.scheduler.stats(&rec.name),
             scaling: self.scheduler.scaling(&rec.name),
             url_auth: self.url(&rec.name).map(|(auth, _)| auth),

@@ -126,9 +126,15 @@ impl ControlPlane {
             .into_iter()
             .find(|k| k.name == name)
         {
-            if let Some(secret) = self.key_secret(&key.id).await? {
-                return Ok((key.id, secret));
-            }
+            // A key that exists but does not unseal means this node has another KEK than
+            // the one that sealed it: an error, never a second key for the function.
+            return match self.key_secret(&key.id).await? {
+                Some(secret) => Ok((key.id, secret)),
+                None => Err(ControlError::Storage(format!(
+                    "the access key {} of function '{function}' does not unseal with this node's key-encryption key: every node of a cluster needs the same MODELFN_KEK",
+                    key.id
+                ))),
+            };
         }
         let key = self.new_key(&name, false, false).await?;
         Ok((key.access_key_id, key.secret_access_key.unwrap_or_default()))
@@ -215,11 +221,17 @@ impl ControlPlane {
     /// The secret of an access key, to verify a signature (`None`: no such key, or its
     /// secret does not open with this server's KEK).
     pub async fn key_secret(&self, id: &str) -> Result<Option<String>, ControlError> {
-        Ok(self
-            .meta
-            .access_key_secret(id)
-            .await?
-            .and_then(|stored| self.sealer().open(id, &stored)))
+        let Some(stored) = self.meta.access_key_secret(id).await? else {
+            return Ok(None);
+        };
+        let secret = self.sealer().open(id, &stored);
+        if secret.is_none() {
+            tracing::error!(
+                key = id,
+                "an access key's secret does not unseal with this node's key-encryption key (every node of a cluster needs the same MODELFN_KEK)"
+            );
+        }
+        Ok(secret)
     }
 }
 

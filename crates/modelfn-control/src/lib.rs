@@ -97,6 +97,8 @@ pub struct ControlPlane {
     api_keys: std::sync::RwLock<HashMap<String, String>>,
     /// This node's name, once it has recorded itself ([`cluster`]).
     node: std::sync::OnceLock<String>,
+    /// Functions recorded that this node could not install, with why ([`reconcile`]).
+    not_served: std::sync::RwLock<HashMap<String, String>>,
 }
 
 impl ControlPlane {
@@ -124,6 +126,7 @@ impl ControlPlane {
             sealer,
             api_keys: std::sync::RwLock::new(HashMap::new()),
             node: std::sync::OnceLock::new(),
+            not_served: Default::default(),
         }
     }
 

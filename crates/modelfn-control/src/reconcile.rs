@@ -145,7 +145,9 @@ impl ControlPlane {
                 state.retry.insert(name.clone());
                 continue;
             }
-            match self.converge_function(name).await {
+            let converged = self.converge_function(name).await;
+            self.set_not_served(name, converged.as_ref().err().map(|e| e.to_string()));
+            match converged {
                 Ok(true) => out.functions += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -310,6 +312,27 @@ impl ControlPlane {
 }
 
 impl ControlPlane {
+    /// Why this node does not serve `function`, when its last pass failed to install it.
+    pub fn not_served(&self, function: &str) -> Option<String> {
+        self.not_served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(function)
+            .cloned()
+    }
+
+    fn set_not_served(&self, function: &str, why: Option<String>) {
+        let mut map = self.not_served.write().unwrap_or_else(|p| p.into_inner());
+        match why {
+            Some(why) => {
+                map.insert(function.to_string(), why);
+            }
+            None => {
+                map.remove(function);
+            }
+        }
+    }
+
     /// The generation of desired state this node has applied (0 before its first pass).
     pub async fn applied_generation(&self) -> u64 {
         self.reconcile_state.lock().await.generation.unwrap_or(0)

@@ -199,7 +199,10 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     // This node in the cluster's membership (on SQLite, the cluster is this node).
     let identity = modelfn_control::NodeIdentity {
         name: node.clone(),
-        address: stores::node_address(addr),
+        address: cfg
+            .advertise
+            .clone()
+            .unwrap_or_else(|| stores::node_address(addr)),
         started_ms: modelfn_registry::now_ms(),
     };
     // On PostgreSQL, changes committed by any node wake this one's reconciler at once.

@@ -26,6 +26,10 @@ const TOKEN: &str = "cluster-admin-token-0123456789abcdef0123456789abcdef";
 /// Starts a node of the cluster with its own data directory and a short async lease (a
 /// dead node's events run elsewhere within it).
 fn node(data: &std::path::Path, database: &str, s3: &moto::Moto) -> Server {
+    node_with_kek(data, database, s3, &"ab".repeat(32))
+}
+
+fn node_with_kek(data: &std::path::Path, database: &str, s3: &moto::Moto, kek: &str) -> Server {
     std::fs::create_dir_all(data).unwrap();
     let cfg = data.with_extension("toml");
     std::fs::write(&cfg, "async_lease = \"3s\"\nasync_backoff = \"100ms\"\n").unwrap();
@@ -36,7 +40,7 @@ fn node(data: &std::path::Path, database: &str, s3: &moto::Moto) -> Server {
         .env("AWS_SECRET_ACCESS_KEY", "test-secret")
         .env("AWS_REGION", "us-east-1")
         .env("MODELFN_ADMIN_TOKEN", TOKEN)
-        .env("MODELFN_KEK", "ab".repeat(32));
+        .env("MODELFN_KEK", kek);
     let args = [
         "--database",
         database,
@@ -122,6 +126,46 @@ fn three_nodes_share_functions_and_aliases() {
         ok && table.contains("(this)") && table.contains("shared store"),
         "{table}{err}"
     );
+
+    // Invocation records: each node keeps the calls it served; any node lists them all.
+    let name_of = |url: &str| {
+        let address = url.trim_start_matches("http://");
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["address"] == address)
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let served_by: std::collections::BTreeSet<String> =
+        nodes[1..].iter().map(|n| name_of(&n.url)).collect();
+    let (ok, mine, err) = nodes[0].cli(&["invocations", "iris"]);
+    assert!(
+        ok && mine.contains("no invocations recorded"),
+        "{mine}{err}"
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, out, err) = nodes[0].cli(&["invocations", "iris", "--all-nodes", "--json"]);
+        assert!(ok, "{err}");
+        let seen: std::collections::BTreeSet<String> = out
+            .lines()
+            .map(|l| common::json(l)["node"].as_str().unwrap().to_string())
+            .collect();
+        if seen == served_by {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "{seen:?} against {served_by:?}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, table, err) = nodes[0].cli(&["invocations", "iris", "--all-nodes"]);
+    assert!(ok && table.starts_with("NODE"), "{table}{err}");
+    let (ok, _, err) = nodes[0].cli(&["invocations", "iris", "--all-nodes", "--follow"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
 
     // A second version, and an alias on version 1 made on node 1.
     common::set_description(&pkg, "v2");
@@ -266,6 +310,26 @@ fn a_function_on_a_node_sees_none_of_the_clusters_secrets() {
         }
         assert_ne!(r["key"][1], "test-secret", "the bucket's credentials: {r}");
     }
+    // A node started with another key-encryption key cannot unseal the function's key:
+    // the function is not served there (404, as on a node that lacks it), `describe` on
+    // that node names MODELFN_KEK as the reason, and no second key is made for it.
+    let stray = node_with_kek(
+        &tmp.path().join("stray"),
+        &pg.url("modelfn"),
+        &s3,
+        &"cd".repeat(32),
+    );
+    let (code, _, body) = invoke(&format!("{}/v1/functions/hostile/invoke", stray.url), "{}");
+    assert_eq!(code, 404, "{body}");
+    let (ok, out, err) = stray.cli(&["describe", "hostile"]);
+    assert!(
+        ok && out.contains("not served here") && out.contains("MODELFN_KEK"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = nodes[0].cli(&["keys", "list", "--json"]);
+    assert!(ok, "{err}");
+    let own = out.matches("function:hostile").count();
+    assert_eq!(own, 1, "{out}");
 }
 
 /// Asynchronous events accepted by any node are one queue: a node killed (`kill -9`) with

@@ -25,6 +25,9 @@ pub struct RecordParams {
     /// `success` or `error` (anything else that ended it).
     pub status: Option<String>,
     pub limit: Option<usize>,
+    /// `all`: every node's records (a cluster's nodes each keep their own), each marked
+    /// with its node; `this` (the default): this node's.
+    pub nodes: Option<String>,
 }
 
 fn store(state: &AppState) -> Result<&Arc<RecordStore>, ApiError> {
@@ -72,6 +75,25 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     state.control.describe(&function).await?;
+    let all_nodes = match p.nodes.as_deref() {
+        None | Some("this") => false,
+        Some("all") if p.after.is_some() => {
+            return Err(ApiError::bad_request(
+                "nodes=all cannot follow with after= (each node numbers its own records): ask each node, or use since=",
+            ))
+        }
+        Some("all") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "nodes={other:?}: ask for all or this"
+            )))
+        }
+    };
+    let others = if all_nodes {
+        Some(ask_others(&state, &function, &p).await)
+    } else {
+        None
+    };
     let success = success(p.status.as_deref())?;
     let q = RecordQuery {
         function: Some(function),
@@ -83,10 +105,80 @@ pub async fn list(
     };
     let store = store(&state)?.clone();
     // Records are read from files: off the async workers.
+    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     let records = tokio::task::spawn_blocking(move || store.query(&q))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", e.to_string()))?;
-    Ok(Json(serde_json::json!({ "invocations": records })).into_response())
+    let Some(others) = others else {
+        return Ok(Json(serde_json::json!({ "invocations": records })).into_response());
+    };
+    // Every node's records, each marked with its node, the newest `limit` oldest first.
+    let this = state.control.cluster_status().await?.this_node;
+    let mut all: Vec<serde_json::Value> = records
+        .into_iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .map(|r| with_node(r, &this))
+        .collect();
+    let mut unanswered = Vec::new();
+    for peer in others {
+        match peer.answer {
+            Ok(answer) => match answer.get("invocations").and_then(|v| v.as_array()) {
+                Some(list) => all.extend(list.iter().map(|r| with_node(r.clone(), &peer.node))),
+                None => unanswered.push(
+                    serde_json::json!({"node": peer.node, "error": "no invocations in its answer"}),
+                ),
+            },
+            Err(error) => unanswered.push(serde_json::json!({"node": peer.node, "error": error})),
+        }
+    }
+    let start = |r: &serde_json::Value| r.get("start_ms").and_then(|v| v.as_i64()).unwrap_or(0);
+    all.sort_by_key(start);
+    let skip = all.len().saturating_sub(limit);
+    all.drain(..skip);
+    Ok(Json(serde_json::json!({ "invocations": all, "unanswered": unanswered })).into_response())
+}
+
+fn with_node(mut record: serde_json::Value, node: &str) -> serde_json::Value {
+    if let Some(o) = record.as_object_mut() {
+        o.insert("node".into(), node.into());
+    }
+    record
+}
+
+/// The same query, for this node's records only, sent to every other node.
+async fn ask_others(
+    state: &AppState,
+    function: &str,
+    p: &RecordParams,
+) -> Vec<crate::admin::peers::PeerAnswer> {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let mut query = vec!["nodes=this".to_string()];
+    let pairs = [
+        ("since", p.since.clone()),
+        ("request_id", p.request_id.clone()),
+        ("status", p.status.clone()),
+        ("limit", p.limit.map(|l| l.to_string())),
+    ];
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            query.push(format!("{k}={}", enc(&v)));
+        }
+    }
+    let path = format!(
+        "/v1/functions/{}/invocations?{}",
+        enc(function),
+        query.join("&")
+    );
+    crate::admin::peers::ask_others(state, &path).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod layers;
 pub mod logs;
 pub mod models;
+pub mod peers;
 pub mod plans;
 pub mod provisioned;
 pub mod traces;

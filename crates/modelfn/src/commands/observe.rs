@@ -24,6 +24,10 @@ pub struct InvocationsCommand {
     /// At most this many (the newest).
     #[arg(long, default_value_t = 100)]
     limit: usize,
+    /// Every node's records, not only this server's (in a cluster each node keeps those
+    /// of the calls it served), with a NODE column.
+    #[arg(long, conflicts_with = "follow")]
+    all_nodes: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -37,10 +41,14 @@ impl InvocationsCommand {
             status,
             request_id,
             limit,
+            all_nodes,
             conn,
         } = self;
         let client = conn.client()?;
         let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+        if all_nodes {
+            query.push(("nodes", "all".into()));
+        }
         for (k, v) in [
             ("since", since),
             ("status", status),
@@ -72,8 +80,11 @@ impl InvocationsCommand {
                 print!("{}", table::invocations(&page.invocations, header));
                 header = false;
             }
+            for u in &page.unanswered {
+                eprintln!("modelfn: a node did not answer: {u}");
+            }
             if let Some(last) = page.invocations.last() {
-                after = Some(last.seq);
+                after = Some(last.record.seq);
             }
             if !follow {
                 return Ok(());

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// cluster; default: SQLite in the data directory.
     #[arg(long, env = "MODELFN_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
+    /// Where the other nodes of a cluster reach this one (`host:port`; in a pod, its IP);
+    /// default: the listen address, or the host name when listening on every interface.
+    #[arg(long, env = "MODELFN_ADVERTISE")]
+    pub advertise: Option<String>,
     /// A TOML configuration file.
     #[arg(long, env = "MODELFN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -49,6 +53,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     artifacts: Option<String>,
     database: Option<String>,
+    advertise: Option<String>,
     max_invoke_body_bytes: Option<usize>,
     map_max_input_mb: Option<usize>,
     max_object_mb: Option<u64>,
@@ -98,6 +103,8 @@ pub struct ServeConfig {
     pub artifacts: Option<String>,
     /// `postgres://...` for metadata; `None`: SQLite in the data directory.
     pub database: Option<String>,
+    /// `host:port` where other nodes reach this one.
+    pub advertise: Option<String>,
     /// The admin token, the same on every node (`MODELFN_ADMIN_TOKEN`); default: made on
     /// first start and kept in the data directory.
     pub admin_token: Option<String>,
@@ -179,6 +186,7 @@ impl ServeConfig {
             data_dir: default_data_dir(),
             artifacts: None,
             database: None,
+            advertise: None,
             admin_token: std::env::var("MODELFN_ADMIN_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
@@ -240,6 +248,7 @@ impl ServeConfig {
             }
             c.artifacts = f.artifacts;
             c.database = f.database;
+            c.advertise = f.advertise;
             if let Some(v) = f.max_invoke_body_bytes {
                 c.max_invoke_body_bytes = v;
             }
@@ -342,6 +351,9 @@ impl ServeConfig {
         if let Some(v) = &args.database {
             c.database = Some(v.clone());
         }
+        if let Some(v) = &args.advertise {
+            c.advertise = Some(v.clone());
+        }
         check_cluster(&c)?;
         if let Some(v) = &args.ort_library {
             c.ort_library = Some(v.clone());
@@ -424,5 +436,29 @@ mod tests {
         let c = ServeConfig::resolve(Some(file), &ServeArgs::default()).unwrap();
         let otlp = c.traces.and_then(|t| t.otlp).and_then(|o| o.endpoint);
         assert_eq!(otlp.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+        // The cluster's settings are checked, and a password never shows in the reason.
+        for (key, value, says) in [
+            (
+                "database",
+                "mysql://u:hunter2@db/m",
+                "is not a PostgreSQL URL",
+            ),
+            ("advertise", "10.0.3.7", "is not host:port"),
+            ("artifacts", "s3://Bad", "the bucket must be"),
+            ("async_lease", "1s", "under 3s"),
+        ] {
+            let file: FileConfig = toml::from_str(&format!("{key} = {value:?}")).unwrap();
+            let e = format!(
+                "{:#}",
+                ServeConfig::resolve(Some(file), &ServeArgs::default()).unwrap_err()
+            );
+            assert!(e.contains(says) && !e.contains("hunter2"), "{key}: {e}");
+        }
+        let file: FileConfig = toml::from_str(
+            "database = \"postgres://u:p@db:5432/m\"\nadvertise = \"10.0.3.7:8080\"",
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(Some(file), &ServeArgs::default()).unwrap();
+        assert_eq!(c.advertise.as_deref(), Some("10.0.3.7:8080"));
     }
 }

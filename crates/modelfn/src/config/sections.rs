@@ -124,6 +124,14 @@ pub(super) fn check_cluster(c: &ServeConfig) -> Result<()> {
     if let Some(url) = &c.artifacts {
         modelfn_registry::s3::parse_s3_url(url)?;
     }
+    if let Some(a) = &c.advertise {
+        let port = a.rsplit_once(':').and_then(|(host, port)| {
+            (!host.is_empty() && !host.contains('/')).then(|| port.parse::<u16>().ok())?
+        });
+        if port.is_none() {
+            bail!("advertise = {a:?} is not host:port (like 10.0.3.7:8080)");
+        }
+    }
     if let Some(t) = &c.admin_token {
         if t.len() < 32 || !t.chars().all(|ch| ch.is_ascii_graphic()) {
             bail!("MODELFN_ADMIN_TOKEN must be at least 32 printable characters without spaces (try: openssl rand -hex 32)");

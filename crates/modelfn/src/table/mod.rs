@@ -29,7 +29,19 @@ pub fn render_rows(header: &[&str], rows: &[Vec<String>]) -> String {
 
 #[derive(Debug, Deserialize)]
 pub struct Invocations {
-    pub invocations: Vec<modelfn_telemetry::InvocationRecord>,
+    pub invocations: Vec<ListedRecord>,
+    /// Nodes that did not answer (`--all-nodes`), with why.
+    #[serde(default)]
+    pub unanswered: Vec<serde_json::Value>,
+}
+
+/// A record as listed: with the node that served it when several nodes' are listed.
+#[derive(Debug, Deserialize, serde::Serialize)]
+pub struct ListedRecord {
+    #[serde(flatten)]
+    pub record: modelfn_telemetry::InvocationRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 pub use changes::{
     alias_set, aliases, detail, model_moved, models, provisioned, provisioned_one, shadow, versions,
@@ -209,6 +221,9 @@ pub fn describe(f: &FunctionInfo) -> String {
                 show(sc.max_delay.map(format_duration), "0 (no waiting)"),
             ]);
         }
+    }
+    if let Some(why) = &f.not_served {
+        rows.push(vec!["not served here".into(), why.clone()]);
     }
     if let Some(st) = &f.stats {
         rows.push(vec!["state".into(), st.state.as_str().into()]);

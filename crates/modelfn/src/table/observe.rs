@@ -2,17 +2,20 @@
 
 use super::{opt, render, when};
 use modelfn_telemetry::cost::CostReport;
-use modelfn_telemetry::InvocationRecord;
 
-/// `modelfn invocations` (the header only on the first page).
-pub fn invocations(list: &[InvocationRecord], header: bool) -> String {
+/// `modelfn invocations` (the header only on the first page; a NODE column when the
+/// records are several nodes').
+pub fn invocations(list: &[super::ListedRecord], header: bool) -> String {
     if list.is_empty() {
         return "no invocations recorded\n".into();
     }
+    let nodes = list.iter().any(|l| l.node.is_some());
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|r| {
-            vec![
+        .map(|l| {
+            let r = &l.record;
+            let mut row = vec![node_cell(l, nodes)];
+            row.extend([
                 modelfn_telemetry::time::rfc3339_ms(r.start_ms),
                 r.request_id.clone(),
                 r.version.to_string(),
@@ -27,28 +30,42 @@ pub fn invocations(list: &[InvocationRecord], header: bool) -> String {
                 format!("{:.2}", r.queue_wait_ms),
                 format!("{}/{}", opt(r.max_memory_used_mb), r.memory_mb),
                 opt(r.error.as_deref()),
-            ]
+            ]);
+            if !nodes {
+                row.remove(0);
+            }
+            row
         })
         .collect();
-    let text = render(
-        &[
-            "START",
-            "REQUEST ID",
-            "VERSION",
-            "OUTCOME",
-            "MS",
-            "BILLED",
-            "START KIND",
-            "QUEUE MS",
-            "MEM MB",
-            "ERROR",
-        ],
-        &rows,
-    );
+    let mut head = vec!["NODE"];
+    if !nodes {
+        head.clear();
+    }
+    head.extend([
+        "START",
+        "REQUEST ID",
+        "VERSION",
+        "OUTCOME",
+        "MS",
+        "BILLED",
+        "START KIND",
+        "QUEUE MS",
+        "MEM MB",
+        "ERROR",
+    ]);
+    let text = render(&head, &rows);
     if header {
         text
     } else {
         text.lines().skip(1).map(|l| format!("{l}\n")).collect()
+    }
+}
+
+fn node_cell(l: &super::ListedRecord, nodes: bool) -> String {
+    if nodes {
+        opt(l.node.as_deref())
+    } else {
+        String::new()
     }
 }
 
