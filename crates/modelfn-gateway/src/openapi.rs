@@ -157,8 +157,13 @@ pub fn document() -> Value {
                         "parameters": [{"name": "since", "in": "query", "schema": {"type": "string"}}, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                                        {"name": "request_id", "in": "query", "schema": {"type": "string"}},
                                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["success", "error"]}},
-                                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                                       {"name": "nodes", "in": "query", "schema": {"type": "string", "enum": ["this", "all"]}}],
                         "responses": responses(&[("200", "records", Some(any_json()))], ADMIN_ERRORS)}
+            },
+            "/v1/cluster": {
+                "get": {"summary": "the nodes sharing this server's store: up or lost, the generation each applied, the calls each runs", "security": [{"admin": []}],
+                        "responses": responses(&[("200", "the cluster", Some(any_json()))], ADMIN_ERRORS)}
             },
             "/v1/cost": {
                 "get": {"summary": "what recorded usage would cost on Lambda and API Gateway, beside an always-on server", "security": [{"admin": []}],
