@@ -86,11 +86,12 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         )
         .await
         .unwrap();
-    let queue: Arc<dyn modelfn_queue::InvocationQueue> = Arc::new(
+    let sql = Arc::new(
         modelfn_queue::SqlQueue::open(&dir.join("queue.db"))
             .await
             .unwrap(),
     );
+    let queue: Arc<dyn modelfn_queue::InvocationQueue> = sql.clone();
     router(AppState::new(AppContext {
         control,
         scheduler: scheduler.clone(),
@@ -101,7 +102,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
         apis: Default::default(),
         ready: Arc::new(AtomicBool::new(true)),
         events: modelfn_gateway::events::AsyncEvents::new(queue.clone(), Default::default()),
-        streams: modelfn_streams::StreamSources::new(scheduler, queue),
+        streams: modelfn_streams::StreamSources::new(scheduler, queue, sql),
         objects: Arc::new(
             modelfn_gateway::objects::store::BucketStore::new(dir.join("buckets"), 1024).unwrap(),
         ),

@@ -8,6 +8,7 @@
 //! [`sql::SqlQueue`] implements it on SQLite (embedded, one node) and on PostgreSQL (one
 //! queue for a cluster's nodes, leased with `FOR UPDATE SKIP LOCKED`).
 
+pub mod leases;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub use leases::Leases;
 pub use sql::SqlQueue;
 
 #[derive(Debug, thiserror::Error)]

@@ -109,6 +109,15 @@ impl SqlQueue {
         })
     }
 
+    /// This node's name, on its leases.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     async fn migrate(&self, what: &str) -> Result<(), QueueError> {
         let result = if self.postgres {
             postgres_migrator().run(&self.pool).await

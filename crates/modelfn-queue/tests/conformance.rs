@@ -181,6 +181,33 @@ async fn a_buried_event_is_dead_at_once_and_redriven_as_any(q: &dyn InvocationQu
     assert_eq!(q.lease(10, LEASE, &any).await.unwrap().len(), 1);
 }
 
+/// Named leases: one holder at a time; renewed by its holder; taken by another once
+/// lapsed or released.
+async fn leases_have_one_holder(a: &SqlQueue, b: &SqlQueue) {
+    use modelfn_queue::Leases;
+    let short = Duration::from_millis(300);
+    assert!(a.hold("stream:f:s", short).await.unwrap());
+    assert!(!b.hold("stream:f:s", short).await.unwrap(), "a holds it");
+    assert!(
+        a.hold("stream:f:s", short).await.unwrap(),
+        "renewed by its holder"
+    );
+    assert!(b.hold("stream:g:s", LEASE).await.unwrap(), "another name");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        b.hold("stream:f:s", LEASE).await.unwrap(),
+        "lapsed: b takes it"
+    );
+    assert!(!a.hold("stream:f:s", short).await.unwrap());
+    b.release("stream:f:s").await.unwrap();
+    a.release("stream:g:s").await.unwrap(); // not its lease: no effect
+    assert!(!a.hold("stream:g:s", short).await.unwrap());
+    assert!(
+        a.hold("stream:f:s", short).await.unwrap(),
+        "released: a takes it"
+    );
+}
+
 /// Every suite, each on a fresh queue from `fresh`.
 async fn conforms<F, Fut>(fresh: F)
 where
@@ -225,6 +252,7 @@ async fn nodes_share_one_postgresql_queue() {
     let url = pg.database("shared");
     let a = Arc::new(SqlQueue::connect(&url, 4, "node-a").await.unwrap());
     let b = Arc::new(SqlQueue::connect(&url, 4, "node-b").await.unwrap());
+    leases_have_one_holder(&a, &b).await;
     for i in 0..300 {
         let q = if i % 2 == 0 { &a } else { &b };
         q.enqueue(event(&format!("e{i}"), "f")).await.unwrap();

@@ -4,6 +4,11 @@
 //! starts or stops one), runs a worker per shard ([`shard`]), and keeps each shard's
 //! counters, lag and iterator age for `/metrics` and `GET /v1/streams`.
 //!
+//! A mapping runs on one node at a time: the node holds its lease ([`Leases`], in the
+//! cluster's PostgreSQL; on SQLite the node is alone), renewed at every pass. Other nodes
+//! stand by; when the holder stops or dies, its lease lapses within [`LEASE_FOR`], and the
+//! next node to take it reads the records the group gave and never saw acknowledged first.
+//!
 //! Why Redis Streams first: it is what teams most often already run beside an HTTP
 //! service, its consumer groups keep the checkpoint in the broker (`XACK` after success),
 //! and Redis 7 reports each group's lag. NATS JetStream would be the second.
@@ -15,7 +20,7 @@ mod shard;
 pub use record::Record;
 
 use modelfn_core::StreamSource;
-use modelfn_queue::InvocationQueue;
+use modelfn_queue::{InvocationQueue, Leases};
 use modelfn_scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -25,8 +30,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How often the mappings are converged to the served manifests.
+/// How often the mappings are converged to the served manifests (and their leases
+/// renewed).
 const CONVERGE_EVERY: Duration = Duration::from_secs(1);
+/// How long a mapping's lease lasts unrenewed: a dead node's mappings move within this.
+pub const LEASE_FOR: Duration = Duration::from_secs(5);
 
 /// One shard's counters, written by its worker.
 #[derive(Debug, Default)]
@@ -91,8 +99,18 @@ struct Mapping {
 pub struct StreamSources {
     scheduler: Arc<Scheduler>,
     queue: Arc<dyn InvocationQueue>,
+    leases: Arc<dyn Leases>,
     running: Mutex<HashMap<(String, StreamSource), Mapping>>,
     stopping: AtomicBool,
+}
+
+/// The lease of a mapping: its function, stream and Redis server (without a password).
+fn lease_name(function: &str, source: &StreamSource) -> String {
+    format!(
+        "stream:{function}:{}:{}",
+        source.redis_shown(),
+        source.stream
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,11 +119,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl StreamSources {
     /// Mappings invoke through `scheduler`; records that keep failing go to `queue`'s
-    /// dead-letter store.
-    pub fn new(scheduler: Arc<Scheduler>, queue: Arc<dyn InvocationQueue>) -> Arc<Self> {
+    /// dead-letter store; a mapping runs while this node holds its lease in `leases`.
+    pub fn new(
+        scheduler: Arc<Scheduler>,
+        queue: Arc<dyn InvocationQueue>,
+        leases: Arc<dyn Leases>,
+    ) -> Arc<Self> {
         Arc::new(StreamSources {
             scheduler,
             queue,
+            leases,
             running: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         })
@@ -116,39 +139,66 @@ impl StreamSources {
         let me = self.clone();
         tokio::spawn(async move {
             while !me.stopping.load(Ordering::Acquire) {
-                me.converge();
+                me.converge().await;
                 tokio::time::sleep(CONVERGE_EVERY).await;
             }
         })
     }
 
-    /// Starts the mappings the served functions' latest manifests name and stops those
-    /// they no longer do (a changed table is a new mapping).
-    pub fn converge(&self) {
-        let mut wanted = Vec::new();
+    /// Starts the mappings the served functions' latest manifests name and this node
+    /// holds the lease of, and stops those they no longer name or whose lease another
+    /// node has (a changed table is a new mapping).
+    pub async fn converge(&self) {
+        let mut named = Vec::new();
         for name in self.scheduler.names() {
             if let Some(spec) = self.scheduler.spec(&name) {
                 for s in &spec.manifest.streams {
-                    wanted.push((name.clone(), s.clone()));
+                    named.push((name.clone(), s.clone()));
                 }
             }
         }
-        let mut running = lock(&self.running);
-        running.retain(|key, m| {
+        let mut wanted = Vec::new();
+        for key in named {
+            match self
+                .leases
+                .hold(&lease_name(&key.0, &key.1), LEASE_FOR)
+                .await
+            {
+                Ok(true) => wanted.push(key),
+                Ok(false) => {}
+                // The store is unreachable: keep what runs (its lease may still be ours),
+                // start nothing new.
+                Err(e) => {
+                    tracing::warn!(function = %key.0, error = %e, "could not renew a stream mapping's lease");
+                    if lock(&self.running).contains_key(&key) {
+                        wanted.push(key);
+                    }
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        {
+            let mut running = lock(&self.running);
+            running.retain(|key, m| {
             let keep = wanted.contains(key);
             if !keep {
-                tracing::info!(function = %key.0, stream = %key.1.stream, "stream source stopped");
+                tracing::info!(function = %key.0, stream = %key.1.stream, "stream source stopped on this node");
                 let _ = m.stop.send(true);
+                gone.push(lease_name(&key.0, &key.1));
             }
             keep
         });
-        for key in wanted {
-            if running.contains_key(&key) || self.stopping.load(Ordering::Acquire) {
-                continue;
+            for key in wanted {
+                if running.contains_key(&key) || self.stopping.load(Ordering::Acquire) {
+                    continue;
+                }
+                tracing::info!(function = %key.0, stream = %key.1.stream, shards = key.1.shards, "stream source started");
+                let m = self.start(&key.0, &key.1);
+                running.insert(key, m);
             }
-            tracing::info!(function = %key.0, stream = %key.1.stream, shards = key.1.shards, "stream source started");
-            let m = self.start(&key.0, &key.1);
-            running.insert(key, m);
+        }
+        for name in gone {
+            let _ = self.leases.release(&name).await;
         }
     }
 
@@ -224,6 +274,23 @@ impl StreamSources {
             .is_err()
         {
             aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+        // Another node takes the mappings over at once, not when the leases lapse.
+        let names: Vec<String> = self
+            .scheduler
+            .names()
+            .into_iter()
+            .filter_map(|n| self.scheduler.spec(&n).map(|s| (n, s)))
+            .flat_map(|(n, s)| {
+                s.manifest
+                    .streams
+                    .iter()
+                    .map(|src| lease_name(&n, src))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for name in names {
+            let _ = self.leases.release(&name).await;
         }
     }
 }

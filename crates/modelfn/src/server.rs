@@ -252,9 +252,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         DoorAuth::Key
     });
     let ready = Arc::new(AtomicBool::new(false));
-    let queue = stores::queue(&cfg, data, &node).await?;
+    let sql_queue = stores::queue(&cfg, data, &node).await?;
+    let queue: Arc<dyn modelfn_queue::InvocationQueue> = sql_queue.clone();
     let events = AsyncEvents::new(queue.clone(), cfg.async_events.clone());
-    let streams = modelfn_streams::StreamSources::new(scheduler.clone(), queue);
+    // The queue's database also holds the leases that keep a stream mapping on one node.
+    let streams = modelfn_streams::StreamSources::new(scheduler.clone(), queue, sql_queue);
     let objects = modelfn_gateway::objects::store::BucketStore::new(
         data.join("buckets"),
         cfg.max_object_bytes,

@@ -5,7 +5,7 @@
 
 use crate::config::ServeConfig;
 use anyhow::{Context, Result};
-use modelfn_queue::{InvocationQueue, SqlQueue};
+use modelfn_queue::SqlQueue;
 use modelfn_registry::{BlobStore, LocalBlobStore, S3BlobStore, SqlMetadataStore};
 use std::io::Write;
 use std::path::Path;
@@ -35,8 +35,9 @@ pub async fn metadata(cfg: &ServeConfig, data: &Path) -> Result<SqlMetadataStore
     Ok(meta)
 }
 
-/// The asynchronous queue: in the cluster's PostgreSQL, else its own SQLite file.
-pub async fn queue(cfg: &ServeConfig, data: &Path, node: &str) -> Result<Arc<dyn InvocationQueue>> {
+/// The asynchronous queue (and the leases of stream mappings): in the cluster's
+/// PostgreSQL, else its own SQLite file.
+pub async fn queue(cfg: &ServeConfig, data: &Path, node: &str) -> Result<Arc<SqlQueue>> {
     let queue = match &cfg.database {
         Some(url) => SqlQueue::connect(url, QUEUE_CONNECTIONS, node)
             .await

@@ -446,3 +446,96 @@ fn a_quota_is_exact_across_three_nodes() {
     assert_eq!(total.get(&200), Some(&1000), "{total:?}");
     assert_eq!(total.get(&429), Some(&500), "{total:?}");
 }
+
+/// A stream mapping runs on one node at a time (its lease in PostgreSQL). When that node
+/// is killed, another takes the mapping over once the lease lapses, reads the records the
+/// dead node held unacknowledged first, and every record is processed.
+#[test]
+fn a_stream_mapping_runs_on_one_node_and_moves_when_it_dies() {
+    const N: u64 = 40;
+    let (_pg, _s3, tmp, mut nodes) = cluster();
+    let redis = common::redis::Redis::start(tmp.path());
+    let fdir = tmp.path().join("stream-consumer");
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions/stream-consumer"),
+        &fdir,
+    );
+    let template = std::fs::read_to_string(fdir.join("modelfn.toml.in")).unwrap();
+    std::fs::remove_file(fdir.join("modelfn.toml.in")).unwrap();
+    let head = template.split("[[streams]]").next().unwrap().to_string();
+    // What the function did is pushed to Redis: a kill cannot take it back.
+    let manifest = format!(
+        "{head}network = \"host\"\n\n[environment]\nSINK = \"127.0.0.1:{port}\"\n\n[[streams]]\nredis = \"redis://127.0.0.1:{port}\"\nstream = \"events\"\nbatch_size = 2\n",
+        port = redis.port
+    );
+    std::fs::write(fdir.join("modelfn.toml"), manifest).unwrap();
+    let mut cmds = String::new();
+    for seq in 1..=N {
+        cmds += &format!("XADD events * seq {seq} sleep 0.2\n");
+    }
+    redis.cli(&cmds);
+    nodes[0].deploy(&fdir);
+
+    let runs_it = |n: &Server| {
+        !common::events::admin(n, "/v1/streams")["shards"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    };
+    let holders = |nodes: &[Server]| -> Vec<usize> {
+        (0..nodes.len()).filter(|i| runs_it(&nodes[*i])).collect()
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    let holder = loop {
+        let h = holders(&nodes);
+        if h.len() == 1 {
+            break h[0];
+        }
+        assert!(h.len() < 2, "the mapping runs on {h:?}");
+        assert!(Instant::now() < until, "no node took the mapping");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // It stays on one node.
+    for _ in 0..5 {
+        assert_eq!(holders(&nodes), vec![holder]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let processed = || -> std::collections::BTreeSet<u64> {
+        redis
+            .cli("LRANGE processed 0 -1\n")
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .flat_map(|l| {
+                common::json(l)["seqs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while processed().len() < 4 {
+        assert!(Instant::now() < until, "no batch ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Killed mid-stream: another node takes over and finishes.
+    drop(nodes.remove(holder));
+    let killed = Instant::now();
+    let until = Instant::now() + Duration::from_secs(120);
+    while (processed().len() as u64) < N {
+        assert!(
+            Instant::now() < until,
+            "processed {:?} of {N}",
+            processed().len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let h = holders(&nodes);
+    assert_eq!(h.len(), 1, "one survivor runs it: {h:?}");
+    eprintln!(
+        "every record of {N} processed {:?} after the holder's kill",
+        killed.elapsed()
+    );
+}

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod events;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
