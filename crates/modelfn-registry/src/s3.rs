@@ -61,6 +61,15 @@ pub fn install_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The bucket of `s3://bucket/prefix`, configured from the `AWS_*` environment, and the
+/// prefix: for what else a cluster keeps in the bucket (the buckets of `/v1/buckets`).
+pub fn bucket_from_env(
+    url: &str,
+) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, String), RegistryError> {
+    let s = S3BlobStore::from_env(url, 0)?;
+    Ok((std::sync::Arc::new(s.store), s.prefix))
+}
+
 impl S3BlobStore {
     /// A store for `s3://bucket/prefix`, configured from the `AWS_*` environment, that
     /// reads no object over `max_bytes`.

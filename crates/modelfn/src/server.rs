@@ -257,11 +257,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let events = AsyncEvents::new(queue.clone(), cfg.async_events.clone());
     // The queue's database also holds the leases that keep a stream mapping on one node.
     let streams = modelfn_streams::StreamSources::new(scheduler.clone(), queue, sql_queue);
-    let objects = modelfn_gateway::objects::store::BucketStore::new(
-        data.join("buckets"),
-        cfg.max_object_bytes,
-    )
-    .with_context(|| format!("opening the buckets in {}", data.join("buckets").display()))?;
+    let objects = stores::buckets(&cfg, data)?;
     let state = AppState::new(AppContext {
         control: control.clone(),
         scheduler: scheduler.clone(),

@@ -1,10 +1,12 @@
 //! Where a node keeps its state: the embedded defaults in the data directory (SQLite
-//! files, a blob directory), or a cluster's shared services (PostgreSQL for metadata and
-//! the asynchronous queue, an S3 bucket for blobs); and what names the node and admits
+//! files, a blob directory, the buckets' directory), or a cluster's shared services
+//! (PostgreSQL for metadata and the asynchronous queue, an S3 bucket for blobs and the
+//! buckets' objects); and what names the node and admits
 //! its administrator (the node's name, the admin token).
 
 use crate::config::ServeConfig;
 use anyhow::{Context, Result};
+use modelfn_gateway::objects::store::BucketStore;
 use modelfn_queue::SqlQueue;
 use modelfn_registry::{BlobStore, LocalBlobStore, S3BlobStore, SqlMetadataStore};
 use std::io::Write;
@@ -79,6 +81,19 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
+}
+
+/// The buckets of `/v1/buckets`: under `prefix/buckets/` of the cluster's bucket
+/// (`artifacts`), else in the data directory.
+pub fn buckets(cfg: &ServeConfig, data: &Path) -> Result<BucketStore> {
+    if let Some(url) = &cfg.artifacts {
+        let (store, prefix) =
+            modelfn_registry::s3::bucket_from_env(url).context("opening the buckets' S3 bucket")?;
+        return Ok(BucketStore::s3(store, prefix, cfg.max_object_bytes));
+    }
+    let dir = data.join("buckets");
+    BucketStore::new(dir.clone(), cfg.max_object_bytes)
+        .with_context(|| format!("opening the buckets in {}", dir.display()))
 }
 
 /// This node's name: `<host>-<random>`, made on first start and kept in the data

@@ -539,3 +539,88 @@ fn a_stream_mapping_runs_on_one_node_and_moves_when_it_dies() {
         killed.elapsed()
     );
 }
+
+/// Buckets are the cluster's: an object written through one node is read, listed and
+/// deleted through the others (it lives in the S3 bucket under `prefix/buckets/`), a
+/// large one streams in as a multipart upload, and a write's trigger runs on any node:
+/// `examples/batch-csv`'s predictions, written by the function wherever it ran, are read
+/// through a third node.
+#[test]
+fn buckets_are_shared_by_every_node() {
+    let (_pg, s3, tmp, nodes) = cluster();
+    nodes[0].deploy(&example("iris"));
+    nodes[0].deploy(&example("batch-csv"));
+    let csv = example("batch-csv").join("flowers.csv");
+    let (ok, _, err) = nodes[1].cli(&[
+        "object",
+        "put",
+        "uploads/incoming/flowers.csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let until = Instant::now() + Duration::from_secs(60);
+    let predictions = loop {
+        let (ok, out, _) =
+            nodes[2].cli(&["object", "get", "uploads/incoming/flowers.predictions.csv"]);
+        if ok {
+            break out;
+        }
+        assert!(
+            Instant::now() < until,
+            "the trigger's predictions never came"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
+    assert!(
+        predictions.starts_with("sl,sw,pl,pw,prediction"),
+        "{predictions}"
+    );
+    assert_eq!(predictions.lines().count(), rows, "{predictions}");
+
+    // A 12 MB object (three upload parts) through node 0, the same bytes through node 2.
+    let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let file = tmp.path().join("big.bin");
+    std::fs::write(&file, &big).unwrap();
+    let (ok, out, err) = nodes[0].cli(&[
+        "object",
+        "put",
+        "data/blobs/big.bin",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && out.contains("stored data/blobs/big.bin"),
+        "{out}{err}"
+    );
+    let back = tmp.path().join("back.bin");
+    let (code, _) = common::curl(&[
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        "-o",
+        back.to_str().unwrap(),
+        &format!("{}/v1/buckets/data/blobs/big.bin", nodes[2].url),
+    ]);
+    assert_eq!(code, 200);
+    assert!(
+        std::fs::read(&back).unwrap() == big,
+        "the bytes came back changed"
+    );
+    let (ok, out, _) = nodes[1].cli(&["object", "list", "data", "--prefix", "blobs/"]);
+    assert!(
+        ok && out.contains("blobs/big.bin") && out.contains("12582912"),
+        "{out}"
+    );
+    // In the S3 bucket, under the prefix.
+    let (keys, listing) = moto::keys(&s3, "modelfn-cluster");
+    assert!(
+        keys.iter().any(|k| k == "prod/buckets/data/blobs/big.bin"),
+        "{listing}"
+    );
+    // Deleted through node 1, gone for node 0; a second delete finds nothing.
+    let (ok, _, err) = nodes[1].cli(&["object", "delete", "data/blobs/big.bin"]);
+    assert!(ok, "{err}");
+    let (ok, _, _) = nodes[0].cli(&["object", "get", "data/blobs/big.bin"]);
+    assert!(!ok, "deleted, yet still read");
+    let (ok, _, _) = nodes[1].cli(&["object", "delete", "data/blobs/big.bin"]);
+    assert!(!ok, "a second delete found something");
+}

@@ -1,11 +1,13 @@
 //! Buckets and their triggers. `PUT`, `GET` and `DELETE /v1/buckets/{bucket}/{key}` and
-//! `GET /v1/buckets/{bucket}?prefix=` keep objects in the node's [`store`]; the admin
+//! `GET /v1/buckets/{bucket}?prefix=` keep objects in the [`store`] (the node's
+//! directory, or the cluster's S3 bucket); the admin
 //! token may use every bucket, a function (from its sandbox) the buckets its
 //! `[permissions] buckets` grants. Once an object is written or deleted, every served
 //! function whose `[[objects]]` table matches gets an S3-style event record as an
 //! asynchronous event (durable, retried, dead-lettered, with its destinations), stored
 //! before the write is answered.
 
+mod s3;
 pub mod store;
 
 use crate::error::ApiError;
@@ -111,20 +113,8 @@ pub async fn get(
     caller: Option<Extension<Arc<FunctionCaller>>>,
 ) -> Result<Response, ApiError> {
     admit(&state, &headers, &caller)?;
-    let (file, size) = state.objects.get(&bucket, &key).await?;
-    let chunks = futures::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    });
-    let mut resp = Response::new(Body::from_stream(chunks));
+    let (body, size) = state.objects.get(&bucket, &key).await?;
+    let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -1,8 +1,8 @@
 //! Buckets in a local directory: `<data>/buckets/<bucket>/<key>`, an object written to a
 //! temporary file as its body streams in (bounded, hashed) and renamed into place, so a
-//! reader sees the whole old object or the whole new one. Keys are checked
-//! ([`modelfn_core::objects::check_key`]) before they become paths: no `..`, no absolute
-//! path, no hidden part.
+//! reader sees the whole old object or the whole new one; or, in a cluster, in its S3
+//! bucket ([`super::s3`]). Names are checked ([`modelfn_core::objects::check_key`]) before
+//! they become paths or object names: no `..`, no absolute path, no hidden part.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -10,7 +10,11 @@ use modelfn_core::objects::{check_bucket, check_key};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use tokio::io::AsyncWriteExt;
+
+/// An object's body, as it streams from where it is kept.
+pub type ObjectBody = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 /// An object as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -46,19 +50,35 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-/// The buckets of this node.
+/// The buckets: this node's directory, or the cluster's S3 bucket.
 pub struct BucketStore {
     root: PathBuf,
+    s3: Option<super::s3::S3Buckets>,
     max_object_bytes: u64,
 }
 
 impl BucketStore {
+    /// Buckets in a directory of this node.
     pub fn new(root: PathBuf, max_object_bytes: u64) -> std::io::Result<BucketStore> {
         std::fs::create_dir_all(root.join(".tmp"))?;
         Ok(BucketStore {
             root,
+            s3: None,
             max_object_bytes,
         })
+    }
+
+    /// Buckets under `prefix/buckets/` of an S3 bucket, shared by every node.
+    pub fn s3(
+        store: std::sync::Arc<dyn object_store::ObjectStore>,
+        prefix: String,
+        max_object_bytes: u64,
+    ) -> BucketStore {
+        BucketStore {
+            root: PathBuf::new(),
+            s3: Some(super::s3::S3Buckets::new(store, prefix)),
+            max_object_bytes,
+        }
     }
 
     pub fn max_object_bytes(&self) -> u64 {
@@ -78,6 +98,15 @@ impl BucketStore {
         E: std::fmt::Display,
     {
         let path = self.path(bucket, key)?;
+        if let Some(s3) = &self.s3 {
+            let (size, etag) = s3.put(bucket, key, body, self.max_object_bytes).await?;
+            return Ok(Stored {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                size,
+                etag,
+            });
+        }
         let tmp = self
             .root
             .join(".tmp")
@@ -139,9 +168,12 @@ impl BucketStore {
         Ok((size, hex::encode(hash.finalize())))
     }
 
-    /// The object's file, opened, and its size.
-    pub async fn get(&self, bucket: &str, key: &str) -> Result<(tokio::fs::File, u64), StoreError> {
+    /// The object's body, streamed, and its size.
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<(ObjectBody, u64), StoreError> {
         let path = self.path(bucket, key)?;
+        if let Some(s3) = &self.s3 {
+            return s3.get(bucket, key).await;
+        }
         let not_found = || StoreError::NotFound(format!("{bucket}/{key}"));
         let file = tokio::fs::File::open(&path)
             .await
@@ -150,12 +182,15 @@ impl BucketStore {
         if !meta.is_file() {
             return Err(not_found());
         }
-        Ok((file, meta.len()))
+        Ok((Box::pin(file_chunks(file)), meta.len()))
     }
 
     /// Deletes the object; answers whether there was one.
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
         let path = self.path(bucket, key)?;
+        if let Some(s3) = &self.s3 {
+            return s3.delete(bucket, key).await;
+        }
         match tokio::fs::metadata(&path).await {
             Ok(m) if m.is_file() => {
                 tokio::fs::remove_file(&path).await?;
@@ -174,6 +209,9 @@ impl BucketStore {
         limit: usize,
     ) -> Result<(Vec<ObjectInfo>, bool), StoreError> {
         check_bucket(bucket).map_err(StoreError::BadName)?;
+        if let Some(s3) = &self.s3 {
+            return s3.list(bucket, prefix, limit).await;
+        }
         let dir = self.root.join(bucket);
         let prefix = prefix.to_string();
         tokio::task::spawn_blocking(move || {
@@ -190,6 +228,9 @@ impl BucketStore {
 
     /// The buckets that hold objects or held some.
     pub async fn buckets(&self) -> Result<Vec<String>, StoreError> {
+        if let Some(s3) = &self.s3 {
+            return s3.buckets().await;
+        }
         let mut out = Vec::new();
         let mut dir = tokio::fs::read_dir(&self.root).await?;
         while let Some(e) = dir.next_entry().await? {
@@ -201,6 +242,22 @@ impl BucketStore {
         out.sort();
         Ok(out)
     }
+}
+
+/// A file read in 64 KB chunks.
+fn file_chunks(file: tokio::fs::File) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
+    futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    })
 }
 
 /// A write that failed because a part of the key is an object already (`a` when
