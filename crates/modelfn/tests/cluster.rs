@@ -52,6 +52,57 @@ fn node_with_kek(data: &std::path::Path, database: &str, s3: &moto::Moto, kek: &
     Server::start_command(data, &args, cmd)
 }
 
+/// A small round-robin balancer on loopback: each connection it accepts is relayed to
+/// the next node in turn (per connection, as HAProxy or a Kubernetes Service does).
+/// Stops accepting when dropped; relays end with their connections.
+struct Balancer {
+    addr: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl Balancer {
+    fn start(nodes: &[Server]) -> Balancer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let backends: Vec<String> = nodes
+            .iter()
+            .map(|n| n.url.trim_start_matches("http://").to_string())
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            let mut next = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let backend =
+                    std::net::TcpStream::connect(&backends[next % backends.len()]).unwrap();
+                next += 1;
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), backend.try_clone().unwrap()),
+                    (backend, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Balancer { addr, stop }
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 /// How long until `url` answers 200 (polled every 10 ms, up to 30 s).
 fn time_to_serve(url: &str, since: Instant) -> Duration {
     loop {
@@ -182,13 +233,13 @@ fn three_nodes_share_functions_and_aliases() {
     // Load on all three nodes while node 2 moves the alias to version 2: no call fails,
     // and once the move has reached a node, that node never runs version 1 again.
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = nodes
-        .iter()
-        .flat_map(|n| [n.url.clone(), n.url.clone()])
-        .map(|url| {
-            let stop = stop.clone();
+    // Six connections through the balancer: two on each node.
+    let balancer = Balancer::start(&nodes);
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let (stop, url) = (stop.clone(), balancer.addr.clone());
             std::thread::spawn(move || {
-                let mut conn = KeepAlive::connect(url.trim_start_matches("http://"));
+                let mut conn = KeepAlive::connect(&url);
                 let mut seen = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let (status, version, body) =
@@ -416,13 +467,11 @@ fn a_quota_is_exact_across_three_nodes() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let clients: Vec<_> = nodes
-        .iter()
-        .map(|n| {
-            let (addr, header) = (
-                n.url.trim_start_matches("http://").to_string(),
-                header.clone(),
-            );
+    // Three connections through the balancer: one on each node.
+    let balancer = Balancer::start(&nodes);
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (addr, header) = (balancer.addr.clone(), header.clone());
             std::thread::spawn(move || {
                 let mut conn = KeepAlive::connect(&addr);
                 let mut codes = std::collections::BTreeMap::<u16, usize>::new();
