@@ -17,9 +17,10 @@ use std::sync::Arc;
 pub const TOKEN_FILE: &str = "admin-token";
 /// The node's name, made on first start and kept, in the data directory.
 const NODE_FILE: &str = "node-name";
-/// Connections a node holds to a PostgreSQL database, for metadata and for the queue.
-const METADATA_CONNECTIONS: u32 = 16;
-const QUEUE_CONNECTIONS: u32 = 8;
+/// Connections a node holds to a PostgreSQL database, for metadata and for the queue
+/// (with the one that listens for changes: 15 at most; docs/cluster.md).
+const METADATA_CONNECTIONS: u32 = 8;
+const QUEUE_CONNECTIONS: u32 = 6;
 
 /// The metadata store: the cluster's PostgreSQL (`database`), else SQLite in the data
 /// directory.

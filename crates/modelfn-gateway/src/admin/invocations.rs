@@ -152,14 +152,7 @@ async fn ask_others(
     p: &RecordParams,
 ) -> Vec<crate::admin::peers::PeerAnswer> {
     let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
     let mut query = vec!["nodes=this".to_string()];
     let pairs = [
