@@ -135,7 +135,7 @@ fn cluster() -> (
 
 #[test]
 fn three_nodes_share_functions_and_aliases() {
-    let (_pg, s3, tmp, nodes) = cluster();
+    let (pg, s3, tmp, nodes) = cluster();
     for n in &nodes {
         assert_eq!(n.token(), TOKEN, "every node has the given admin token");
     }
@@ -217,6 +217,37 @@ fn three_nodes_share_functions_and_aliases() {
     assert!(ok && table.starts_with("NODE"), "{table}{err}");
     let (ok, _, err) = nodes[0].cli(&["invocations", "iris", "--all-nodes", "--follow"]);
     assert!(!ok && err.contains("cannot be used with"), "{err}");
+    // A node that hangs (listed as up, never answering) costs the list 5 s and is named.
+    let ghost = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    pg.psql(
+        "modelfn",
+        &format!(
+            "INSERT INTO nodes VALUES ('ghost', '{}', '0.1.0', 0, (extract(epoch from now()) * 1000)::bigint, 0, 0)",
+            ghost.local_addr().unwrap()
+        ),
+    );
+    let asked = Instant::now();
+    let (ok, out, err) = nodes[0].cli(&["invocations", "iris", "--all-nodes"]);
+    assert!(ok && out.starts_with("NODE"), "{out}{err}");
+    assert!(
+        err.contains("did not answer") && err.contains("ghost"),
+        "{err}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        asked.elapsed()
+    );
+    drop(ghost);
+    let (code, body) = common::curl(&[
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        &format!("{}/v1/functions/iris/invocations?nodes=every", nodes[0].url),
+    ]);
+    assert!(
+        code == 400 && body.contains("every") && body.contains("ask for all or this"),
+        "{code} {body}"
+    );
 
     // A second version, and an alias on version 1 made on node 1.
     common::set_description(&pkg, "v2");
