@@ -103,6 +103,26 @@ impl Drop for Balancer {
     }
 }
 
+/// Waits until every node serves `function` (a deploy reaches the others through the
+/// change log, in tens of milliseconds, longer on a loaded machine).
+fn served_everywhere(nodes: &[Server], function: &str) {
+    let until = Instant::now() + Duration::from_secs(30);
+    for n in nodes {
+        loop {
+            let (ok, out, _) = n.cli(&["describe", function, "--json"]);
+            if ok && common::json(&out)["stats"].is_object() {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "{} never served {function}: {out}",
+                n.url
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// How long until `url` answers 200 (polled every 10 ms, up to 30 s).
 fn time_to_serve(url: &str, since: Instant) -> Duration {
     loop {
@@ -354,6 +374,7 @@ fn a_function_on_a_node_sees_none_of_the_clusters_secrets() {
         &hostile,
     );
     nodes[0].deploy(&hostile);
+    served_everywhere(&nodes, "hostile");
     let data = &nodes[1].data_dir;
     let paths: Vec<String> = ["admin-token", "node-name", "secrets.kek", "modelfn.db"]
         .iter()
@@ -423,6 +444,7 @@ fn a_dead_nodes_async_events_run_on_the_others() {
     let behaviours =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions/behaviours");
     nodes[0].deploy(&behaviours);
+    served_everywhere(&nodes, "behaviours");
     for n in &nodes {
         let url = format!("{}/v1/functions/behaviours/invoke", n.url);
         let (code, _, body) = invoke(&url, r#"{"action": "echo"}"#);
@@ -630,6 +652,9 @@ fn buckets_are_shared_by_every_node() {
     let (_pg, s3, tmp, nodes) = cluster();
     nodes[0].deploy(&example("iris"));
     nodes[0].deploy(&example("batch-csv"));
+    // A write triggers the functions its node serves: every node must serve them.
+    served_everywhere(&nodes, "iris");
+    served_everywhere(&nodes, "batch-csv");
     let csv = example("batch-csv").join("flowers.csv");
     let (ok, _, err) = nodes[1].cli(&[
         "object",
