@@ -89,15 +89,17 @@ pub async fn list(
             )))
         }
     };
+    // Checked here before any node is asked.
+    let success = success(p.status.as_deref())?;
+    let since_ms = since_ms(p.since.as_deref())?;
     let others = if all_nodes {
         Some(ask_others(&state, &function, &p).await)
     } else {
         None
     };
-    let success = success(p.status.as_deref())?;
     let q = RecordQuery {
         function: Some(function),
-        since_ms: since_ms(p.since.as_deref())?,
+        since_ms,
         after_seq: p.after,
         request_id: p.request_id,
         success,
