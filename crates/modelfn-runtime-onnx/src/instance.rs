@@ -149,6 +149,7 @@ impl OnnxInstance {
         std::thread::Builder::new()
             .name(name.chars().take(15).collect())
             .spawn(move || {
+                batch_scheduling();
                 let loaded = OrtLibrary::start(&config.library).and_then(|lib| {
                     LoadedModel::load(
                         &lib.environment,
@@ -376,6 +377,29 @@ fn serve(shared: &Shared, queue: Receiver<Job>, tuning: Arc<LiveTuning>) {
                     let _ = job.reply.send(result.map(|a| (a, stat(job.rows, 1))));
                 }
             }
+        }
+    }
+}
+
+/// Asks Linux to schedule the calling thread (the model thread) as `SCHED_BATCH`: when
+/// a request wakes it, it waits for a CPU to come free (a tokio worker awaiting, the
+/// scheduler's tick) rather than preempting whatever runs there. On a busy server the
+/// thread that would be preempted is a tokio worker in the middle of writing answers, so
+/// a wake-up per batch cost two context switches and a worker's cache. Its share of the
+/// CPU is unchanged (same weight as `SCHED_OTHER`), and an idle CPU still runs it at
+/// once. Measured in BENCHMARKS.md ("The model thread as SCHED_BATCH"). Elsewhere, or
+/// when refused, the thread keeps the default policy.
+fn batch_scheduling() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: changes the calling thread's policy (pid 0) from a struct we own.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        if rc != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "the model thread keeps the default scheduling policy"
+            );
         }
     }
 }
