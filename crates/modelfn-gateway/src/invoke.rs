@@ -9,7 +9,7 @@ use crate::error::{body_rejection, ApiError};
 use crate::request::request_id;
 use crate::AppState;
 use axum::extract::{FromRequest, Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
@@ -109,6 +109,14 @@ pub(crate) fn form_to_json(
     ))
 }
 
+/// The headers every native answer carries, named once (not parsed per response).
+const VERSION: HeaderName = HeaderName::from_static("x-modelfn-version");
+const COLD_START: HeaderName = HeaderName::from_static("x-modelfn-cold-start");
+const QUEUE_WAIT: HeaderName = HeaderName::from_static("x-modelfn-queue-wait-ms");
+const INIT_DURATION: HeaderName = HeaderName::from_static("x-modelfn-init-duration-ms");
+const RESTORED: HeaderName = HeaderName::from_static("x-modelfn-restored");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-modelfn-request-id");
+
 async fn run(
     state: &AppState,
     target: &modelfn_core::FunctionRef,
@@ -132,16 +140,16 @@ async fn run(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(output.content_type),
             );
-            h.insert("x-modelfn-version", HeaderValue::from(report.version));
+            h.insert(VERSION, HeaderValue::from(report.version));
             h.insert(
-                "x-modelfn-cold-start",
+                COLD_START,
                 HeaderValue::from_static(if report.cold_start { "true" } else { "false" }),
             );
-            h.insert("x-modelfn-queue-wait-ms", ms_header(report.queue_wait));
+            h.insert(QUEUE_WAIT, ms_header(report.queue_wait));
             if let Some(init) = report.init_duration {
-                h.insert("x-modelfn-init-duration-ms", ms_header(init));
+                h.insert(INIT_DURATION, ms_header(init));
                 if report.restored {
-                    h.insert("x-modelfn-restored", HeaderValue::from_static("true"));
+                    h.insert(RESTORED, HeaderValue::from_static("true"));
                 }
             }
             resp
@@ -149,7 +157,7 @@ async fn run(
         Err(e) => e.into_response(),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-modelfn-request-id", v);
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
     Ok(resp)
 }

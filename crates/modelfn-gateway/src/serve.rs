@@ -4,9 +4,12 @@
 //!   burst waits in the kernel rather than being reset.
 //! - A connection with no request in flight for `header_timeout` is closed: a client has
 //!   that long to send a request's headers, the first or the next on a kept-alive
-//!   connection, however slowly it dribbles them. (This is counted here, on a 1 s tick,
-//!   rather than with hyper's per-request header timer, which cost 0.8 ms of p99 at 64
-//!   connections in A/B runs; see BENCHMARKS.md.)
+//!   connection, however slowly it dribbles them. (This is counted here, by one reaper
+//!   on a 1 s tick over every connection, rather than with hyper's per-request header
+//!   timer, which cost 0.8 ms of p99 at 64 connections in A/B runs; see BENCHMARKS.md.)
+//! - A connection's task waits on its connection and on one signal (close, or drain),
+//!   a oneshot whose poll takes no lock: the task is woken twice per request, and
+//!   every wake polls every branch.
 //! - At most `max_connections` are open (kept below the file-descriptor limit, which
 //!   [`raise_nofile`] lifts to its hard maximum at start). When a new client arrives at
 //!   the cap, the connection idle the longest (no request in flight: a slow or silent
@@ -28,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, Notify};
 use tower::ServiceExt;
 
 /// The limits of the front door.
@@ -94,12 +97,35 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// One open connection, as the cap and the idle timer see it.
+/// What a connection's task is told to do.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    /// Close now (idle too long, or evicted for a newcomer).
+    Close,
+    /// Finish the request in flight, then close (the server is stopping).
+    Drain,
+}
+
+/// One open connection, as the cap and the idle reaper see it.
 struct Conn {
     in_flight: AtomicUsize,
     /// Milliseconds since the door opened, at the last request's end (or the accept).
     last_active: AtomicU64,
-    close: Notify,
+    /// The connection's task's signal; taken by the first to signal it.
+    signal: Mutex<Option<oneshot::Sender<Signal>>>,
+}
+
+impl Conn {
+    fn signal(&self, s: Signal) {
+        let tx = self.signal.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tx) = tx {
+            let _ = tx.send(s);
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+    }
 }
 
 struct Table {
@@ -120,25 +146,47 @@ impl Table {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         let idlest = conns
             .values()
-            .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
+            .filter(|c| c.idle())
             .min_by_key(|c| c.last_active.load(Ordering::Relaxed));
         if let Some(c) = idlest {
-            c.close.notify_one();
+            c.signal(Signal::Close);
         }
     }
 
-    fn open(&self) -> (u64, Arc<Conn>) {
+    /// Closes every connection with no request in flight for `timeout`.
+    fn reap_idle(&self, timeout: Duration) {
+        let now = self.now_ms();
+        let limit = timeout.as_millis() as u64;
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for c in conns.values() {
+            let idle_ms = now.saturating_sub(c.last_active.load(Ordering::Relaxed));
+            if c.idle() && idle_ms >= limit {
+                c.signal(Signal::Close);
+            }
+        }
+    }
+
+    /// Tells every connection to finish what it is doing and close.
+    fn drain_all(&self) {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for c in conns.values() {
+            c.signal(Signal::Drain);
+        }
+    }
+
+    fn open(&self) -> (u64, Arc<Conn>, oneshot::Receiver<Signal>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
         let c = Arc::new(Conn {
             in_flight: AtomicUsize::new(0),
             last_active: AtomicU64::new(self.now_ms()),
-            close: Notify::new(),
+            signal: Mutex::new(Some(tx)),
         });
         self.conns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, c.clone());
-        (id, c)
+        (id, c, rx)
     }
 
     fn close(&self, id: u64) {
@@ -209,8 +257,19 @@ pub async fn serve(
         conns: Mutex::new(HashMap::new()),
         closed: Notify::new(),
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let reaper = {
+        let table = table.clone();
+        let timeout = door.header_timeout;
+        let mut tick = tokio::time::interval(timeout.min(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::spawn(async move {
+            loop {
+                tick.tick().await;
+                table.reap_idle(timeout);
+            }
+        })
+    };
     let builder = Arc::new(hyper::server::conn::http1::Builder::new());
     tokio::pin!(shutdown);
     'serving: loop {
@@ -239,12 +298,10 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (id, conn) = table.open();
-        let (app, table, builder, door) =
-            (app.clone(), table.clone(), builder.clone(), door.clone());
-        let mut stop = stop_rx.clone();
+        let (id, conn, mut signal) = table.open();
+        let (app, table, builder) = (app.clone(), table.clone(), builder.clone());
         tasks.spawn(async move {
-            let svc_conn = conn.clone();
+            let svc_conn = conn;
             let svc_table = table.clone();
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 svc_conn.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -279,36 +336,26 @@ pub async fn serve(
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
-            let tick = door.header_timeout.min(Duration::from_secs(1));
-            let mut draining = *stop.borrow();
-            if draining {
-                connection.as_mut().graceful_shutdown();
-            }
-            loop {
-                tokio::select! {
-                    _ = connection.as_mut() => break,
-                    _ = conn.close.notified() => break,
-                    changed = stop.changed(), if !draining => {
-                        if changed.is_err() || *stop.borrow() {
-                            draining = true;
-                            connection.as_mut().graceful_shutdown();
-                        }
+            tokio::select! {
+                biased;
+                _ = connection.as_mut() => {}
+                s = &mut signal => match s {
+                    Ok(Signal::Close) => {}
+                    Ok(Signal::Drain) => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.as_mut().await;
                     }
-                    _ = tokio::time::sleep(tick) => {
-                        let idle_ms = table.now_ms().saturating_sub(conn.last_active.load(Ordering::Relaxed));
-                        if conn.in_flight.load(Ordering::Acquire) == 0
-                            && idle_ms >= door.header_timeout.as_millis() as u64
-                        {
-                            break;
-                        }
+                    // Never sent: the table holds the sender while the connection lives.
+                    Err(_) => {
+                        let _ = connection.as_mut().await;
                     }
-                }
+                },
             }
             table.close(id);
         });
     }
     drop(listener);
-    let _ = stop_tx.send(true);
+    table.drain_all();
     let drained = tokio::time::timeout(door.shutdown_timeout, async {
         while tasks.join_next().await.is_some() {}
     })
@@ -320,5 +367,6 @@ pub async fn serve(
         );
         tasks.abort_all();
     }
+    reaper.abort();
     Ok(())
 }

@@ -169,8 +169,9 @@ impl Scheduler {
         let queue_wait = t0
             .saturating_duration_since(arrived)
             .saturating_sub(lease.init.unwrap_or_default());
-        inv.deadline = Some((t0 + timeout).into_std());
-        let result = match tokio::time::timeout(timeout, lease.instance.invoke(inv)).await {
+        let ends = t0 + timeout;
+        inv.deadline = Some(ends.into_std());
+        let result = match tokio::time::timeout_at(ends, lease.instance.invoke(inv)).await {
             Ok(r) => r,
             Err(_) => Err(InvokeError::Timeout(timeout)),
         };

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{curl, Server};
+use common::{curl, test_function, KeepAlive, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -76,6 +76,50 @@ fn a_request_whose_headers_never_finish_is_closed() {
     );
     // And the server still serves.
     assert_eq!(curl(&[&format!("{}/healthz", s.url)]).0, 200);
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_closes_idle_connections_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.deploy(&test_function("half-second"));
+    let a = addr(&s);
+    let url = format!("{}/v1/functions/half-second/invoke", s.url);
+    // Warm, so the call in flight at the signal is the half-second sleep alone.
+    assert_eq!(curl(&["-X", "POST", &url, "-d", "{}"]).0, 200);
+    // A kept-alive connection, idle when the signal comes.
+    let mut idle = KeepAlive::connect(&a);
+    assert_eq!(
+        idle.post("/v1/functions/half-second/invoke", "", "{}").0,
+        200
+    );
+    let mut raw = TcpStream::connect(&a).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let busy = std::thread::spawn(move || {
+        let mut c = KeepAlive::connect(&a);
+        c.post("/v1/functions/half-second/invoke", "", "{}")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let status = s.stop();
+    let took = started.elapsed();
+    let (code, _, body) = busy.join().unwrap();
+    assert_eq!(
+        code, 200,
+        "the request in flight at SIGTERM was answered: {body}"
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "idle connections held the stop for {took:?} (deadline 10 s)"
+    );
+    // The idle connection was closed by the server, not left to the deadline.
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        raw.read(&mut buf).unwrap_or(0),
+        0,
+        "the idle connection is closed"
+    );
 }
 
 #[test]

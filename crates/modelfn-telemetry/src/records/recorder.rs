@@ -178,6 +178,9 @@ impl From<InvocationRecord> for Pending {
 
 impl InvocationObserver for Recorder {
     fn observe(&self, who: &Observed<'_>, phase: Phase<'_>) {
+        if matches!(phase, Phase::Start) {
+            return;
+        }
         let now = now_ms();
         let mut pending = Pending {
             request_id: Text::new(who.request_id),
