@@ -95,17 +95,35 @@ impl From<ControlError> for ApiError {
 /// A body that could not be read: too large (413) or broken.
 pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLarge",
-            format!(
-                "the request body is larger than the limit of {limit} bytes ({:.1} MB)",
-                limit as f64 / 1_048_576.0
-            ),
-        )
+        too_large(limit)
     } else {
         ApiError::bad_request(format!("the request body could not be read: {e}"))
     }
+}
+
+/// A body read with an explicit `limit` ([`axum::body::to_bytes`]) that failed: over the
+/// limit is a 413 naming it, as [`body_rejection`] says it; anything else a 400.
+pub fn body_error(e: axum::Error, limit: usize) -> ApiError {
+    let inner = e.into_inner();
+    if inner
+        .downcast_ref::<http_body_util::LengthLimitError>()
+        .is_some()
+    {
+        too_large(limit)
+    } else {
+        ApiError::bad_request(format!("the request body could not be read: {inner}"))
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestTooLarge",
+        format!(
+            "the request body is larger than the limit of {limit} bytes ({:.1} MB)",
+            limit as f64 / 1_048_576.0
+        ),
+    )
 }
 
 impl IntoResponse for ApiError {

@@ -5,11 +5,11 @@
 //!   event, numbers parsed (`sl=6.9` → `6.9`), other values kept as strings, repeated
 //!   keys gathered into arrays.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::{body_error, ApiError};
 use crate::request::request_id;
 use crate::AppState;
-use axum::extract::{FromRequest, Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
@@ -28,34 +28,61 @@ pub async fn invoke_post(
     caller: Option<Extension<Arc<FunctionCaller>>>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    post(&state, name, caller.is_some(), request).await
+}
+
+/// The function a front-door request names when it is exactly
+/// `POST /v1/functions/{name}/invoke` with a name that needs no percent-decoding: the
+/// front door ([`crate::serve`]) runs such a request through [`post`] itself, without the
+/// router's per-request work (its clones of the state and of the route, the limit's
+/// extension, the path's parameters). Anything else goes through the router, which
+/// answers it the same way.
+pub(crate) fn native_post_target(method: &Method, path: &str) -> Option<String> {
+    if method != Method::POST {
+        return None;
+    }
+    let name = path
+        .strip_prefix("/v1/functions/")?
+        .strip_suffix("/invoke")?;
+    (!name.is_empty() && !name.contains(['/', '%'])).then(|| name.to_string())
+}
+
+/// A native POST: the caller admitted, the event read (at most `max_invoke_body_bytes`),
+/// the reference resolved once, and the version it resolved to invoked.
+pub(crate) async fn post(
+    state: &AppState,
+    name: String,
+    from_sandbox: bool,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let target = crate::front::function_ref(name);
-    crate::door_auth::admit(&state, &parts.headers, caller.is_some(), Some(&target.name)).await?;
+    crate::door_auth::admit(state, &parts.headers, from_sandbox, Some(&target.name)).await?;
     // Kept for a sticky alias's header: only when one is asked for, so a call pays nothing.
     let headers = if target.qualifier == modelfn_core::Qualifier::Latest {
         HeaderMap::new()
     } else {
         parts.headers.clone()
     };
-    let inv = read_invocation(&state, parts, body, state.config.max_invoke_body_bytes).await?;
-    let resolved = crate::front::resolve_request(&state, &target, Some(&headers), &inv.body);
-    run(&state, &target, resolved, inv).await
+    let inv = read_invocation(parts, body, state.config.max_invoke_body_bytes).await?;
+    let resolved = crate::front::resolve_request(state, &target, Some(&headers), &inv.body);
+    run(state, &target, resolved, inv).await
 }
 
 /// The invocation a native POST makes: its body (at most `limit` bytes; a form read as
 /// JSON), media type and trace, under the request's id.
 pub(crate) async fn read_invocation(
-    state: &AppState,
     parts: axum::http::request::Parts,
     body: axum::body::Body,
     limit: usize,
 ) -> Result<Invocation, ApiError> {
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
     let trace = crate::request::trace(&parts.headers);
-    // `Bytes::from_request` keeps the route's body limit (DefaultBodyLimit).
-    let body = Bytes::from_request(Request::from_parts(parts, body), state)
+    // The limit is applied here, not read from the route's layer, so that the front
+    // door's direct path and the router read a body alike.
+    let body = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|e| body_rejection(e, limit))?;
+        .map_err(|e| body_error(e, limit))?;
     let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
     let (body, content_type) = form_to_json(body, content_type)?;
     Ok(Invocation::new(request_id(), body, content_type).with_trace(trace))

@@ -32,7 +32,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Notify};
-use tower::ServiceExt;
 
 /// The limits of the front door.
 #[derive(Debug, Clone)]
@@ -109,6 +108,9 @@ enum Signal {
 /// One open connection, as the cap and the idle reaper see it.
 struct Conn {
     in_flight: AtomicUsize,
+    /// When the door opened: times here are milliseconds since (copied from the table,
+    /// so that a request needs no handle on it).
+    epoch: Instant,
     /// Milliseconds since the door opened, at the last request's end (or the accept).
     last_active: AtomicU64,
     /// The connection's task's signal; taken by the first to signal it.
@@ -179,6 +181,7 @@ impl Table {
         let (tx, rx) = oneshot::channel();
         let c = Arc::new(Conn {
             in_flight: AtomicUsize::new(0),
+            epoch: self.started,
             last_active: AtomicU64::new(self.now_ms()),
             signal: Mutex::new(Some(tx)),
         });
@@ -205,14 +208,12 @@ impl Table {
 /// Counts a request as in flight until its response body is dropped.
 struct InFlight {
     conn: Arc<Conn>,
-    table: Arc<Table>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.conn
-            .last_active
-            .store(self.table.now_ms(), Ordering::Relaxed);
+        let now = self.conn.epoch.elapsed().as_millis() as u64;
+        self.conn.last_active.store(now, Ordering::Relaxed);
         self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -244,10 +245,14 @@ impl http_body::Body for Tracked {
 }
 
 /// Serves `app` on `listener` within `door`'s limits until `shutdown` resolves, then
-/// drains for at most `door.shutdown_timeout`.
+/// drains for at most `door.shutdown_timeout`. With `native`, a native invoke
+/// (`POST /v1/functions/{name}/invoke`) is run on that state directly rather than
+/// through the router ([`crate::invoke::native_post_target`]); a door whose router adds
+/// to each request (the sandbox's, which names the calling function) passes `None`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    native: Option<crate::AppState>,
     door: FrontDoor,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -299,24 +304,40 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (id, conn, mut signal) = table.open();
-        let (app, table, builder) = (app.clone(), table.clone(), builder.clone());
+        let (table, builder) = (table.clone(), builder.clone());
+        // Per connection, so that a request clones nothing shared by every connection
+        // (each such clone is an atomic on a cache line both workers write).
+        let router = std::cell::RefCell::new(app.clone());
+        let native = native.clone().map(Arc::new);
         tasks.spawn(async move {
             let svc_conn = conn;
-            let svc_table = table.clone();
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 svc_conn.in_flight.fetch_add(1, Ordering::AcqRel);
                 let guard = InFlight {
                     conn: svc_conn.clone(),
-                    table: svc_table.clone(),
                 };
-                let app = app.clone();
                 let door = crate::http_metrics::door_of(req.uri().path());
                 // One id per request, for every door, log line and span of it.
                 let id = crate::request::new_request_id();
                 let span = tracing::debug_span!("request", id = %id);
+                let target = native.as_ref().and_then(|state| {
+                    crate::invoke::native_post_target(req.method(), req.uri().path())
+                        .map(|name| (state.clone(), name))
+                });
+                let call = match target {
+                    Some((state, name)) => futures::future::Either::Left(async move {
+                        let answer =
+                            crate::invoke::post(&state, name, false, req.map(Body::new)).await;
+                        Ok(axum::response::IntoResponse::into_response(answer))
+                    }),
+                    None => futures::future::Either::Right(tower::Service::call(
+                        &mut *router.borrow_mut(),
+                        req,
+                    )),
+                };
                 let handled = crate::request::serve_request(
                     crate::request::RequestContext::new(id, door),
-                    tracing::Instrument::instrument(app.oneshot(req.map(Body::new)), span),
+                    tracing::Instrument::instrument(call, span),
                 );
                 async move {
                     let (resp, key) = handled.await;

@@ -273,7 +273,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     });
     let workers = modelfn_gateway::events::spawn_workers(events.clone(), scheduler.clone());
     let stream_sources = streams.spawn();
-    let app = router(state);
+    let app = router(state.clone());
     // Sandboxes reach this modelfn through a listener inside their own network namespace.
     let inner = app.clone();
     let serve: ServeFn = Arc::new(move |listener, caller| {
@@ -283,7 +283,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
             ..FrontDoor::default()
         };
         Box::pin(async move {
-            let _ = serve::serve(listener, app, door, std::future::pending()).await;
+            let _ = serve::serve(listener, app, None, door, std::future::pending()).await;
         })
     });
     sandbox_gateway.send_replace(Some(serve));
@@ -315,7 +315,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let deadline = door.shutdown_timeout;
     let task = tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let served = serve::serve(listener, app, door, signal).await;
+        let served = serve::serve(listener, app, Some(state), door, signal).await;
         let dropped = events
             .drain(
                 deadline

@@ -105,6 +105,19 @@ fn bad_requests_get_a_4xx_with_a_reason_and_the_server_keeps_serving() {
             "larger than the limit",
         ),
         (
+            // No length given: the limit is counted as the body arrives.
+            vec![
+                "-H",
+                json_ct,
+                "-H",
+                "Transfer-Encoding: chunked",
+                "--data-binary",
+                &big_arg,
+            ],
+            413,
+            "larger than the limit",
+        ),
+        (
             vec!["-H", "Content-Type: application/xml", "-d", "<iris/>"],
             415,
             "unsupported content type",
@@ -153,6 +166,32 @@ fn bad_requests_get_a_4xx_with_a_reason_and_the_server_keeps_serving() {
     );
     let (code, _) = curl(&[&format!("{}/no/such/route", s.url)]);
     assert_eq!(code, 404);
+    // A name the front door cannot take as it is (percent-encoded) goes through the
+    // router, which answers it alike.
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{}/v1/functions/ir%69s/invoke", s.url),
+        "-H",
+        json_ct,
+        "-d",
+        "[6.9, 3.1, 5.1, 2.3]",
+    ]);
+    assert_eq!(
+        (code, json(&body)["prediction"].as_str().unwrap()),
+        (200, "virginica")
+    );
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{}/v1/functions/n%6Fpe/invoke", s.url),
+        "-d",
+        "{}",
+    ]);
+    assert_eq!(
+        (code, json(&body)["error"]["type"].as_str().unwrap()),
+        (404, "FunctionNotFound")
+    );
     // curl -d without a content type sends a form: JSON in it is read as JSON, a form as fields.
     let (code, body) = curl(&[
         "-X",
