@@ -151,7 +151,8 @@ async fn run(
     inv: Invocation,
 ) -> Result<Response, ApiError> {
     let name = target.name.as_str();
-    let request_id = inv.request_id.clone();
+    // The id's header, made before the invocation takes the id (no copy of the string).
+    let id_header = HeaderValue::from_str(&inv.request_id).ok();
     let result = match resolved {
         Ok(resolved) => crate::front::invoke(state, &resolved, inv)
             .await
@@ -160,7 +161,7 @@ async fn run(
     };
     let mut resp = match result {
         Ok((output, report)) => {
-            tracing::debug!(%request_id, function = name, cold = report.cold_start, duration_us = report.duration.as_micros() as u64, "invoked");
+            tracing::debug!(request_id = ?id_header, function = name, cold = report.cold_start, duration_us = report.duration.as_micros() as u64, "invoked");
             let mut resp = (StatusCode::OK, output.body).into_response();
             let h = resp.headers_mut();
             h.insert(
@@ -183,7 +184,7 @@ async fn run(
         }
         Err(e) => e.into_response(),
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Some(v) = id_header {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     Ok(resp)

@@ -347,11 +347,10 @@ pub async fn serve(
                     if let Some(k) = key {
                         crate::http_metrics::count_key(&k, status);
                     }
-                    Ok::<_, std::convert::Infallible>(resp.map(|inner| {
-                        Body::new(Tracked {
-                            inner,
-                            _guard: guard,
-                        })
+                    // hyper takes this body type as it is: no second box around the first.
+                    Ok::<_, std::convert::Infallible>(resp.map(|inner| Tracked {
+                        inner,
+                        _guard: guard,
                     }))
                 }
             });

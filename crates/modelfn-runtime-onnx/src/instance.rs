@@ -79,7 +79,36 @@ struct Job {
     values: Vec<f32>,
     rows: usize,
     deadline: Option<Instant>,
-    reply: oneshot::Sender<Result<(Vec<RowAnswer>, BatchRun), InvokeError>>,
+    reply: oneshot::Sender<Result<(Answers, BatchRun), InvokeError>>,
+}
+
+/// A request's answers: one row's alone (most requests: no allocation to hand it over),
+/// or several.
+enum Answers {
+    One(RowAnswer),
+    Many(Vec<RowAnswer>),
+}
+
+impl Answers {
+    fn as_slice(&self) -> &[RowAnswer] {
+        match self {
+            Answers::One(a) => std::slice::from_ref(a),
+            Answers::Many(v) => v,
+        }
+    }
+
+    /// The last `rows` of a batch's `answers`, taken off its end.
+    fn take_last(answers: &mut Vec<RowAnswer>, rows: usize) -> Answers {
+        if rows == 1 {
+            if let Some(a) = answers.pop() {
+                return Answers::One(a);
+            }
+        }
+        if rows == answers.len() {
+            return Answers::Many(std::mem::take(answers));
+        }
+        Answers::Many(answers.split_off(answers.len().saturating_sub(rows)))
+    }
 }
 
 /// A model whose last run took longer than this (µs) never runs on a caller's thread.
@@ -209,14 +238,15 @@ impl Instance for OnnxInstance {
                     None
                 };
             let (answers, batch) = match inline {
-                Some(result) => result?,
+                Some(result) => result.map(|(a, b)| (Answers::Many(a), b))?,
                 None => self.queued(rows.values, rows.count, inv.deadline).await?,
             };
             drop(active);
+            let answers = answers.as_slice();
             let body = match inv.format {
-                ResponseFormat::Native => encode(&answers, &self.classes, rows.batch),
-                ResponseFormat::SageMaker => encode_sagemaker(&answers, &self.classes),
-                ResponseFormat::OpenInference => encode_open_inference(&answers, &self.classes),
+                ResponseFormat::Native => encode(answers, &self.classes, rows.batch),
+                ResponseFormat::SageMaker => encode_sagemaker(answers, &self.classes),
+                ResponseFormat::OpenInference => encode_open_inference(answers, &self.classes),
             };
             Ok(InvocationOutput {
                 body: Bytes::from(body),
@@ -234,7 +264,7 @@ impl OnnxInstance {
         values: Vec<f32>,
         rows: usize,
         deadline: Option<Instant>,
-    ) -> Result<(Vec<RowAnswer>, BatchRun), InvokeError> {
+    ) -> Result<(Answers, BatchRun), InvokeError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             values,
@@ -341,7 +371,8 @@ fn serve(shared: &Shared, queue: Receiver<Job>, tuning: Arc<LiveTuning>) {
         };
         if jobs.len() == 1 {
             if let Some(job) = jobs.pop() {
-                let result = run_timed(&mut model(), shared, &job.values, job.rows);
+                let result = run_timed(&mut model(), shared, &job.values, job.rows)
+                    .map(|(mut a, b)| (Answers::take_last(&mut a, job.rows), b));
                 let _ = job.reply.send(result);
             }
             continue;
@@ -366,7 +397,7 @@ fn serve(shared: &Shared, queue: Receiver<Job>, tuning: Arc<LiveTuning>) {
                 let batch = stat(total, jobs.len());
                 // Hand each caller its own rows, in order.
                 for job in jobs.drain(..).rev() {
-                    let mine = answers.split_off(answers.len() - job.rows);
+                    let mine = Answers::take_last(&mut answers, job.rows);
                     let _ = job.reply.send(Ok((mine, batch)));
                 }
             }
@@ -374,7 +405,9 @@ fn serve(shared: &Shared, queue: Receiver<Job>, tuning: Arc<LiveTuning>) {
                 // Attribute a failure to the request that causes it.
                 for job in jobs.drain(..) {
                     let result = model().run(&job.values, job.rows).map_err(model_error);
-                    let _ = job.reply.send(result.map(|a| (a, stat(job.rows, 1))));
+                    let _ = job
+                        .reply
+                        .send(result.map(|a| (Answers::Many(a), stat(job.rows, 1))));
                 }
             }
         }
