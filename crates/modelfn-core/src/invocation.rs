@@ -105,6 +105,16 @@ pub fn normalize_media_type(raw: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether a `Content-Type` header names the media type `want` (lower-case), ignoring
+/// case and parameters, without making a string.
+pub fn media_type_is(raw: &str, want: &str) -> bool {
+    raw.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case(want)
+}
+
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvocationOutput {
@@ -156,5 +166,7 @@ mod tests {
             "application/json"
         );
         assert_eq!(normalize_media_type("text/csv"), "text/csv");
+        assert!(media_type_is(" Text/CSV ; header=present", "text/csv"));
+        assert!(!media_type_is("text/csvx", "text/csv"));
     }
 }

@@ -117,9 +117,9 @@ pub(crate) fn form_to_json(
     body: Bytes,
     content_type: Option<&str>,
 ) -> Result<(Bytes, Option<&str>), ApiError> {
-    let is_form = content_type
-        .map(modelfn_core::invocation::normalize_media_type)
-        .is_some_and(|ct| ct == "application/x-www-form-urlencoded");
+    let is_form = content_type.is_some_and(|ct| {
+        modelfn_core::invocation::media_type_is(ct, "application/x-www-form-urlencoded")
+    });
     if !is_form {
         return Ok((body, content_type));
     }
