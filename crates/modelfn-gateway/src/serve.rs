@@ -263,18 +263,10 @@ pub async fn serve(
         closed: Notify::new(),
     });
     let mut tasks = tokio::task::JoinSet::new();
-    let reaper = {
-        let table = table.clone();
-        let timeout = door.header_timeout;
-        let mut tick = tokio::time::interval(timeout.min(Duration::from_secs(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::spawn(async move {
-            loop {
-                tick.tick().await;
-                table.reap_idle(timeout);
-            }
-        })
-    };
+    // The idle reaper's tick, polled by the accept loop (no task of its own to outlive
+    // this future when a sandbox's door is dropped).
+    let mut reap = tokio::time::interval(door.header_timeout.min(Duration::from_secs(1)));
+    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let builder = Arc::new(hyper::server::conn::http1::Builder::new());
     tokio::pin!(shutdown);
     'serving: loop {
@@ -283,6 +275,7 @@ pub async fn serve(
             table.evict_idlest();
             tokio::select! {
                 _ = &mut shutdown => break 'serving,
+                _ = reap.tick() => table.reap_idle(door.header_timeout),
                 _ = table.closed.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -290,6 +283,10 @@ pub async fn serve(
         }
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
+            _ = reap.tick() => {
+                table.reap_idle(door.header_timeout);
+                continue;
+            }
             a = listener.accept() => a,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
@@ -387,6 +384,5 @@ pub async fn serve(
         );
         tasks.abort_all();
     }
-    reaper.abort();
     Ok(())
 }
