@@ -321,12 +321,15 @@ pub async fn serve(
                     crate::invoke::native_post_target(req.method(), req.uri().path())
                         .map(|name| (state.clone(), name))
                 });
+                // The invoke's future is boxed: it is kilobytes (every future it awaits, held
+                // inline), and hyper moves the service's future into its in-flight slot;
+                // unboxed, each request copied some 23 KB (BENCHMARKS.md, "Futures moved").
                 let call = match target {
-                    Some((state, name)) => futures::future::Either::Left(async move {
+                    Some((state, name)) => futures::future::Either::Left(Box::pin(async move {
                         let answer =
                             crate::invoke::post(&state, name, false, req.map(Body::new)).await;
                         Ok(axum::response::IntoResponse::into_response(answer))
-                    }),
+                    })),
                     None => futures::future::Either::Right(tower::Service::call(
                         &mut *router.borrow_mut(),
                         req,

@@ -99,7 +99,9 @@ impl Scheduler {
         }
         slot.counters.invocations.fetch_add(1, Ordering::Relaxed);
         let mirror = target.shadow.clone().map(|m| (m, inv.clone()));
-        let result = self.run(slot, inv).await;
+        // Boxed, so that the futures of the doors above, which hold this one, stay small:
+        // each is moved once as it is made, and inline this one doubled each one's size.
+        let result = Box::pin(self.run(slot, inv)).await;
         if self.config.metrics {
             slot.metrics.count(Outcome::of(&result));
         }
