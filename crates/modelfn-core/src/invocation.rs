@@ -2,6 +2,7 @@
 
 use crate::observe::{BatchRun, Origin};
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// A request to run a function once.
@@ -12,7 +13,7 @@ pub struct Invocation {
     /// The event: the request body as sent (or built from a query string).
     pub body: Bytes,
     /// The body's media type without parameters, lower-cased (`application/json`, `text/csv`).
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'static, str>>,
     /// When the caller stops waiting; set by the scheduler from the function's timeout.
     pub deadline: Option<Instant>,
     /// How a model writes its answer (the front door decides).
@@ -41,7 +42,7 @@ impl Invocation {
         Invocation {
             request_id: request_id.into(),
             body,
-            content_type: content_type.map(normalize_media_type),
+            content_type: content_type.map(media_type),
             deadline: None,
             format: ResponseFormat::Native,
             trace: None,
@@ -105,6 +106,23 @@ pub fn normalize_media_type(raw: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Media types common enough to be named without a `String` per request.
+const KNOWN_MEDIA_TYPES: [&str; 5] = [
+    "application/json",
+    "text/csv",
+    "text/plain",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+];
+
+/// [`normalize_media_type`], borrowed for a common type (no allocation per request).
+pub fn media_type(raw: &str) -> Cow<'static, str> {
+    match KNOWN_MEDIA_TYPES.iter().find(|t| media_type_is(raw, t)) {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Owned(normalize_media_type(raw)),
+    }
+}
+
 /// Whether a `Content-Type` header names the media type `want` (lower-case), ignoring
 /// case and parameters, without making a string.
 pub fn media_type_is(raw: &str, want: &str) -> bool {
@@ -166,6 +184,12 @@ mod tests {
             "application/json"
         );
         assert_eq!(normalize_media_type("text/csv"), "text/csv");
+        assert_eq!(
+            media_type("Application/JSON; charset=UTF-8"),
+            "application/json"
+        );
+        assert!(matches!(media_type("text/csv"), Cow::Borrowed("text/csv")));
+        assert_eq!(media_type(" Image/PNG ; q=1"), "image/png");
         assert!(media_type_is(" Text/CSV ; header=present", "text/csv"));
         assert!(!media_type_is("text/csvx", "text/csv"));
     }

@@ -48,12 +48,13 @@ pub(crate) fn native_post_target(method: &Method, path: &str) -> Option<String> 
 }
 
 /// A native POST: the caller admitted, the event read (at most `max_invoke_body_bytes`),
-/// the reference resolved once, and the version it resolved to invoked.
-pub(crate) async fn post(
+/// the reference resolved once, and the version it resolved to invoked. Generic over the
+/// body, so that the front door hands hyper's body over as it is (not boxed as axum's).
+pub(crate) async fn post<B: RequestBody>(
     state: &AppState,
     name: String,
     from_sandbox: bool,
-    request: Request,
+    request: axum::http::Request<B>,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let target = crate::front::function_ref(name);
@@ -69,23 +70,59 @@ pub(crate) async fn post(
     run(state, &target, resolved, inv).await
 }
 
+/// A request body as a door reads it: hyper's, or axum's.
+pub(crate) trait RequestBody:
+    http_body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send
+{
+}
+
+impl<B: http_body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send> RequestBody for B {}
+
 /// The invocation a native POST makes: its body (at most `limit` bytes; a form read as
 /// JSON), media type and trace, under the request's id.
-pub(crate) async fn read_invocation(
+pub(crate) async fn read_invocation<B: RequestBody>(
     parts: axum::http::request::Parts,
-    body: axum::body::Body,
+    body: B,
     limit: usize,
 ) -> Result<Invocation, ApiError> {
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
     let trace = crate::request::trace(&parts.headers);
     // The limit is applied here, not read from the route's layer, so that the front
     // door's direct path and the router read a body alike.
-    let body = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|e| body_error(e, limit))?;
+    let body = read_body(body, limit).await?;
     let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
     let (body, content_type) = form_to_json(body, content_type)?;
     Ok(Invocation::new(request_id(), body, content_type).with_trace(trace))
+}
+
+/// The whole of `body`, at most `limit` bytes (a 413 past it). A body that comes in one
+/// frame (a request with a `Content-Length` that fits the read buffer: nearly every
+/// invoke) is answered as that frame: no copy, and no list to gather frames in.
+async fn read_body<B: RequestBody>(body: B, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let fail = |e: axum::BoxError| body_error(axum::Error::new(e), limit);
+    let mut body = std::pin::pin!(http_body_util::Limited::new(body, limit));
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(fail)?.into_data() else {
+            continue; // trailers: not part of the event
+        };
+        match (&mut first, &mut more) {
+            (_, Some(all)) => all.extend_from_slice(&data),
+            (Some(head), None) => {
+                let mut all = bytes::BytesMut::with_capacity(head.len() + data.len());
+                all.extend_from_slice(head);
+                all.extend_from_slice(&data);
+                more = Some(all);
+            }
+            (None, None) => first = Some(data),
+        }
+    }
+    Ok(match (more, first) {
+        (Some(all), _) => all.freeze(),
+        (None, first) => first.unwrap_or_default(),
+    })
 }
 
 /// `GET /v1/functions/{name}/invoke?...`
@@ -168,7 +205,7 @@ async fn run(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(output.content_type),
             );
-            h.insert(VERSION, HeaderValue::from(report.version));
+            h.insert(VERSION, number_header(report.version));
             h.insert(
                 COLD_START,
                 HeaderValue::from_static(if report.cold_start { "true" } else { "false" }),
@@ -188,6 +225,21 @@ async fn run(
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     Ok(resp)
+}
+
+/// A number's header; below 100 (the versions nearly every function serves) a slice of
+/// a static string, where `HeaderValue::from` allocates twice.
+fn number_header(n: u64) -> HeaderValue {
+    const SMALL: &str = "0123456789101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    let at = match n {
+        0..=9 => Some((n as usize, 1)),
+        10..=99 => Some((10 + 2 * (n as usize - 10), 2)),
+        _ => None,
+    };
+    match at {
+        Some((i, len)) => HeaderValue::from_static(&SMALL[i..i + len]),
+        None => HeaderValue::from(n),
+    }
 }
 
 /// Milliseconds to three decimals, formatted on the stack (no `String` per call).
@@ -257,5 +309,38 @@ mod tests {
             json!({"num": "test", "x": [1.0, 2.0], "inf": "inf", "e": ""})
         );
         assert_eq!(query_event("").unwrap(), json!({}));
+    }
+
+    #[test]
+    fn number_headers_match_the_formatted_number() {
+        for n in (0..=120).chain([999, 1000, u64::MAX]) {
+            assert_eq!(number_header(n), HeaderValue::from(n), "{n}");
+        }
+    }
+
+    fn frames(parts: &[&'static str]) -> impl RequestBody {
+        let frames: Vec<Result<_, std::convert::Infallible>> = parts
+            .iter()
+            .map(|p| Ok(http_body::Frame::data(Bytes::from_static(p.as_bytes()))))
+            .collect();
+        http_body_util::StreamBody::new(futures::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_in_one_frame_or_many_and_bounded() {
+        assert_eq!(read_body(frames(&[]), 10).await.unwrap(), "");
+        assert_eq!(read_body(frames(&["abc"]), 10).await.unwrap(), "abc");
+        assert_eq!(
+            read_body(frames(&["ab", "", "cd", "e"]), 10).await.unwrap(),
+            "abcde"
+        );
+        assert_eq!(
+            read_body(frames(&["0123456789"]), 10).await.unwrap(),
+            "0123456789"
+        );
+        for over in [&["0123456789a"][..], &["01234", "56789", "a"][..]] {
+            let e = read_body(frames(over), 10).await.unwrap_err();
+            assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE, "{over:?}");
+        }
     }
 }

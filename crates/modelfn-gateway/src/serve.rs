@@ -326,8 +326,7 @@ pub async fn serve(
                 // unboxed, each request copied some 23 KB (BENCHMARKS.md, "Futures moved").
                 let call = match target {
                     Some((state, name)) => futures::future::Either::Left(Box::pin(async move {
-                        let answer =
-                            crate::invoke::post(&state, name, false, req.map(Body::new)).await;
+                        let answer = crate::invoke::post(&state, name, false, req).await;
                         Ok(axum::response::IntoResponse::into_response(answer))
                     })),
                     None => futures::future::Either::Right(tower::Service::call(

@@ -174,6 +174,30 @@ impl<'de> Visitor<'de> for Number {
     }
 }
 
+/// A key of a row object, read as the index of the input it names without a `String` of
+/// its own (serde's `Cow<str>` always allocates); a key that is not an input gives up.
+struct InputIndex<'a>(&'a [String]);
+
+impl<'de> DeserializeSeed<'de> for InputIndex<'_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputIndex<'_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an input's name")
+    }
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<usize, E> {
+        self.0
+            .iter()
+            .position(|n| n == key)
+            .ok_or_else(|| E::custom(""))
+    }
+}
+
 /// An object naming every input once, each with a number, appended in input order.
 fn object_row<'de, A: MapAccess<'de>>(
     inputs: &[String],
@@ -188,10 +212,7 @@ fn object_row<'de, A: MapAccess<'de>>(
         return Err(A::Error::custom(""));
     }
     let mut seen = 0u64;
-    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-        let Some(i) = inputs.iter().position(|n| *n == key) else {
-            return Err(A::Error::custom(""));
-        };
+    while let Some(i) = map.next_key_seed(InputIndex(inputs))? {
         let v = map.next_value_seed(Number)?;
         if seen & (1 << i) != 0 {
             return Err(A::Error::custom(""));

@@ -196,9 +196,10 @@ impl Instance for ProcessInstance {
                 body: inv.body,
                 content_type: inv
                     .content_type
-                    .clone()
+                    .as_deref()
                     .filter(|c| !c.is_empty())
-                    .unwrap_or_else(|| "application/json".into()),
+                    .unwrap_or("application/json")
+                    .to_string(),
                 deadline_ms: unix_ms() + remaining.as_millis() as u64,
                 // The caller's trace when it sent one, as Lambda passes it on.
                 trace_id: trace_header(inv.trace.as_deref(), &inv.request_id),

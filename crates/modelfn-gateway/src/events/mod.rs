@@ -152,7 +152,7 @@ impl AsyncEvents {
             function: function.to_string(),
             qualifier: qualifier.to_string(),
             payload: inv.body,
-            content_type: inv.content_type,
+            content_type: inv.content_type.map(std::borrow::Cow::into_owned),
             trace: inv.trace,
             key_id: inv.origin.key_id.map(|k| k.to_string()),
             max_attempts: config.max_attempts.unwrap_or(self.settings.max_attempts),
