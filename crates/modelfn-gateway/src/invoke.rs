@@ -102,27 +102,23 @@ async fn read_body<B: RequestBody>(body: B, limit: usize) -> Result<Bytes, ApiEr
     use http_body_util::BodyExt;
     let fail = |e: axum::BoxError| body_error(axum::Error::new(e), limit);
     let mut body = std::pin::pin!(http_body_util::Limited::new(body, limit));
+    // The first frame, kept as it is until a second comes; then all gathered in `rest`.
     let mut first: Option<Bytes> = None;
-    let mut more: Option<bytes::BytesMut> = None;
+    let mut rest = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(fail)?.into_data() else {
             continue; // trailers: not part of the event
         };
-        match (&mut first, &mut more) {
-            (_, Some(all)) => all.extend_from_slice(&data),
-            (Some(head), None) => {
-                let mut all = bytes::BytesMut::with_capacity(head.len() + data.len());
-                all.extend_from_slice(head);
-                all.extend_from_slice(&data);
-                more = Some(all);
-            }
-            (None, None) => first = Some(data),
+        if first.is_none() && rest.is_empty() {
+            first = Some(data);
+            continue;
         }
+        if let Some(head) = first.take() {
+            rest.extend_from_slice(&head);
+        }
+        rest.extend_from_slice(&data);
     }
-    Ok(match (more, first) {
-        (Some(all), _) => all.freeze(),
-        (None, first) => first.unwrap_or_default(),
-    })
+    Ok(first.unwrap_or_else(|| rest.freeze()))
 }
 
 /// `GET /v1/functions/{name}/invoke?...`
