@@ -29,6 +29,9 @@ pub enum ControlError {
     /// The platform failed (database, disk).
     #[error("{0}")]
     Storage(String),
+    /// The platform is overloaded (no database connection came free in time): retry.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<RegistryError> for ControlError {
@@ -38,6 +41,7 @@ impl From<RegistryError> for ControlError {
             RegistryError::TooLarge(m) => ControlError::TooLarge(m),
             RegistryError::Conflict(m) => ControlError::InvalidRequest(m),
             RegistryError::Storage(m) => ControlError::Storage(m),
+            RegistryError::Busy(m) => ControlError::Busy(m),
         }
     }
 }

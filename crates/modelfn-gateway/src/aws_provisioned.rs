@@ -51,6 +51,7 @@ fn control_error(e: ControlError, request_id: &str) -> Response {
             (StatusCode::NOT_FOUND, "ResourceNotFoundException")
         }
         ControlError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ServiceException"),
+        ControlError::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException"),
         ControlError::InvalidPackage(_)
         | ControlError::InvalidManifest(_)
         | ControlError::TooLarge(_)

@@ -87,8 +87,13 @@ impl From<ControlError> for ApiError {
             ControlError::Missing(_) => (StatusCode::NOT_FOUND, "NotFound"),
             ControlError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
             ControlError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
+            ControlError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
         };
-        ApiError::new(status, kind, e.to_string())
+        let mut err = ApiError::new(status, kind, e.to_string());
+        if matches!(e, ControlError::Busy(_)) {
+            err.retry_after_secs = Some(1);
+        }
+        err
     }
 }
 
@@ -180,4 +185,19 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
 pub(crate) fn message(status: StatusCode, msg: &str) -> axum::response::Response {
     use axum::response::IntoResponse;
     (status, axum::Json(serde_json::json!({ "message": msg }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_database_is_a_503_to_retry_and_a_failed_one_a_500() {
+        let busy = ApiError::from(ControlError::Busy("pool timed out".into())).into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        let failed = ApiError::from(ControlError::Storage("disk full".into())).into_response();
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(failed.headers().get(header::RETRY_AFTER).is_none());
+    }
 }

@@ -40,11 +40,18 @@ pub enum RegistryError {
     /// The database or the disk failed (the platform's fault).
     #[error("storage error: {0}")]
     Storage(String),
+    /// No database connection came free in time: the platform is overloaded, and the
+    /// same request may succeed in a moment (a 503 with `Retry-After`, not a 500).
+    #[error("the database is busy: {0}")]
+    Busy(String),
 }
 
 impl From<sqlx::Error> for RegistryError {
     fn from(e: sqlx::Error) -> Self {
-        RegistryError::Storage(e.to_string())
+        match e {
+            sqlx::Error::PoolTimedOut => RegistryError::Busy(e.to_string()),
+            other => RegistryError::Storage(other.to_string()),
+        }
     }
 }
 
@@ -69,4 +76,21 @@ pub mod prelude {
         AliasStore, ChangeLog, EdgeStore, FunctionStore, LayerStore, MetadataStore, ModelStore,
     };
     pub use crate::nodes::NodeStore;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RegistryError;
+
+    #[test]
+    fn a_pool_timeout_is_busy_and_other_failures_are_storage_errors() {
+        assert!(matches!(
+            RegistryError::from(sqlx::Error::PoolTimedOut),
+            RegistryError::Busy(_)
+        ));
+        assert!(matches!(
+            RegistryError::from(sqlx::Error::PoolClosed),
+            RegistryError::Storage(_)
+        ));
+    }
 }
