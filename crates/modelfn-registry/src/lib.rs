@@ -48,9 +48,10 @@ pub enum RegistryError {
 
 impl From<sqlx::Error> for RegistryError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut => RegistryError::Busy(e.to_string()),
-            other => RegistryError::Storage(other.to_string()),
+        if matches!(e, sqlx::Error::PoolTimedOut) {
+            RegistryError::Busy(e.to_string())
+        } else {
+            RegistryError::Storage(e.to_string())
         }
     }
 }
