@@ -96,8 +96,8 @@ struct Job {
 type Answered = Vec<(oneshot::Sender<Answer>, Answer)>;
 
 /// The task that completes each batch's answers; it ends with the model thread (the
-/// only sender). Its channel is bounded by the job queue: a batch is at most what the
-/// queue held.
+/// only sender). What waits in its channel is bounded by the invocations in flight (the
+/// scheduler's admission caps them): each answer is one a caller awaits or just gave up.
 fn spawn_completer() -> UnboundedSender<Answered> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Answered>();
     tokio::spawn(async move {
