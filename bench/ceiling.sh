@@ -7,11 +7,20 @@
 #
 #   bash bench/ceiling.sh                 # ROUNDS=3 DURATION=5s
 #   MODEL_ROW_US=2.29 bash bench/ceiling.sh   # also print the target (ceiling + model + 2 µs)
+#   MODEL_ROW_US=auto bash bench/ceiling.sh   # measure the model's cost first (criterion)
 #
 # MODEL_ROW_US is iris's cost per row in a batch of 64, from
-# `cargo bench -p modelfn-runtime-onnx --bench inference -- iris/batch64` (the time / 64).
+# `cargo bench -p modelfn-runtime-onnx --bench inference -- batch64/iris` (the time / 64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${MODEL_ROW_US:-}" = auto ]; then
+  # criterion's line: "inference/batch64/iris  time:   [143.87 µs 144.82 µs 146.18 µs]"
+  MODEL_ROW_US=$(cargo bench -q -p modelfn-runtime-onnx --bench inference -- batch64/iris 2>/dev/null |
+    awk '/time:/ && !done { for (i = 1; i <= NF; i++) if ($i ~ /^\[/) { v = $(i + 2); u = $(i + 3); break }
+      printf "%.2f", (u ~ /^ms/ ? v * 1000 : v) / 64; done = 1 }')
+  [ -n "$MODEL_ROW_US" ] || { echo "could not measure the model's cost" >&2; exit 1; }
+  echo "model: iris, $MODEL_ROW_US us a row in a batch of 64 (criterion)"
+fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 P=${PORT:-18180}
