@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio::sync::oneshot;
 
 /// Tuning of ONNX instances.
@@ -95,11 +95,14 @@ struct Job {
 /// queue lock and may unpark a worker; a wake from a worker is a push on its own queue).
 type Answered = Vec<(oneshot::Sender<Answer>, Answer)>;
 
+/// Batches of answers waiting for the completer at most: past that the model thread
+/// waits (its job queue fills, and callers get 429s), so nothing grows unbounded.
+const COMPLETER_BACKLOG: usize = 64;
+
 /// The task that completes each batch's answers; it ends with the model thread (the
-/// only sender). What waits in its channel is bounded by the invocations in flight (the
-/// scheduler's admission caps them): each answer is one a caller awaits or just gave up.
-fn spawn_completer() -> UnboundedSender<Answered> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Answered>();
+/// only sender).
+fn spawn_completer() -> Sender<Answered> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Answered>(COMPLETER_BACKLOG);
     tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
             for (reply, answer) in batch {
@@ -354,7 +357,7 @@ fn serve(
     shared: &Shared,
     queue: Receiver<Job>,
     tuning: Arc<LiveTuning>,
-    completer: &UnboundedSender<Answered>,
+    completer: &Sender<Answered>,
 ) {
     let model = || shared.model.lock().unwrap_or_else(|p| p.into_inner());
     let features = model().features();
@@ -438,7 +441,9 @@ fn serve(
                         (job.reply, Ok((mine, batch)))
                     })
                     .collect();
-                if let Err(unsent) = completer.send(answered) {
+                // Waits when the completer is `COMPLETER_BACKLOG` batches behind (this is
+                // the model's own thread, never a runtime worker).
+                if let Err(unsent) = completer.blocking_send(answered) {
                     // The runtime is going away: answer from here.
                     for (reply, answer) in unsent.0 {
                         let _ = reply.send(answer);
