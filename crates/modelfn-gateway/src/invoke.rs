@@ -102,6 +102,10 @@ async fn read_body<B: RequestBody>(body: B, limit: usize) -> Result<Bytes, ApiEr
     use http_body_util::BodyExt;
     let fail = |e: axum::BoxError| body_error(axum::Error::new(e), limit);
     let mut body = std::pin::pin!(http_body_util::Limited::new(body, limit));
+    // A declared length (at most the limit) is room taken once: growing by doubling would
+    // hold up to twice a large body, and three times while it moves.
+    let declared =
+        usize::try_from(http_body::Body::size_hint(&*body).lower()).map_or(limit, |n| n.min(limit));
     // The first frame, kept as it is until a second comes; then all gathered in `rest`.
     let mut first: Option<Bytes> = None;
     let mut rest = bytes::BytesMut::new();
@@ -114,6 +118,7 @@ async fn read_body<B: RequestBody>(body: B, limit: usize) -> Result<Bytes, ApiEr
             continue;
         }
         if let Some(head) = first.take() {
+            rest.reserve(declared.max(head.len() + data.len()));
             rest.extend_from_slice(&head);
         }
         rest.extend_from_slice(&data);
