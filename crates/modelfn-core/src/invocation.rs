@@ -3,13 +3,15 @@
 use crate::observe::{BatchRun, Origin};
 use bytes::Bytes;
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A request to run a function once.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    /// Unique id, echoed to the caller and written in logs.
-    pub request_id: String,
+    /// Unique id, echoed to the caller and written in logs; shared (not copied) by the
+    /// door, the scheduler and the observers of one request.
+    pub request_id: Arc<str>,
     /// The event: the request body as sent (or built from a query string).
     pub body: Bytes,
     /// The body's media type without parameters, lower-cased (`application/json`, `text/csv`).
@@ -38,7 +40,7 @@ pub enum ResponseFormat {
 }
 
 impl Invocation {
-    pub fn new(request_id: impl Into<String>, body: Bytes, content_type: Option<&str>) -> Self {
+    pub fn new(request_id: impl Into<Arc<str>>, body: Bytes, content_type: Option<&str>) -> Self {
         Invocation {
             request_id: request_id.into(),
             body,

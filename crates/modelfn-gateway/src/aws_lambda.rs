@@ -324,7 +324,7 @@ pub async fn invoke(
         let lines = state.logs.query(
             &name,
             &modelfn_telemetry::LogQuery {
-                request_id: Some(request_id.clone()),
+                request_id: Some(request_id.to_string()),
                 ..Default::default()
             },
         );

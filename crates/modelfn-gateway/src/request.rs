@@ -10,7 +10,7 @@ use std::time::Instant;
 /// What the front door knows of the request being served on this task, and what its door
 /// learns on the way (who authenticated it, and when).
 pub(crate) struct RequestContext {
-    id: String,
+    id: Arc<str>,
     /// An index into [`crate::http_metrics::DOORS`].
     door: usize,
     received: Instant,
@@ -19,7 +19,7 @@ pub(crate) struct RequestContext {
 }
 
 impl RequestContext {
-    pub(crate) fn new(id: String, door: usize) -> Self {
+    pub(crate) fn new(id: Arc<str>, door: usize) -> Self {
         RequestContext {
             id,
             door,
@@ -69,17 +69,21 @@ pub(crate) fn origin() -> Origin {
 
 /// A request id: a version-4 UUID from the thread's CSPRNG (ChaCha, seeded by the OS), so
 /// that no caller or function can guess another's. No system call per request.
-pub(crate) fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> Arc<str> {
     let bytes: [u8; 16] = rand::random();
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
+    let mut text = uuid::Uuid::encode_buffer();
+    Arc::from(
+        &*uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .encode_lower(&mut text),
+    )
 }
 
 /// The id of the request being served: the one the front door ([`crate::serve`]) gave
 /// it, so every door, log line and span of one request shares it; a fresh one outside a
-/// request (tests that drive the router directly).
-pub(crate) fn request_id() -> String {
+/// request (tests that drive the router directly). Shared, not copied.
+pub(crate) fn request_id() -> Arc<str> {
     REQUEST
         .try_with(|r| r.id.clone())
         .unwrap_or_else(|_| new_request_id())

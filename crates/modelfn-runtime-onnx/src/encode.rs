@@ -2,6 +2,7 @@
 //! `{"predictions": [...]}` for a batch, in request order.
 
 use crate::model::{Label, Prediction, RowAnswer};
+use bytes::Bytes;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use std::sync::Arc;
@@ -76,17 +77,33 @@ impl Serialize for Batch<'_> {
 }
 
 /// Writes the answers of one request.
-pub fn encode(answers: &[RowAnswer], classes: &[Arc<str>], batch: bool) -> Vec<u8> {
-    let result = match (batch, answers) {
-        (false, [one]) => serde_json::to_vec(&Row {
+pub fn encode(answers: &[RowAnswer], classes: &[Arc<str>], batch: bool) -> Bytes {
+    match (batch, answers) {
+        (false, [one]) => exact(&Row {
             answer: one,
             classes,
         }),
-        _ => serde_json::to_vec(&Batch { answers, classes }),
-    };
-    // Serializing strings and finite numbers into memory cannot fail.
-    result.unwrap_or_default()
+        _ => exact(&Batch { answers, classes }),
+    }
 }
+
+/// `value` as JSON in a buffer of exactly its length: one allocation. A body that fits
+/// [`SMALL`] is written on the stack and copied once; a `Vec` grown by serde and turned
+/// into `Bytes` is two (its buffer, and the shared header `Bytes` adds when the
+/// capacity is larger than the length).
+fn exact(value: &impl Serialize) -> Bytes {
+    let mut small = [0u8; SMALL];
+    let mut cursor = std::io::Cursor::new(&mut small[..]);
+    if serde_json::to_writer(&mut cursor, value).is_ok() {
+        let n = usize::try_from(cursor.position()).unwrap_or(SMALL);
+        return Bytes::copy_from_slice(&small[..n.min(SMALL)]);
+    }
+    // Serializing strings and finite numbers into memory cannot fail.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// The largest body [`exact`] writes on the stack (a row with a few classes is ~100 B).
+const SMALL: usize = 512;
 
 /// One row as SageMaker's built-in algorithms answer it: a binary classifier
 /// `{"score": p(class 1), "predicted_label": i}`, a multi-class one
@@ -201,7 +218,7 @@ mod tests {
             probabilities: Some(vec![0.25, 0.75]),
         };
         assert_eq!(
-            String::from_utf8(encode(std::slice::from_ref(&a), &classes, false)).unwrap(),
+            String::from_utf8(encode(std::slice::from_ref(&a), &classes, false).to_vec()).unwrap(),
             r#"{"prediction":"yes","probabilities":{"no":0.25,"yes":0.75}}"#
         );
         let v = RowAnswer {
@@ -209,8 +226,17 @@ mod tests {
             probabilities: None,
         };
         assert_eq!(
-            String::from_utf8(encode(&[v.clone(), v], &[], true)).unwrap(),
+            String::from_utf8(encode(&[v.clone(), v.clone()], &[], true).to_vec()).unwrap(),
             r#"{"predictions":[{"prediction":1.5},{"prediction":1.5}]}"#
         );
+        // Past the stack buffer: the same JSON, from a growing one.
+        let many = vec![v; 100];
+        let big = encode(&many, &[], true);
+        assert!(big.len() > SMALL);
+        let want = format!(
+            "{{\"predictions\":[{}]}}",
+            vec![r#"{"prediction":1.5}"#; 100].join(",")
+        );
+        assert_eq!(String::from_utf8(big.to_vec()).unwrap(), want);
     }
 }

@@ -277,11 +277,13 @@ impl Instance for OnnxInstance {
             let answers = answers.as_slice();
             let body = match inv.format {
                 ResponseFormat::Native => encode(answers, &self.classes, rows.batch),
-                ResponseFormat::SageMaker => encode_sagemaker(answers, &self.classes),
-                ResponseFormat::OpenInference => encode_open_inference(answers, &self.classes),
+                ResponseFormat::SageMaker => Bytes::from(encode_sagemaker(answers, &self.classes)),
+                ResponseFormat::OpenInference => {
+                    Bytes::from(encode_open_inference(answers, &self.classes))
+                }
             };
             Ok(InvocationOutput {
-                body: Bytes::from(body),
+                body,
                 content_type: "application/json",
                 batch: Some(batch),
             })

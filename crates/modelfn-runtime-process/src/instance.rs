@@ -192,7 +192,7 @@ impl Instance for ProcessInstance {
                 .unwrap_or(Duration::from_secs(900));
             let (reply, answer) = oneshot::channel();
             let pending = Pending {
-                request_id: inv.request_id.clone(),
+                request_id: inv.request_id.to_string(),
                 body: inv.body,
                 content_type: inv
                     .content_type

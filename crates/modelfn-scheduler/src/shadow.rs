@@ -207,7 +207,7 @@ impl Scheduler {
             lock(&m.tally.counts).skipped += 1;
             return;
         };
-        inv.request_id.push_str("-shadow");
+        inv.request_id = format!("{}-shadow", inv.request_id).into();
         inv.origin.door = "shadow";
         let me = self.clone();
         tokio::spawn(async move {

@@ -66,7 +66,7 @@ pub async fn call(
         query_pairs: serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default(),
         headers: &headers,
         body,
-        request_id: crate::request::request_id(),
+        request_id: crate::request::request_id().to_string(),
     };
     let route_name = format!("{api_name} {stage_name} {} {}", route.method, route.path);
     let mut resp = call.serve(&state).await;

@@ -48,7 +48,7 @@ pub(super) async fn deliver(
     let body = Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
     let dest_config = super::config_of(scheduler, &name);
     let new = NewEvent {
-        id: crate::request::new_request_id(),
+        id: crate::request::new_request_id().to_string(),
         function: name.clone(),
         qualifier,
         payload: body.clone(),

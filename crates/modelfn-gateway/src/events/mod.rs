@@ -148,7 +148,7 @@ impl AsyncEvents {
             None => self.reserve(inv.body.len()).await?,
         };
         let event = NewEvent {
-            id: inv.request_id,
+            id: inv.request_id.to_string(),
             function: function.to_string(),
             qualifier: qualifier.to_string(),
             payload: inv.body,
