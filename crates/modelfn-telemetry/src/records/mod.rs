@@ -2,14 +2,15 @@
 //! who ran (function, version), when, how long it waited, started and ran, what was
 //! billed, the memory, cold or warm, and how it ended.
 //!
-//! The request path only hands a record to a bounded queue (`try_send` on a
-//! `sync_channel`: no lock of ours, no I/O); when the queue is full the record is counted
-//! as dropped, never waited for. A writer thread drains the queue into JSON-lines
+//! The request path only hands a record to a bounded queue (`inbox`: a push under a
+//! short lock, no I/O); when the queue is full the record is counted as dropped, never
+//! waited for. A writer thread drains the queue into JSON-lines
 //! segment files under `<data dir>/records/`, flushed at least every
 //! [`FLUSH_EVERY`], a new segment every hour or [`SEGMENT_BYTES`]. Whole segments go
 //! past the retention age or the total size. Queries scan segments newest first. Why
 //! files and not the registry database: see ARCHITECTURE.md.
 
+mod inbox;
 pub(crate) mod recorder;
 mod writer;
 
@@ -21,14 +22,13 @@ use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 use writer::{last_seq, segments, Writer};
 
 /// Records waiting for the writer at most: a third of a second at 100,000 a second, 30
-/// times what arrives between two drains (the queue's slots are allocated up front, about
-/// 8 MB).
+/// times what arrives between two drains (memory taken as records wait, up to about
+/// 12 MB, and kept for the next burst).
 pub const QUEUE: usize = 32_768;
 /// How often the writer takes what is queued.
 pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
@@ -124,8 +124,8 @@ pub struct RecordCounters {
 /// Where records are kept, and the queue to it.
 pub struct RecordStore {
     dir: PathBuf,
-    /// `None` once dropped: the writer then writes what is queued and stops.
-    queue: Option<SyncSender<Pending>>,
+    /// Closed once dropped: the writer then writes what is queued and stops.
+    queue: Arc<inbox::Inbox<Pending>>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     pub counters: Arc<RecordCounters>,
 }
@@ -133,7 +133,7 @@ pub struct RecordStore {
 impl Drop for RecordStore {
     /// Waits until every queued record is written (at shutdown, nothing accepted is lost).
     fn drop(&mut self) {
-        self.queue = None;
+        self.queue.close();
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(w) = writer {
             let _ = w.join();
@@ -162,7 +162,7 @@ impl RecordStore {
     /// store is dropped (after writing what is queued).
     pub fn open(dir: &Path, retention: Retention) -> std::io::Result<Arc<RecordStore>> {
         std::fs::create_dir_all(dir)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let queue = Arc::new(inbox::Inbox::new(QUEUE));
         let counters = Arc::new(RecordCounters::default());
         let next_seq = last_seq(dir) + 1;
         let writer = Writer {
@@ -175,10 +175,13 @@ impl RecordStore {
         };
         let handle = std::thread::Builder::new()
             .name("modelfn-records".into())
-            .spawn(move || writer.run(rx))?;
+            .spawn({
+                let queue = queue.clone();
+                move || writer.run(&queue)
+            })?;
         Ok(Arc::new(RecordStore {
             dir: dir.to_path_buf(),
-            queue: Some(tx),
+            queue,
             writer: std::sync::Mutex::new(Some(handle)),
             counters,
         }))
@@ -190,15 +193,8 @@ impl RecordStore {
     }
 
     fn queue_pending(&self, p: Pending) {
-        let sent = match &self.queue {
-            Some(q) => q.try_send(p),
-            None => Err(TrySendError::Disconnected(p)),
-        };
-        match sent {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if self.queue.push(p).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -419,10 +415,9 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_waiting() {
-        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
         let store = RecordStore {
             dir: PathBuf::from("/nonexistent"),
-            queue: Some(tx),
+            queue: Arc::new(inbox::Inbox::new(1)),
             writer: std::sync::Mutex::new(None),
             counters: Arc::default(),
         };

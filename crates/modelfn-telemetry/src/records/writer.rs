@@ -8,7 +8,6 @@ use crate::time::now_ms;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,22 +76,22 @@ impl Writer {
     /// Wakes every [`DRAIN_EVERY`] and takes what is queued. It never blocks on the
     /// queue: a sender then never has a sleeping writer to wake (a system call per record
     /// at tens of thousands a second).
-    pub(super) fn run(mut self, rx: Receiver<Pending>) {
+    pub(super) fn run(mut self, queue: &super::inbox::Inbox<Pending>) {
         let mut last_flush = Instant::now();
         let mut last_sweep = Instant::now();
+        // The buffer the queue's records come out in, handed back to it emptied.
+        let mut taken: Vec<Pending> = Vec::new();
         self.sweep();
         loop {
             std::thread::sleep(DRAIN_EVERY);
             let hour = now_ms() / 3_600_000;
-            loop {
-                match rx.try_recv() {
-                    Ok(p) => self.write(&p, hour),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        self.flush();
-                        return;
-                    }
-                }
+            let open = queue.take(&mut taken);
+            for p in taken.drain(..) {
+                self.write(&p, hour);
+            }
+            if !open {
+                self.flush();
+                return;
             }
             if last_flush.elapsed() >= FLUSH_EVERY {
                 self.flush();
