@@ -80,7 +80,7 @@ impl Writer {
         let mut last_flush = Instant::now();
         let mut last_sweep = Instant::now();
         // The buffer the queue's records come out in, handed back to it emptied.
-        let mut taken: Vec<Pending> = Vec::new();
+        let mut taken: Vec<Pending> = queue.spare();
         self.sweep();
         loop {
             std::thread::sleep(DRAIN_EVERY);
