@@ -45,7 +45,7 @@ pub async fn invoke_async(
     };
     let limit = state.events.settings.max_payload_bytes;
     // The room taken is held while the body arrives: a slow sender may not keep it.
-    let read = crate::invoke::read_invocation(parts, body, limit);
+    let read = crate::invoke::read_invocation(parts, body, limit, reserved.is_some());
     let mut inv = tokio::time::timeout(BODY_READ_TIMEOUT, read)
         .await
         .map_err(|_| {
