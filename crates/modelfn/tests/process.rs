@@ -250,7 +250,7 @@ fn timeouts_crashes_kills_memory_and_import_errors_are_reported_and_recovered_fr
     // A process killed from outside while idle is replaced.
     let (code, _, _) = invoke(&url, r#"{"action": "env"}"#);
     assert_eq!(code, 200);
-    let pids = common::function_pids("behaviours");
+    let pids = common::function_pids(&s, "behaviours");
     assert_eq!(pids.len(), 1, "one process of the function: {pids:?}");
     assert!(std::process::Command::new("kill")
         .args(["-9", &pids[0].to_string()])

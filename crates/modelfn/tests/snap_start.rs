@@ -106,7 +106,7 @@ fn instances_fork_from_the_primed_template_with_hooks_and_their_own_state() {
     // Each instance in cgroups of its own (where modelfn has cgroups: as root).
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
-        let pids = common::function_pids("snapper");
+        let pids = common::function_pids(&s, "snapper");
         assert_eq!(
             pids.len(),
             2,

@@ -309,10 +309,12 @@ pub fn run_client(script: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Host pids of a function's instance processes (those whose environment names the
-/// function and whose parent is the sandbox's pid 1: bubblewrap's, or the snap-start
-/// template that forked them), found through the host's `/proc`.
-pub fn function_pids(function: &str) -> Vec<u32> {
+/// Host pids of a function's instance processes under `server` (those whose environment
+/// names the function and whose parent is the sandbox's pid 1: bubblewrap's, or the
+/// snap-start template that forked them), found through the host's `/proc`. Only the
+/// server's own descendants count: tests run side by side, and another test's server
+/// may run a function of the same name.
+pub fn function_pids(server: &Server, function: &str) -> Vec<u32> {
     let needle = format!("AWS_LAMBDA_FUNCTION_NAME={function}\0");
     let status =
         |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -335,11 +337,37 @@ pub fn function_pids(function: &str) -> Vec<u32> {
         let is_function = field(&st, "NSpid:").is_some_and(|p| p != "1")
             && field(&status(&parent), "NSpid:").as_deref() == Some("1")
             && field(&st, "Name:").as_deref() != Some("modelfn-spare");
-        if is_function && env.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+        if is_function
+            && env.windows(needle.len()).any(|w| w == needle.as_bytes())
+            && descends_from(pid, server.child.id())
+        {
             out.push(pid);
         }
     }
     out
+}
+
+/// Whether `ancestor` is among `pid`'s parents (followed through `/proc`, at most 32 up).
+fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut at = pid;
+    for _ in 0..32 {
+        let status = std::fs::read_to_string(format!("/proc/{at}/status")).unwrap_or_default();
+        let Some(parent) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        else {
+            return false;
+        };
+        if parent == ancestor {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        at = parent;
+    }
+    false
 }
 
 /// Peak resident memory of a process (`VmHWM`), in KiB.
