@@ -120,7 +120,8 @@ pub fn body_error(e: axum::Error, limit: usize) -> ApiError {
     }
 }
 
-fn too_large(limit: usize) -> ApiError {
+/// A 413 naming the `limit`.
+pub(crate) fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "RequestTooLarge",

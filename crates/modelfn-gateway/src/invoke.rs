@@ -107,6 +107,11 @@ async fn read_body<B: RequestBody>(
     room_taken: bool,
 ) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
+    // A declared length over the limit is refused before anything is read: a client that
+    // asked to `Expect: 100-continue` (curl, over 1 MB) is then never told to send it.
+    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(crate::error::too_large(limit));
+    }
     let fail = |e: axum::BoxError| body_error(axum::Error::new(e), limit);
     let mut body = std::pin::pin!(http_body_util::Limited::new(body, limit));
     // The declared length (`Content-Length`, at most the limit) caps how the buffer grows.

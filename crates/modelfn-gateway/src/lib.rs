@@ -34,6 +34,7 @@ pub mod front;
 pub mod health;
 pub mod http_metrics;
 pub mod invoke;
+pub mod linger;
 pub mod metrics;
 pub mod objects;
 pub mod oip;

@@ -15,13 +15,16 @@
 //!   the cap, the connection idle the longest (no request in flight: a slow or silent
 //!   client, or a keep-alive one) is closed to make room, so idle connections cannot
 //!   lock the server out; when none is idle, the newcomer is closed.
+//! - A connection the server closes lingers ([`crate::linger`]): shut for writing, and
+//!   what the client still sends read and dropped until it closes (or is quiet for
+//!   250 ms; at most 5 s), so that an answer given before a body was read (a 413)
+//!   reaches a client still uploading.
 //! - Shutdown stops accepting, lets requests in flight finish, and cuts whatever is
 //!   still open after `shutdown_timeout`.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::Router;
-use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -353,7 +356,10 @@ pub async fn serve(
                     }))
                 }
             });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            // Closed lingering, so that an answer given before a body was read is not lost
+            // to a reset ([`crate::linger`]).
+            let connection =
+                builder.serve_connection(crate::linger::Lingering::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
                 biased;
