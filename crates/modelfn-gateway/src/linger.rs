@@ -191,13 +191,16 @@ mod tests {
         (Lingering::with_limits(server, limits), client)
     }
 
-    async fn answer_and_close(server: &mut Lingering) {
+    /// Writes an answer and closes lingering; answers how long the close took.
+    async fn answer_and_close(server: &mut Lingering) -> Duration {
         std::future::poll_fn(|cx| Pin::new(&mut *server).poll_write(cx, b"413 answer"))
             .await
             .unwrap();
+        let t = std::time::Instant::now();
         std::future::poll_fn(|cx| Pin::new(&mut *server).poll_shutdown(cx))
             .await
             .unwrap();
+        t.elapsed()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +211,6 @@ mod tests {
             LINGER_BYTES,
         )
         .await;
-        let t = std::time::Instant::now();
         // The client sends 4 MB nobody reads, closes its side, and reads until the end of
         // the stream.
         let sending = tokio::spawn(async move {
@@ -223,12 +225,12 @@ mod tests {
             let read = client.read_to_end(&mut got).await;
             (read.map(|_| got), client)
         });
-        answer_and_close(&mut server).await;
+        let took = answer_and_close(&mut server).await;
         let (read, client) = sending.await.unwrap();
         assert_eq!(read.unwrap(), b"413 answer");
         drop(client);
         // Over when the client closed, not at the time limit.
-        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(took < Duration::from_secs(10), "{took:?}");
         assert_eq!(server.drained, 4 * 1024 * 1024);
     }
 
@@ -242,9 +244,7 @@ mod tests {
         .await;
         client.write_all(b"more of a body").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let t = std::time::Instant::now();
-        answer_and_close(&mut server).await;
-        let took = t.elapsed();
+        let took = answer_and_close(&mut server).await;
         assert!(took >= Duration::from_millis(200), "{took:?}");
         assert!(took < Duration::from_secs(3), "{took:?}");
     }
@@ -257,9 +257,7 @@ mod tests {
             LINGER_BYTES,
         )
         .await;
-        let t = std::time::Instant::now();
-        answer_and_close(&mut server).await;
-        let took = t.elapsed();
+        let took = answer_and_close(&mut server).await;
         assert!(took >= Duration::from_millis(100), "{took:?}");
         assert!(took < Duration::from_secs(5), "{took:?}");
         assert_eq!(server.drained, 0);
@@ -276,9 +274,8 @@ mod tests {
             let chunk = vec![b'x'; 64 * 1024];
             while client.write_all(&chunk).await.is_ok() {}
         });
-        let t = std::time::Instant::now();
-        answer_and_close(&mut server).await;
-        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+        let took = answer_and_close(&mut server).await;
+        assert!(took < Duration::from_secs(30), "{took:?}");
         assert!(server.drained >= 256 * 1024, "{}", server.drained);
         drop(server);
         sending.await.unwrap();
@@ -297,9 +294,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         });
-        let t = std::time::Instant::now();
-        answer_and_close(&mut server).await;
-        let took = t.elapsed();
+        let took = answer_and_close(&mut server).await;
         assert!(took >= Duration::from_millis(600), "{took:?}");
         assert!(took < Duration::from_secs(5), "{took:?}");
         drop(server);
