@@ -14,7 +14,6 @@ use crate::aws::{authenticate, error, error_with, Access};
 use crate::request::{parse_function_name, request_id};
 
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -131,16 +130,19 @@ pub async fn invoke(
     uri: Uri,
     headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let request_id = request_id();
-    let body = match body {
+    let limit = state.config.max_invoke_body_bytes;
+    let body = match crate::body::read(body, limit).await {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestTooLargeException",
-                "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+                &format!(
+                    "Request must be smaller than {limit} bytes for the InvokeFunction operation"
+                ),
                 &request_id,
             )
         }
@@ -148,7 +150,7 @@ pub async fn invoke(
             return error(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",
-                &e.body_text(),
+                &e.message,
                 &request_id,
             )
         }

@@ -9,11 +9,9 @@
 use crate::aws::{authenticate, error, Access};
 use crate::request::{parse_function_name, request_id};
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use modelfn_control::{ControlError, ProvisionedStatus};
 use serde_json::{json, Value};
 
@@ -115,18 +113,18 @@ pub async fn put(
     uri: Uri,
     headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let request_id = request_id();
-    let body = match body {
+    let body = match crate::body::read(body, state.config.max_invoke_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestContentException",
-                &e.body_text(),
-                &request_id,
-            )
+            let code = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                "RequestTooLargeException"
+            } else {
+                "InvalidRequestContentException"
+            };
+            return error(e.status, code, &e.message, &request_id);
         }
     };
     let (name, qualifier, _) =

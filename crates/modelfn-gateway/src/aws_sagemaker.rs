@@ -9,11 +9,9 @@
 
 use crate::aws::{authenticate, error_with, Access};
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use modelfn_core::{Invocation, InvokeError, ResponseFormat, RuntimeKind};
 use serde_json::json;
 
@@ -47,19 +45,12 @@ pub async fn invoke_endpoint(
     uri: Uri,
     headers: HeaderMap,
     Path(name): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let request_id = crate::request::request_id();
-    let body = match body {
+    let body = match crate::body::read(body, state.config.max_invoke_body_bytes).await {
         Ok(b) => b,
-        Err(e) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "ValidationError",
-                &e.body_text(),
-                &request_id,
-            )
-        }
+        Err(e) => return message(e.status, "ValidationError", &e.message, &request_id),
     };
     let access = Access {
         service: "sagemaker",

@@ -9,11 +9,9 @@
 
 use crate::aws::{authenticate, error_with, Access};
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use modelfn_core::FunctionRef;
 use modelfn_scheduler::AliasRoute;
 use serde::Deserialize;
@@ -129,12 +127,12 @@ pub async fn call(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let request_id = crate::request::request_id();
-    let body = match body {
+    let body = match crate::body::read(body, state.config.max_invoke_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return validation(&e.body_text(), &request_id),
+        Err(e) => return error(e.status, "ValidationException", &e.message, &request_id),
     };
     let target = headers
         .get("x-amz-target")

@@ -7,7 +7,6 @@
 //!   `x-modelfn-function-error: Unhandled` and Lambda's error JSON as the body
 //!   (`{"errorType": ..., "errorMessage": ..., "stackTrace": [...]}`).
 
-use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use modelfn_control::ControlError;
@@ -97,17 +96,8 @@ impl From<ControlError> for ApiError {
     }
 }
 
-/// A body that could not be read: too large (413) or broken.
-pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large(limit)
-    } else {
-        ApiError::bad_request(format!("the request body could not be read: {e}"))
-    }
-}
-
 /// A body read with an explicit `limit` ([`axum::body::to_bytes`]) that failed: over the
-/// limit is a 413 naming it, as [`body_rejection`] says it; anything else a 400.
+/// limit is a 413 naming it; anything else a 400.
 pub fn body_error(e: axum::Error, limit: usize) -> ApiError {
     let inner = e.into_inner();
     if inner

@@ -4,11 +4,11 @@
 //!
 //! The version is resolved once: every item of a map runs on the same version.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -68,9 +68,7 @@ pub async fn map(
         .map_err(|(why, message)| crate::front::not_found(&target, &why, message))?;
     let trace = crate::request::trace(&parts.headers);
     let limit = state.config.max_map_input_bytes;
-    let body = Bytes::from_request(Request::from_parts(parts, body), &state)
-        .await
-        .map_err(|e| body_rejection(e, limit))?;
+    let body = crate::body::read(body, limit).await?;
     let items = items(&body, state.config.max_invoke_body_bytes)?;
     let origin = Origin {
         door: "map",

@@ -25,6 +25,7 @@ pub mod aws_lambda;
 pub mod aws_provisioned;
 pub mod aws_sagemaker;
 pub mod aws_sagemaker_endpoints;
+mod body;
 pub mod dashboard;
 pub mod door_auth;
 pub mod error;
@@ -47,7 +48,6 @@ pub mod sigv4;
 pub mod streams;
 pub mod urls;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use modelfn_control::ControlPlane;
@@ -214,7 +214,6 @@ pub fn router(state: AppState) -> Router {
             "/v1/functions/{name}/events/{event}",
             get(admin::events::get_event).put(admin::events::save_event),
         )
-        .layer(DefaultBodyLimit::max(state.config.max_package_bytes))
         .route_layer(token.clone());
     let layers = Router::new()
         .route("/v1/layers", get(admin::layers::list_layers))
@@ -228,31 +227,22 @@ pub fn router(state: AppState) -> Router {
             "/v1/store/models/{name}/rollback",
             post(admin::models::rollback_model),
         )
-        .layer(DefaultBodyLimit::max(state.config.max_layer_bytes))
         .route_layer(token);
-    let invoke = Router::new()
-        .route(
-            "/v1/functions/{name}/invoke",
-            post(invoke::invoke_post).get(invoke::invoke_get),
-        )
-        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
-    let invoke_async = Router::new()
-        .route(
-            "/v1/functions/{name}/invoke-async",
-            post(admin::async_events::invoke_async),
-        )
-        .layer(DefaultBodyLimit::max(
-            state.events.settings.max_payload_bytes,
-        ));
+    let invoke = Router::new().route(
+        "/v1/functions/{name}/invoke",
+        post(invoke::invoke_post).get(invoke::invoke_get),
+    );
+    let invoke_async = Router::new().route(
+        "/v1/functions/{name}/invoke-async",
+        post(admin::async_events::invoke_async),
+    );
     let buckets = Router::new()
         .route("/v1/buckets/{bucket}", get(objects::list))
         .route(
             "/v1/buckets/{bucket}/{*key}",
             get(objects::get).put(objects::put).delete(objects::delete),
         );
-    let map = Router::new()
-        .route("/v1/functions/{name}/map", post(fanout::map))
-        .layer(DefaultBodyLimit::max(state.config.max_map_input_bytes));
+    let map = Router::new().route("/v1/functions/{name}/map", post(fanout::map));
     let lambda = Router::new()
         .route(
             "/2015-03-31/functions/{name}/invocations",
@@ -274,8 +264,7 @@ pub fn router(state: AppState) -> Router {
             "/endpoints/{name}/invocations",
             post(aws_sagemaker::invoke_endpoint),
         )
-        .route("/", post(aws_sagemaker_endpoints::call))
-        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+        .route("/", post(aws_sagemaker_endpoints::call));
     let keys = Router::new()
         .route(
             "/v1/keys",
@@ -319,7 +308,6 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{target}",
             get(oip::v1_model).post(oip::v1_predict),
         )
-        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes))
         .route_layer(door_auth);
     let api_routes = Router::new()
         .route("/apis/{api}/{stage}", axum::routing::any(apis::serve::call))
@@ -330,10 +318,7 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/apis/{api}/{stage}/{*path}",
             axum::routing::any(apis::serve::call),
-        )
-        .layer(DefaultBodyLimit::max(
-            apis::definition::DEFAULT_MAX_BODY.max(state.config.max_invoke_body_bytes),
-        ));
+        );
     let api_admin = Router::new()
         .route(
             "/v1/apis",
@@ -350,8 +335,7 @@ pub fn router(state: AppState) -> Router {
     let urls = Router::new()
         .route("/urls/{function}", axum::routing::any(urls::call))
         .route("/urls/{function}/", axum::routing::any(urls::call))
-        .route("/urls/{function}/{*path}", axum::routing::any(urls::call))
-        .layer(DefaultBodyLimit::max(state.config.max_invoke_body_bytes));
+        .route("/urls/{function}/{*path}", axum::routing::any(urls::call));
     Router::new()
         .merge(admin)
         .merge(api_routes)

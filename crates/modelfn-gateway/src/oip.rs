@@ -7,7 +7,6 @@
 //! regressor. Errors are `{"error": "..."}` with 400, 404 or 500.
 
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -277,11 +276,11 @@ async fn run_infer(
     name: String,
     version: Option<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
-    let body = match body {
+    let body = match crate::body::read(body, state.config.max_invoke_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return oip_error(e.status(), e.body_text()),
+        Err(e) => return oip_error(e.status, e.message),
     };
     let target = match model(&state, &name, version.as_deref()) {
         Ok(t) => t,
@@ -326,7 +325,7 @@ pub async fn infer(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     run_infer(state, name, None, headers, body).await
 }
@@ -336,7 +335,7 @@ pub async fn infer_version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     run_infer(state, name, Some(version), headers, body).await
 }
@@ -361,7 +360,7 @@ pub async fn v1_model(State(state): State<AppState>, Path(name): Path<String>) -
 pub async fn v1_predict(
     State(state): State<AppState>,
     Path(target): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let Some((name, verb)) = target.rsplit_once(':') else {
         return oip_error(
@@ -375,9 +374,9 @@ pub async fn v1_predict(
             format!("'{verb}' is not supported; use :predict"),
         );
     }
-    let body = match body {
+    let body = match crate::body::read(body, state.config.max_invoke_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return oip_error(e.status(), e.body_text()),
+        Err(e) => return oip_error(e.status, e.message),
     };
     let target = match model(&state, name, None) {
         Ok(t) => t,

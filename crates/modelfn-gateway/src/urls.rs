@@ -8,10 +8,9 @@
 //! status, `headers`, `cookies` and `body`; anything else is answered as JSON with 200.
 //! A model receives the request body as the native API would.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::payload_v2::{event_v2, map_result};
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +27,7 @@ pub async fn call(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let name = params
         .iter()
@@ -54,9 +53,9 @@ pub async fn call(
             return refused;
         }
     }
-    let body = match body {
+    let body = match crate::body::read(body, state.config.max_invoke_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return body_rejection(e, state.config.max_invoke_body_bytes).into_response(),
+        Err(e) => return e.into_response(),
     };
     // Resolved once (by weight, or by the caller's sticky key): the version checked is
     // the version that runs, and the answer names it.

@@ -133,6 +133,11 @@ method = "POST"
 path = "/raise"
 function = "behaviours"
 integration = "mapping"
+[[routes]]
+method = "POST"
+path = "/small"
+function = "behaviours"
+max_body_bytes = 1000
 "#;
     let (ok, _, err) = apply(&s, def);
     assert!(ok, "{err}");
@@ -263,6 +268,29 @@ integration = "mapping"
             && head.contains("access-control-allow-methods"),
         "{head}"
     );
+    // A route's own body limit: a declared length over it is refused before the body is
+    // sent (curl waits for `100 Continue` and uploads nothing); an undeclared (chunked)
+    // one is cut off at the limit. Both are answered 413 naming the route's limit.
+    let big = "x".repeat(2000);
+    for framing in ["Expect: 100-continue", "Transfer-Encoding: chunked"] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "30", "--expect100-timeout", "10"])
+            .args(["-w", "\n%{http_code} %{size_upload}", "-H", framing])
+            .args(["--data-binary", &big, &format!("{base}/small")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (answer, tail) = text.rsplit_once('\n').unwrap();
+        let (code, sent) = tail.split_once(' ').unwrap();
+        assert_eq!(code, "413", "{framing}: {answer}");
+        assert!(
+            answer.contains("limit of this route is 1000 bytes"),
+            "{answer}"
+        );
+        if framing.starts_with("Expect") {
+            assert_eq!(sent, "0", "{framing}: the body was asked for");
+        }
+    }
 }
 
 #[test]

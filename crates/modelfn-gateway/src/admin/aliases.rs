@@ -2,14 +2,12 @@
 //! alias's shadow report.
 
 use super::ADMIN;
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 
 /// `GET /v1/functions/{name}/versions`
 pub async fn list_versions(
@@ -45,9 +43,9 @@ pub async fn list_aliases(
 pub async fn set_alias(
     State(state): State<AppState>,
     Path((function, alias)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let body = crate::body::read(body, state.config.max_invoke_body_bytes).await?;
     let spec: modelfn_control::AliasSpec = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "send {{\"routing\": {{\"VERSION\": WEIGHT, ...}}, \"sticky\": \"header:NAME\" | \"json:FIELD\"}}: {e}"

@@ -1,22 +1,20 @@
 //! APIs with stages and routes: apply (checked by compiling here; the reconciler
 //! compiles what is stored into the node's table), list, delete.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 
 /// `POST /v1/apis` with the definition file (TOML) as the body: creates or replaces the API.
 pub async fn apply_api(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let body = crate::body::read(body, state.config.max_invoke_body_bytes).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the API definition is not UTF-8"))?;
     let api = crate::apis::Api::compile(text)

@@ -1,12 +1,10 @@
 //! A function's scaling settings, applied at once.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -24,10 +22,10 @@ pub async fn configure(
     State(state): State<AppState>,
     Path(function): Path<String>,
     params: Result<Query<ConfigParams>, axum::extract::rejection::QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let body = crate::body::read(body, state.config.max_invoke_body_bytes).await?;
     let patch: modelfn_core::ScalingConfig = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the scaling settings are not valid: {e}")))?;
     Ok(Json(

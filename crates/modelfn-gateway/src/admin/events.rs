@@ -1,13 +1,11 @@
 //! Saved test events of a function.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 
 use super::functions::name;
 
@@ -15,9 +13,9 @@ use super::functions::name;
 pub async fn save_event(
     State(state): State<AppState>,
     Path((function, event)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<StatusCode, ApiError> {
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let body = crate::body::read(body, state.config.max_invoke_body_bytes).await?;
     state
         .control
         .save_event(&function, &name(&event)?, &body)

@@ -1,13 +1,11 @@
 //! Functions: deploy (a tar.gz upload), list, describe and delete.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use modelfn_core::FunctionName;
 use serde::Deserialize;
 
@@ -51,11 +49,11 @@ pub async fn deploy(
     State(state): State<AppState>,
     params: Result<Query<DeployParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     require_package(&headers)?;
-    let body = body.map_err(|e| body_rejection(e, state.config.max_package_bytes))?;
+    let body = crate::body::read(body, state.config.max_package_bytes).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "the request body is empty; upload the function as a tar.gz (`modelfn deploy DIR` does it for you)",

@@ -1,13 +1,11 @@
 //! Access keys and their usage.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -22,9 +20,9 @@ pub struct NewKey {
 /// `POST /v1/keys` with `{"name": "...", "manage": false}`: an access key; the secret is shown this once.
 pub async fn create_key(
     State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let body = crate::body::read(body, state.config.max_invoke_body_bytes).await?;
     let req: NewKey = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("send {{\"name\": \"...\"}}: {e}")))?;
     let key = state.control.create_key(&req.name, req.manage).await?;

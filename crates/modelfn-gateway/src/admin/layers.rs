@@ -1,13 +1,11 @@
 //! Layers: publish (a tar.gz of a prepared directory) and list.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use serde::Deserialize;
 
 use super::functions::{name, require_package};
@@ -25,12 +23,12 @@ pub async fn publish_layer(
     Path(layer): Path<String>,
     params: Result<Query<LayerParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let layer = name(&layer)?;
     require_package(&headers)?;
-    let body = body.map_err(|e| body_rejection(e, state.config.max_layer_bytes))?;
+    let body = crate::body::read(body, state.config.max_layer_bytes).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "the request body is empty; upload the layer directory as a tar.gz",

@@ -1,14 +1,13 @@
 //! The model store: put a revision (the model file as the body), list, roll back.
 
 use super::ADMIN;
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -32,10 +31,10 @@ pub async fn put_model(
     State(state): State<AppState>,
     Path(name): Path<String>,
     params: Result<Query<PutParams>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let body = body.map_err(|e| body_rejection(e, state.config.max_layer_bytes))?;
+    let body = crate::body::read(body, state.config.max_layer_bytes).await?;
     let moved = state
         .control
         .put_model(&name, body, &params.description, ADMIN)

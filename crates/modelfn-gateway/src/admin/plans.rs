@@ -1,22 +1,20 @@
 //! Usage plans.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 
 /// `PUT /v1/plans/{name}`: a usage plan,
 /// `{"rate": 10, "burst": 20, "quota": 1000, "period": "day", "targets": ["calc/PRD", "url:digits"], "keys": ["MFN..."]}`.
 pub async fn save_plan(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let body = crate::body::read(body, state.config.max_invoke_body_bytes).await?;
     let mut plan: modelfn_control::plans::UsagePlan = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the usage plan is not valid: {e}")))?;
     plan.name = name;

@@ -1,14 +1,12 @@
 //! Provisioned concurrency on a version or an alias: list, read, set (waiting until its
 //! instances are up unless `"wait": false`) and delete.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use serde::Deserialize;
 
 /// What `PUT /v1/functions/{name}/provisioned/{qualifier}` takes.
@@ -50,9 +48,9 @@ pub async fn get(
 pub async fn set(
     State(state): State<AppState>,
     Path((function, qualifier)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let body = crate::body::read(body, state.config.max_invoke_body_bytes).await?;
     let req: SetProvisioned = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("send {{\"count\": N}}: {e}")))?;
     let status = state

@@ -1,13 +1,11 @@
 //! Function URLs: create and delete.
 
-use crate::error::{body_rejection, ApiError};
+use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use serde::Deserialize;
 
 /// A function URL as the admin API and the CLI show it.
@@ -35,9 +33,9 @@ pub async fn create_url(
     State(state): State<AppState>,
     Path(function): Path<String>,
     headers: axum::http::HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_rejection(e, state.config.max_invoke_body_bytes))?;
+    let body = crate::body::read(body, state.config.max_invoke_body_bytes).await?;
     let req: NewUrl = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "send {{\"auth\": \"none\"}} or {{\"auth\": \"key\"}}: {e}"

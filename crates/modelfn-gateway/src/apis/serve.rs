@@ -31,7 +31,7 @@ pub async fn call(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let (api_name, stage_name) = (get("api").unwrap_or(""), get("stage").unwrap_or(""));
@@ -54,6 +54,20 @@ pub async fn call(
             StatusCode::NOT_FOUND,
             &format!("no route for {method} {path} in stage {stage_name}"),
         );
+    };
+    // Read under the route's own limit (at most the door's): a declared length over it is
+    // refused unread.
+    let door_limit = super::definition::DEFAULT_MAX_BODY.max(state.config.max_invoke_body_bytes);
+    let limit = route.max_body_bytes.min(door_limit);
+    let body = match crate::body::read(body, limit).await {
+        Ok(b) => b,
+        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => {
+            return message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("Request Too Long: the limit of this route is {limit} bytes"),
+            )
+        }
+        Err(e) => return message(e.status, &e.message),
     };
     let call = RouteCall {
         api: &api,
@@ -91,15 +105,6 @@ impl RouteCall<'_> {
             if let Some(refused) = crate::door_auth::admit_key(state, &target, presented).await {
                 return refused;
             }
-        }
-        if self.body.len() > route.max_body_bytes {
-            return message(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "Request Too Long: the limit of this route is {} bytes",
-                    route.max_body_bytes
-                ),
-            );
         }
         // Resolved once (a version or an alias, by weight or the caller's sticky key): the
         // version whose shape the event takes is the one that runs.
