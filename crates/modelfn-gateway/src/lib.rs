@@ -41,6 +41,7 @@ pub mod objects;
 pub mod oip;
 pub mod openapi;
 pub mod payload_v2;
+mod repoll;
 pub mod request;
 pub mod sandbox;
 pub mod serve;

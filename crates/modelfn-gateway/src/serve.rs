@@ -9,7 +9,8 @@
 //!   timer, which cost 0.8 ms of p99 at 64 connections in A/B runs; see BENCHMARKS.md.)
 //! - A connection's task waits on its connection and on one signal (close, or drain),
 //!   a oneshot whose poll takes no lock: the task is woken twice per request, and
-//!   every wake polls every branch.
+//!   every wake polls every branch. A wake hyper gives it from inside its own poll is
+//!   a poll more, not a trip through the runtime's queue ([`crate::repoll`]).
 //! - At most `max_connections` are open (kept below the file-descriptor limit, which
 //!   [`raise_nofile`] lifts to its hard maximum at start). When a new client arrives at
 //!   the cap, the connection idle the longest (no request in flight: a slow or silent
@@ -309,7 +310,9 @@ pub async fn serve(
         // (each such clone is an atomic on a cache line both workers write).
         let router = std::cell::RefCell::new(app.clone());
         let native = native.clone().map(Arc::new);
-        tasks.spawn(async move {
+        // Polled again at once when hyper wakes it from inside its own poll, rather than
+        // sent to the back of the queue with a sibling worker woken ([`crate::repoll`]).
+        tasks.spawn(crate::repoll::Repoll::new(async move {
             let svc_conn = conn;
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 svc_conn.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -377,7 +380,7 @@ pub async fn serve(
                 },
             }
             table.close(id);
-        });
+        }));
     }
     drop(listener);
     table.drain_all();
