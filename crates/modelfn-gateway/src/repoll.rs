@@ -39,13 +39,14 @@ impl Wake for Signal {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // While the future is being polled, a wake only asks for one more poll.
-        if self
+        // While the future is being polled, a wake only asks for one more poll (a second
+        // one asks for the same poll); otherwise it wakes the task.
+        match self
             .state
             .compare_exchange(POLLING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
         {
-            self.task.wake();
+            Ok(_) | Err(WOKEN) => {}
+            Err(_) => self.task.wake(),
         }
     }
 }
@@ -144,6 +145,25 @@ mod tests {
         let out = Pin::new(&mut f).poll(&mut Context::from_waker(&waker));
         assert!(out.is_ready());
         assert_eq!(polls.load(Ordering::Relaxed), REPOLLS);
+        assert_eq!(count.0.load(Ordering::Relaxed), 0, "the task was not woken");
+    }
+
+    #[test]
+    fn two_wakes_during_one_poll_ask_for_one_poll_more() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let p = polls.clone();
+        let mut f = Repoll::new(std::future::poll_fn(move |cx| {
+            if p.fetch_add(1, Ordering::Relaxed) == 0 {
+                cx.waker().wake_by_ref();
+                cx.waker().wake_by_ref();
+            }
+            Poll::<()>::Pending
+        }));
+        let (count, waker) = task_cx();
+        assert!(Pin::new(&mut f)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(polls.load(Ordering::Relaxed), 2);
         assert_eq!(count.0.load(Ordering::Relaxed), 0, "the task was not woken");
     }
 
